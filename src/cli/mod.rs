@@ -1,0 +1,237 @@
+//! The command line: the tutorial's three modes (classify, embed, similar) and a benchmark.
+//!
+//! Output shapes here are a contract that scripts rely on: `--json` prints one object per line.
+//! Human output goes to stdout, problems to stderr, and the progress bar only to a terminal.
+
+mod bench;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context;
+use clap::builder::PossibleValuesParser;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+
+use lookalike::scan::scan_folder;
+use lookalike::similarity::rank;
+use lookalike::{Analysis, Engine, EngineOptions, ModelKind};
+
+/// Classify images, embed them, and rank a folder by visual similarity.
+#[derive(Debug, Parser)]
+#[command(name = "lookalike", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the most likely ImageNet labels of each image.
+    Classify {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// How many labels to print per image.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        top: u16,
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Image files.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Print the L2-normalised feature vector of each image.
+    Embed {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// One JSON object per line, with the whole vector.
+        #[arg(long)]
+        json: bool,
+        /// Image files.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Rank every image in a folder (recursively) by cosine similarity to QUERY.
+    Similar {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// The image to compare against.
+        query: PathBuf,
+        /// Folder to search; defaults to the query's folder.
+        #[arg(long = "in", value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Print only the K best matches.
+        #[arg(long, value_name = "K")]
+        top: Option<usize>,
+        /// One JSON object per line, best first.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure speed: the forward pass on generated input, and decoding and end-to-end on DIR.
+    Bench(bench::BenchArgs),
+}
+
+/// Options shared by every command that runs a model.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Which model to use.
+    #[arg(long, default_value = "lite0", value_parser = PossibleValuesParser::new(ModelKind::NAMES))]
+    pub model: String,
+    /// Worker threads; 0 uses every core.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub batch: u16,
+}
+
+impl ModelArgs {
+    fn engine(&self, top_k: usize) -> anyhow::Result<Engine> {
+        let kind = ModelKind::from_name(&self.model)?;
+        let options = EngineOptions { threads: self.threads, batch_size: self.batch as usize, top_k };
+        Engine::new(kind, options).with_context(|| format!("loading model {}", self.model))
+    }
+}
+
+/// Runs a command; the exit code is 0 on success, 1 when some file failed.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Classify { model, top, json, images } => classify(&model, top as usize, json, &images),
+        Command::Embed { model, json, images } => embed(&model, json, &images),
+        Command::Similar { model, query, dir, top, json } => similar(&model, &query, dir.as_deref(), top, json),
+        Command::Bench(args) => bench::run(&args),
+    }
+}
+
+fn classify(model: &ModelArgs, top: usize, json: bool, images: &[PathBuf]) -> anyhow::Result<i32> {
+    let engine = model.engine(top)?;
+    let results = analyse_with_progress(&engine, images);
+    let mut out = std::io::stdout().lock();
+    let mut failed = false;
+    for (path, result) in images.iter().zip(results) {
+        match result {
+            Ok(a) if json => {
+                let top: Vec<_> = a.top.iter().map(|p| json!({"class": p.class, "label": p.label, "prob": p.prob})).collect();
+                writeln!(out, "{}", json!({"file": display(path), "top": top}))?;
+            }
+            Ok(a) => {
+                writeln!(out, "{}", display(path))?;
+                for (i, p) in a.top.iter().enumerate() {
+                    writeln!(out, "  {}. {:<28} {:6.2}%", i + 1, p.label, p.prob * 100.0)?;
+                }
+            }
+            Err(e) => {
+                failed = true;
+                report_failure(&mut out, json, path, &e)?;
+            }
+        }
+    }
+    Ok(i32::from(failed))
+}
+
+fn embed(model: &ModelArgs, json: bool, images: &[PathBuf]) -> anyhow::Result<i32> {
+    let engine = model.engine(5)?;
+    let id = engine.info().id;
+    let results = analyse_with_progress(&engine, images);
+    let mut out = std::io::stdout().lock();
+    let mut failed = false;
+    for (path, result) in images.iter().zip(results) {
+        match result {
+            Ok(a) if json => {
+                let line = json!({"file": display(path), "model": id, "dim": a.embedding.len(), "embedding": a.embedding});
+                writeln!(out, "{line}")?;
+            }
+            Ok(a) => {
+                let head: Vec<String> = a.embedding.iter().take(6).map(|v| format!("{v:.4}")).collect();
+                writeln!(out, "{}  {id}  {}-d  [{}, ...]", display(path), a.embedding.len(), head.join(", "))?;
+            }
+            Err(e) => {
+                failed = true;
+                report_failure(&mut out, json, path, &e)?;
+            }
+        }
+    }
+    Ok(i32::from(failed))
+}
+
+fn similar(model: &ModelArgs, query: &Path, dir: Option<&Path>, top: Option<usize>, json: bool) -> anyhow::Result<i32> {
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => query.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf(),
+    };
+    let engine = model.engine(5)?;
+    let query_vector = engine.analyse_file(query)?.embedding;
+    let scan = scan_folder(&dir)?;
+    for problem in &scan.problems {
+        eprintln!("skipped {problem}");
+    }
+    let query_id = std::fs::canonicalize(query).ok();
+    let candidates: Vec<PathBuf> = scan
+        .images
+        .into_iter()
+        .map(|e| e.path)
+        .filter(|p| std::fs::canonicalize(p).ok() != query_id)
+        .collect();
+    let results = analyse_with_progress(&engine, &candidates);
+    let mut found = Vec::new();
+    for (path, result) in candidates.iter().zip(results) {
+        match result {
+            Ok(a) => found.push((path, a.embedding)),
+            Err(e) => eprintln!("skipped {e}"),
+        }
+    }
+    let ranked = rank(&query_vector, found.iter().map(|(_, v)| v.as_slice()));
+    let mut out = std::io::stdout().lock();
+    if !json {
+        writeln!(out, "Most similar to {} ({}, {} images in {}):", display(query), engine.info().id, found.len(), display(&dir))?;
+    }
+    for (place, (i, score)) in ranked.into_iter().take(top.unwrap_or(usize::MAX)).enumerate() {
+        let path = found[i].0;
+        match json {
+            true => writeln!(out, "{}", json!({"file": display(path), "score": score}))?,
+            false => writeln!(out, "{:>4}. {score:.4}  {}", place + 1, display(path))?,
+        }
+    }
+    Ok(0)
+}
+
+/// Analyses files, with a progress bar on stderr when it is a terminal and the run is long.
+fn analyse_with_progress(engine: &Engine, paths: &[PathBuf]) -> Vec<lookalike::Result<Analysis>> {
+    let bar = progress_bar(paths.len());
+    let never = AtomicBool::new(false);
+    let results = engine.analyse_files(paths, &never, &mut |done, _| bar.set_position(done as u64));
+    bar.finish_and_clear();
+    results
+}
+
+pub(crate) fn progress_bar(total: usize) -> ProgressBar {
+    const WORTH_A_BAR: usize = 16;
+    if total < WORTH_A_BAR || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  eta {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}
+
+fn report_failure(out: &mut impl Write, json: bool, path: &Path, e: &lookalike::Error) -> std::io::Result<()> {
+    let reason = match e {
+        lookalike::Error::File { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    };
+    if json {
+        writeln!(out, "{}", json!({"file": display(path), "error": reason}))?;
+    }
+    eprintln!("error: {}: {reason}", path.display());
+    Ok(())
+}
+
+/// A path as the user gave it; names that are not UTF-8 are shown with replacement characters.
+fn display(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}

@@ -1,0 +1,204 @@
+//! Turns a file into pixels, and pixels into a model input.
+//!
+//! The format is detected from the file's content, never its extension; EXIF orientation is
+//! applied; and decoder memory limits are set so that a crafted or enormous file fails with a
+//! clear error instead of allocating gigabytes. Preprocessing follows the reference model's
+//! contract: shorter side to `resize_shorter` with antialiased bilinear filtering (Pillow's
+//! algorithm), centre crop, then the model's normalisation, laid out CHW.
+
+use std::io::{BufRead, BufReader, Seek};
+use std::path::Path;
+
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
+
+use crate::error::{Error, Result};
+use crate::model::{Normalisation, Preprocess};
+
+/// The most memory one decode may ask for. A 12-megapixel photo needs 36 MB as RGB; this
+/// admits about 85 megapixels and refuses decompression bombs before they allocate.
+pub const MAX_DECODE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Longest side we accept. Wider panoramas are still fine while they fit `MAX_DECODE_BYTES`.
+pub const MAX_SIDE: u32 = 100_000;
+
+/// A decoded image, upright, as 8-bit RGB.
+pub struct DecodedImage {
+    pub rgb: RgbImage,
+    pub format: ImageFormat,
+}
+
+/// Which formats lookalike reads.
+pub const FORMATS: &[ImageFormat] = &[
+    ImageFormat::Jpeg,
+    ImageFormat::Png,
+    ImageFormat::Gif,
+    ImageFormat::WebP,
+    ImageFormat::Bmp,
+    ImageFormat::Tiff,
+];
+
+/// The image format of a file's leading bytes, if it is one we read.
+pub fn sniff_format(head: &[u8]) -> Option<ImageFormat> {
+    image::guess_format(head).ok().filter(|f| FORMATS.contains(f))
+}
+
+/// Reads, decodes and orients one image file.
+pub fn decode_file(path: &Path) -> Result<DecodedImage> {
+    let file = std::fs::File::open(path).map_err(|e| Error::file(path, format!("cannot open: {e}")))?;
+    decode_reader(BufReader::new(file)).map_err(|reason| Error::file(path, reason))
+}
+
+/// Decodes an image from any seekable reader; the error is a human-readable reason.
+pub fn decode_reader<R: BufRead + Seek>(reader: R) -> std::result::Result<DecodedImage, String> {
+    let mut reader = ImageReader::new(reader)
+        .with_guessed_format()
+        .map_err(|e| format!("cannot read: {e}"))?;
+    let format = match reader.format() {
+        Some(f) if FORMATS.contains(&f) => f,
+        Some(f) => return Err(format!("unsupported image format {f:?}")),
+        None => return Err("not an image: the content matches no supported format".into()),
+    };
+    reader.limits(decode_limits());
+    let mut decoder = reader.into_decoder().map_err(|e| describe(&e))?;
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let (width, height) = decoder.dimensions();
+    if width == 0 || height == 0 {
+        return Err(format!("image has no pixels ({width}×{height})"));
+    }
+    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| describe(&e))?;
+    image.apply_orientation(orientation);
+    let rgb = match image {
+        DynamicImage::ImageRgb8(rgb) => rgb,
+        other => other.to_rgb8(),
+    };
+    Ok(DecodedImage { rgb, format })
+}
+
+fn decode_limits() -> image::Limits {
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits
+}
+
+/// A decoder error in words a user can act on.
+fn describe(e: &image::ImageError) -> String {
+    match e {
+        image::ImageError::Limits(_) => {
+            format!("image too large to decode safely (limit {} MiB): {e}", MAX_DECODE_BYTES >> 20)
+        }
+        image::ImageError::Decoding(_) => format!("damaged or truncated image: {e}"),
+        image::ImageError::Unsupported(_) => format!("unsupported image: {e}"),
+        image::ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            format!("truncated image: {e}")
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// The size the reference resizes to before cropping: shorter side to `shorter`, the other side
+/// scaled to match and rounded half-to-even (Python's `round`), never below the crop size.
+pub fn resized_size(width: u32, height: u32, shorter: u32, crop: u32) -> (u32, u32) {
+    let scale = shorter as f64 / width.min(height) as f64;
+    let side = |n: u32| ((n as f64 * scale).round_ties_even() as u32).max(crop);
+    (side(width), side(height))
+}
+
+/// Resizes, centre-crops and normalises an image into a CHW tensor of `3 × crop × crop` floats.
+///
+/// Only the crop is resampled: the filter taps of the kept pixels reach into the rest of the
+/// image exactly as a full resize would, so the result equals resize-then-crop without ever
+/// allocating the resized whole (which for a 20000×1 strip would be gigabytes).
+pub fn model_input(rgb: &RgbImage, pre: &Preprocess) -> Result<Vec<f32>> {
+    let (rw, rh) = resized_size(rgb.width(), rgb.height(), pre.resize_shorter, pre.crop);
+    let (left, top) = ((rw - pre.crop) / 2, (rh - pre.crop) / 2);
+    let (sx, sy) = (rgb.width() as f64 / rw as f64, rgb.height() as f64 / rh as f64);
+    let crop_box = SourceBox {
+        left: left as f64 * sx,
+        top: top as f64 * sy,
+        width: pre.crop as f64 * sx,
+        height: pre.crop as f64 * sy,
+    };
+    let pixels = resize_rgb(rgb, crop_box, pre.crop, pre.crop)?;
+    let crop = pre.crop as usize;
+    let plane = crop * crop;
+    let mut out = vec![0.0f32; 3 * plane];
+    let (scale, shift) = normalisation_constants(pre.normalisation);
+    for (i, px) in pixels.chunks_exact(3).enumerate() {
+        for c in 0..3 {
+            out[c * plane + i] = px[c] as f32 * scale[c] + shift[c];
+        }
+    }
+    Ok(out)
+}
+
+/// A region of the source image, in source pixels (fractions allowed).
+#[derive(Debug, Clone, Copy)]
+pub struct SourceBox {
+    pub left: f64,
+    pub top: f64,
+    pub width: f64,
+    pub height: f64,
+}
+
+impl SourceBox {
+    pub fn whole(rgb: &RgbImage) -> Self {
+        SourceBox { left: 0.0, top: 0.0, width: rgb.width() as f64, height: rgb.height() as f64 }
+    }
+}
+
+/// Per-channel `scale` and `shift` so that `x * scale + shift` is the model's normalisation.
+fn normalisation_constants(n: Normalisation) -> ([f32; 3], [f32; 3]) {
+    match n {
+        Normalisation::Centred127 => ([1.0 / 128.0; 3], [-127.0 / 128.0; 3]),
+        Normalisation::ImageNetMeanStd => {
+            let mean = [0.485f32, 0.456, 0.406];
+            let std = [0.229f32, 0.224, 0.225];
+            let scale = [0, 1, 2].map(|c| 1.0 / (255.0 * std[c]));
+            let shift = [0, 1, 2].map(|c| -mean[c] / std[c]);
+            (scale, shift)
+        }
+    }
+}
+
+/// Antialiased bilinear resize of a region of packed RGB8 to `width × height`, with Pillow's
+/// `Image.resize(..., BILINEAR)` filter.
+pub fn resize_rgb(rgb: &RgbImage, region: SourceBox, width: u32, height: u32) -> Result<Vec<u8>> {
+    let src = ImageRef::new(rgb.width(), rgb.height(), rgb.as_raw(), PixelType::U8x3)
+        .map_err(|e| Error::Model(format!("resize source: {e}")))?;
+    let mut dst = Image::new(width, height, PixelType::U8x3);
+    let options = ResizeOptions::new()
+        .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
+        .crop(region.left, region.top, region.width, region.height);
+    Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .map_err(|e| Error::Model(format!("resize: {e}")))?;
+    Ok(dst.into_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resized_size_follows_the_reference() {
+        // 500×375 → shorter side 256: 341.33 → 341.
+        assert_eq!(resized_size(500, 375, 256, 224), (341, 256));
+        // Portrait.
+        assert_eq!(resized_size(375, 500, 256, 224), (256, 341));
+        // Python rounds half to even: 300×200 → 384×256 exactly; 257×256 → 257.
+        assert_eq!(resized_size(300, 200, 256, 224), (384, 256));
+        // A tall strip never goes below the crop.
+        assert_eq!(resized_size(20000, 1, 256, 224), (5120000, 256));
+    }
+
+    #[test]
+    fn sniffing_ignores_names_and_rejects_text() {
+        assert_eq!(sniff_format(b"\x89PNG\r\n\x1a\n0000"), Some(ImageFormat::Png));
+        assert_eq!(sniff_format(b"\xff\xd8\xff\xe0"), Some(ImageFormat::Jpeg));
+        assert_eq!(sniff_format(b"hello, world"), None);
+    }
+}

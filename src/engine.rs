@@ -1,0 +1,190 @@
+//! The engine: a loaded model plus the threads it runs on, turning files into embeddings and
+//! labels. The command line and the desktop app both go through here.
+//!
+//! Files are decoded in parallel, then embedded in batches. A file that fails, even by making
+//! a decoder panic, yields an error naming it, and the rest go on. Long runs take a stop flag
+//! and report progress through a callback.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use candle_core::{Device, Tensor};
+use rayon::prelude::*;
+
+use crate::decode::{decode_file, model_input};
+use crate::error::{Error, Result};
+use crate::model::labels::{top_k, Prediction};
+use crate::model::{to_vec, Backbone, ModelInfo, ModelKind};
+use crate::similarity::l2_normalise;
+
+/// How an engine runs.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineOptions {
+    /// Worker threads for decoding and inference; 0 means one per core.
+    pub threads: usize,
+    /// Images per forward pass.
+    pub batch_size: usize,
+    /// How many labels to keep per image.
+    pub top_k: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions { threads: 0, batch_size: 8, top_k: 5 }
+    }
+}
+
+/// What the engine learned about one image.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// L2-normalised embedding.
+    pub embedding: Vec<f32>,
+    /// Most probable ImageNet classes, best first; empty when the model has no classifier.
+    pub top: Vec<Prediction>,
+    /// Size of the upright image in pixels.
+    pub width: u32,
+    pub height: u32,
+}
+
+/// A model ready to run, with its own thread pool.
+pub struct Engine {
+    model: Box<dyn Backbone>,
+    pool: rayon::ThreadPool,
+    options: EngineOptions,
+}
+
+/// A file decoded and preprocessed for the model.
+struct Prepared {
+    input: Vec<f32>,
+    width: u32,
+    height: u32,
+}
+
+impl Engine {
+    /// Loads `kind` and starts its threads.
+    pub fn new(kind: ModelKind, options: EngineOptions) -> Result<Self> {
+        Self::with_model(kind.load()?, options)
+    }
+
+    /// An engine around a model that is already built.
+    pub fn with_model(model: Box<dyn Backbone>, options: EngineOptions) -> Result<Self> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(options.threads)
+            .thread_name(|i| format!("lookalike-worker-{i}"))
+            .build()
+            .map_err(|e| Error::Model(format!("cannot start worker threads: {e}")))?;
+        let options = EngineOptions { batch_size: options.batch_size.max(1), ..options };
+        Ok(Engine { model, pool, options })
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        self.model.info()
+    }
+
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
+    /// Analyses one file.
+    pub fn analyse_file(&self, path: &Path) -> Result<Analysis> {
+        let never = AtomicBool::new(false);
+        let mut results = self.analyse_files(&[path.to_path_buf()], &never, &mut |_, _| {});
+        results.pop().unwrap_or(Err(Error::Cancelled))
+    }
+
+    /// Analyses every file, in order. Each result stands alone: one bad file fails only itself.
+    /// `on_progress(done, total)` is called after each batch. When `cancel` is set, the files
+    /// not yet started come back as [`Error::Cancelled`].
+    pub fn analyse_files(
+        &self,
+        paths: &[PathBuf],
+        cancel: &AtomicBool,
+        on_progress: &mut dyn FnMut(usize, usize),
+    ) -> Vec<Result<Analysis>> {
+        let mut results = Vec::with_capacity(paths.len());
+        for chunk in paths.chunks(self.options.batch_size) {
+            if cancel.load(Ordering::Relaxed) {
+                break;
+            }
+            results.extend(self.analyse_chunk(chunk));
+            on_progress(results.len(), paths.len());
+        }
+        results.resize_with(paths.len(), || Err(Error::Cancelled));
+        results
+    }
+
+    fn analyse_chunk(&self, paths: &[PathBuf]) -> Vec<Result<Analysis>> {
+        let prepared: Vec<Result<Prepared>> = self.pool.install(|| paths.par_iter().map(|p| self.prepare(p)).collect());
+        let inputs: Vec<&[f32]> = prepared.iter().filter_map(|p| p.as_ref().ok()).map(|p| p.input.as_slice()).collect();
+        let outputs = match inputs.is_empty() {
+            true => Ok((Vec::new(), Vec::new())),
+            false => self.embed_inputs(&inputs),
+        };
+        let mut outputs = match outputs {
+            Ok((embeddings, tops)) => embeddings.into_iter().zip(tops).map(Ok).collect::<Vec<_>>().into_iter(),
+            Err(e) => {
+                let reason = e.to_string();
+                return paths.iter().map(|p| Err(Error::file(p, &reason))).collect();
+            }
+        };
+        prepared
+            .into_iter()
+            .map(|p| {
+                let p = p?;
+                let (embedding, top) = outputs.next().unwrap_or_else(|| Err(Error::Model("missing output".into())))?;
+                Ok(Analysis { embedding, top, width: p.width, height: p.height })
+            })
+            .collect()
+    }
+
+    /// Decodes and preprocesses one file; a panic inside a decoder becomes this file's error.
+    fn prepare(&self, path: &Path) -> Result<Prepared> {
+        let pre = self.info().preprocess;
+        let work = || -> Result<Prepared> {
+            let decoded = decode_file(path)?;
+            let input = model_input(&decoded.rgb, &pre).map_err(|e| Error::file(path, e))?;
+            Ok(Prepared { input, width: decoded.rgb.width(), height: decoded.rgb.height() })
+        };
+        catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(Error::file(path, format!("the decoder crashed on this file: {what}")))
+        })
+    }
+
+    /// Runs preprocessed inputs through the model: normalised embeddings and top-k labels.
+    pub fn embed_inputs(&self, inputs: &[&[f32]]) -> Result<(Vec<Vec<f32>>, Vec<Vec<Prediction>>)> {
+        let side = self.info().preprocess.crop as usize;
+        let flat: Vec<f32> = inputs.concat();
+        let batch = Tensor::from_vec(flat, (inputs.len(), 3, side, side), &Device::Cpu)?;
+        let (embeddings, logits) = self.pool.install(|| self.model.forward(&batch))?;
+        let dim = self.info().dim;
+        let embeddings: Vec<Vec<f32>> = to_vec(&embeddings)?
+            .chunks_exact(dim)
+            .map(|v| {
+                let mut v = v.to_vec();
+                l2_normalise(&mut v);
+                v
+            })
+            .collect();
+        let tops = match logits {
+            Some(logits) => {
+                let logits = to_vec(&logits)?;
+                let classes = logits.len() / inputs.len();
+                logits.chunks_exact(classes).map(|l| top_k(l, self.options.top_k)).collect()
+            }
+            None => vec![Vec::new(); inputs.len()],
+        };
+        Ok((embeddings, tops))
+    }
+
+    /// Raw forward pass for benchmarks and tests: `[n, 3, crop, crop]` in, outputs as the model
+    /// gives them.
+    pub fn forward(&self, batch: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+        self.pool.install(|| self.model.forward(batch))
+    }
+}

@@ -1,0 +1,16 @@
+//! lookalike: classify images, embed them, and rank a folder by visual similarity, with
+//! ImageNet CNNs running on the CPU through Candle.
+//!
+//! The engine knows nothing of any user interface; the command line and the desktop app both
+//! drive it through [`engine::Engine`]. See ARCHITECTURE.md for the module map.
+
+pub mod decode;
+pub mod engine;
+pub mod error;
+pub mod model;
+pub mod scan;
+pub mod similarity;
+
+pub use engine::{Analysis, Engine, EngineOptions};
+pub use error::{Error, Result};
+pub use model::ModelKind;

@@ -1,0 +1,393 @@
+//! CPU convolution kernels on NHWC activations, used by the backbones.
+//!
+//! Candle's `conv2d` with `groups = channels` runs one convolution per channel, thousands per
+//! image, and every elementwise op after a convolution is another pass over memory. These kernels
+//! keep activations channel-last so that:
+//! - a 1×1 convolution is a single `gemm` call over all pixels of the batch, with the folded
+//!   BatchNorm bias, the residual and ReLU6 applied while the output is still in cache;
+//! - a depthwise convolution runs straight over channel vectors, with TF "SAME" padding
+//!   (asymmetric for stride 2) handled by bounds, not by a padded copy;
+//! - a k×k dense convolution is im2col followed by the same `gemm` path.
+//!
+//! Every kernel runs on the current rayon pool, so the caller decides how many threads it gets.
+
+use rayon::prelude::*;
+
+/// What follows the convolution's bias.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    None,
+    Relu,
+    Relu6,
+}
+
+impl Activation {
+    #[inline(always)]
+    fn apply(self, v: f32) -> f32 {
+        match self {
+            Activation::None => v,
+            Activation::Relu => v.max(0.0),
+            Activation::Relu6 => v.clamp(0.0, 6.0),
+        }
+    }
+}
+
+/// Output size and leading padding of a TF "SAME" convolution along one axis.
+/// The trailing padding is whatever is left; for stride 2 it is the larger one, as in TF.
+pub fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize) {
+    let output = input.div_ceil(stride);
+    let total = ((output - 1) * stride + kernel).saturating_sub(input);
+    (output, total / 2)
+}
+
+/// A dense layer over rows: `out[r, o] = act(sum_i x[r, i] * w[i, o] + bias[o] (+ residual[r, o]))`.
+///
+/// `w` is `[inputs, outputs]` row-major. This is a 1×1 convolution when the rows are NHWC pixels.
+pub fn dense(
+    x: &[f32],
+    rows: usize,
+    w: &[f32],
+    bias: &[f32],
+    act: Activation,
+    residual: Option<&[f32]>,
+) -> Vec<f32> {
+    let outputs = bias.len();
+    let inputs = w.len() / outputs;
+    assert_eq!(x.len(), rows * inputs, "dense: input is not rows × inputs");
+    assert_eq!(w.len(), inputs * outputs, "dense: weight is not inputs × outputs");
+    // Start from bias (+ residual) so that gemm accumulates onto it: one pass fewer over memory.
+    let mut out = match residual {
+        Some(res) => {
+            assert_eq!(res.len(), rows * outputs, "dense: residual shape");
+            let mut out = res.to_vec();
+            out.par_chunks_mut(outputs)
+                .for_each(|row| row.iter_mut().zip(bias).for_each(|(o, b)| *o += b));
+            out
+        }
+        None => bias.repeat(rows),
+    };
+    if rows > 0 && inputs > 0 {
+        // SAFETY: the asserts above prove that every index gemm reads or writes is inside
+        // `x` (rows × inputs), `w` (inputs × outputs) and `out` (rows × outputs), all row-major.
+        unsafe {
+            gemm::gemm(
+                rows,
+                outputs,
+                inputs,
+                out.as_mut_ptr(),
+                1,
+                outputs as isize,
+                true,
+                x.as_ptr(),
+                1,
+                inputs as isize,
+                w.as_ptr(),
+                1,
+                outputs as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::Rayon(0),
+            );
+        }
+    }
+    if act != Activation::None {
+        out.par_chunks_mut(1 << 14)
+            .for_each(|chunk| chunk.iter_mut().for_each(|v| *v = act.apply(*v)));
+    }
+    out
+}
+
+/// Shape and padding of one convolution over an NHWC batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeometry {
+    pub batch: usize,
+    pub height: usize,
+    pub width: usize,
+    pub channels: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub out_height: usize,
+    pub out_width: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+}
+
+impl ConvGeometry {
+    /// TF "SAME" padding, as EfficientNet-Lite was trained with.
+    pub fn same(batch: usize, height: usize, width: usize, channels: usize, kernel: usize, stride: usize) -> Self {
+        let (out_height, pad_top) = same_padding(height, kernel, stride);
+        let (out_width, pad_left) = same_padding(width, kernel, stride);
+        ConvGeometry { batch, height, width, channels, kernel, stride, out_height, out_width, pad_top, pad_left }
+    }
+
+    /// Symmetric zero padding of `pad` on every side, as torchvision's VGG uses.
+    pub fn symmetric(
+        batch: usize,
+        height: usize,
+        width: usize,
+        channels: usize,
+        kernel: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Self {
+        let out = |n: usize| (n + 2 * pad - kernel) / stride + 1;
+        ConvGeometry {
+            batch,
+            height,
+            width,
+            channels,
+            kernel,
+            stride,
+            out_height: out(height),
+            out_width: out(width),
+            pad_top: pad,
+            pad_left: pad,
+        }
+    }
+
+    fn input_len(&self) -> usize {
+        self.batch * self.height * self.width * self.channels
+    }
+
+    /// Input index along one axis for an output index and a kernel tap, if it is not padding.
+    #[inline(always)]
+    fn source(out: usize, tap: usize, stride: usize, pad: usize, size: usize) -> Option<usize> {
+        (out * stride + tap).checked_sub(pad).filter(|&i| i < size)
+    }
+}
+
+/// Depthwise convolution over NHWC, fused with bias and activation.
+///
+/// `w` is `[kernel, kernel, channels]` (tap-major, channel-last) and `bias` is `[channels]`.
+/// Returns `[batch, out_height, out_width, channels]`.
+pub fn depthwise(x: &[f32], g: &ConvGeometry, w: &[f32], bias: &[f32], act: Activation) -> Vec<f32> {
+    let c = g.channels;
+    assert_eq!(x.len(), g.input_len(), "depthwise: input shape");
+    assert_eq!(w.len(), g.kernel * g.kernel * c, "depthwise: weight shape");
+    assert_eq!(bias.len(), c, "depthwise: bias shape");
+    let row_len = g.out_width * c;
+    let mut out = vec![0.0f32; g.batch * g.out_height * row_len];
+    let row_kernel = depthwise_row_kernel();
+    out.par_chunks_mut(row_len.max(1)).enumerate().for_each(|(row, out_row)| {
+        // SAFETY: `depthwise_row_kernel` only returns a variant whose CPU features were detected.
+        unsafe { row_kernel(x, g, w, bias, act, row, out_row) }
+    });
+    out
+}
+
+type DepthwiseRow = unsafe fn(&[f32], &ConvGeometry, &[f32], &[f32], Activation, usize, &mut [f32]);
+
+/// The widest SIMD variant of the row kernel that this CPU runs.
+fn depthwise_row_kernel() -> DepthwiseRow {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return depthwise_row_avx512;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            return depthwise_row_avx2;
+        }
+    }
+    depthwise_row_portable
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn depthwise_row_avx512(
+    x: &[f32],
+    g: &ConvGeometry,
+    w: &[f32],
+    bias: &[f32],
+    act: Activation,
+    row: usize,
+    out: &mut [f32],
+) {
+    depthwise_row::<true>(x, g, w, bias, act, row, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn depthwise_row_avx2(
+    x: &[f32],
+    g: &ConvGeometry,
+    w: &[f32],
+    bias: &[f32],
+    act: Activation,
+    row: usize,
+    out: &mut [f32],
+) {
+    depthwise_row::<true>(x, g, w, bias, act, row, out)
+}
+
+unsafe fn depthwise_row_portable(
+    x: &[f32],
+    g: &ConvGeometry,
+    w: &[f32],
+    bias: &[f32],
+    act: Activation,
+    row: usize,
+    out: &mut [f32],
+) {
+    depthwise_row::<false>(x, g, w, bias, act, row, out)
+}
+
+/// One output row (all columns, all channels). Inlined into each SIMD variant so that the
+/// channel loops are vectorised for that instruction set. `FUSED` uses fused multiply-add, which
+/// only the variants compiled with FMA may ask for (elsewhere it is a slow library call).
+#[inline(always)]
+fn depthwise_row<const FUSED: bool>(x: &[f32], g: &ConvGeometry, w: &[f32], bias: &[f32], act: Activation, row: usize, out: &mut [f32]) {
+    let c = g.channels;
+    let (image, oy) = (row / g.out_height, row % g.out_height);
+    for px in out.chunks_exact_mut(c) {
+        px.copy_from_slice(bias);
+    }
+    for ky in 0..g.kernel {
+        let Some(iy) = ConvGeometry::source(oy, ky, g.stride, g.pad_top, g.height) else {
+            continue;
+        };
+        let in_row = &x[(image * g.height + iy) * g.width * c..][..g.width * c];
+        for (ox, px) in out.chunks_exact_mut(c).enumerate() {
+            for kx in 0..g.kernel {
+                let Some(ix) = ConvGeometry::source(ox, kx, g.stride, g.pad_left, g.width) else {
+                    continue;
+                };
+                let input = &in_row[ix * c..][..c];
+                let taps = &w[(ky * g.kernel + kx) * c..][..c];
+                for ((o, i), t) in px.iter_mut().zip(input).zip(taps) {
+                    *o = if FUSED { i.mul_add(*t, *o) } else { *o + i * t };
+                }
+            }
+        }
+    }
+    if act != Activation::None {
+        out.iter_mut().for_each(|v| *v = act.apply(*v));
+    }
+}
+
+/// Dense k×k convolution over NHWC by im2col and one gemm, fused with bias and activation.
+///
+/// `w` is `[kernel, kernel, in_channels, out_channels]`; `bias` is `[out_channels]`.
+pub fn conv2d(x: &[f32], g: &ConvGeometry, w: &[f32], bias: &[f32], act: Activation) -> Vec<f32> {
+    assert_eq!(x.len(), g.input_len(), "conv2d: input shape");
+    let columns = im2col(x, g);
+    dense(&columns, g.batch * g.out_height * g.out_width, w, bias, act, None)
+}
+
+/// Lays out every output pixel's receptive field as one row of `kernel * kernel * channels`
+/// values, ordered (ky, kx, channel), with zeros for padding.
+fn im2col(x: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    let c = g.channels;
+    let patch = g.kernel * g.kernel * c;
+    let row_len = g.out_width * patch;
+    let mut columns = vec![0.0f32; g.batch * g.out_height * row_len];
+    columns.par_chunks_mut(row_len.max(1)).enumerate().for_each(|(row, out_row)| {
+        let (image, oy) = (row / g.out_height, row % g.out_height);
+        for (ox, patch_row) in out_row.chunks_exact_mut(patch).enumerate() {
+            for ky in 0..g.kernel {
+                let Some(iy) = ConvGeometry::source(oy, ky, g.stride, g.pad_top, g.height) else {
+                    continue;
+                };
+                for kx in 0..g.kernel {
+                    let Some(ix) = ConvGeometry::source(ox, kx, g.stride, g.pad_left, g.width) else {
+                        continue;
+                    };
+                    let src = ((image * g.height + iy) * g.width + ix) * c;
+                    let dst = (ky * g.kernel + kx) * c;
+                    patch_row[dst..dst + c].copy_from_slice(&x[src..src + c]);
+                }
+            }
+        }
+    });
+    columns
+}
+
+/// 2×2 max-pool with stride 2 over NHWC (VGG's pooling). Odd trailing rows and columns are
+/// dropped, as in PyTorch.
+pub fn max_pool_2x2(x: &[f32], batch: usize, height: usize, width: usize, channels: usize) -> Vec<f32> {
+    let (oh, ow, c) = (height / 2, width / 2, channels);
+    assert_eq!(x.len(), batch * height * width * c, "max_pool_2x2: input shape");
+    let mut out = vec![0.0f32; batch * oh * ow * c];
+    out.par_chunks_mut((ow * c).max(1)).enumerate().for_each(|(row, out_row)| {
+        let (image, oy) = (row / oh.max(1), row % oh.max(1));
+        let top = ((image * height + 2 * oy) * width) * c;
+        let bottom = top + width * c;
+        for (ox, px) in out_row.chunks_exact_mut(c).enumerate() {
+            let cells = [top + 2 * ox * c, top + (2 * ox + 1) * c, bottom + 2 * ox * c, bottom + (2 * ox + 1) * c];
+            for (ch, o) in px.iter_mut().enumerate() {
+                *o = cells.iter().map(|&at| x[at + ch]).fold(f32::NEG_INFINITY, f32::max);
+            }
+        }
+    });
+    out
+}
+
+/// Mean over all pixels of each image: `[batch, pixels, channels]` to `[batch, channels]`.
+pub fn global_average(x: &[f32], batch: usize, channels: usize) -> Vec<f32> {
+    let pixels = x.len() / (batch * channels).max(1);
+    let mut out = vec![0.0f32; batch * channels];
+    for (image, sums) in out.chunks_exact_mut(channels).enumerate() {
+        let image_data = &x[image * pixels * channels..][..pixels * channels];
+        for px in image_data.chunks_exact(channels) {
+            sums.iter_mut().zip(px).for_each(|(s, v)| *s += v);
+        }
+        let scale = 1.0 / pixels as f32;
+        sums.iter_mut().for_each(|s| *s *= scale);
+    }
+    out
+}
+
+/// NCHW to NHWC.
+pub fn nchw_to_nhwc(x: &[f32], batch: usize, channels: usize, height: usize, width: usize) -> Vec<f32> {
+    let plane = height * width;
+    let mut out = vec![0.0f32; x.len()];
+    for n in 0..batch {
+        let src = &x[n * channels * plane..][..channels * plane];
+        let dst = &mut out[n * channels * plane..][..channels * plane];
+        for (p, px) in dst.chunks_exact_mut(channels).enumerate() {
+            for (ch, v) in px.iter_mut().enumerate() {
+                *v = src[ch * plane + p];
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_padding_matches_tensorflow() {
+        // 224 → 112 with a 3×3 stride-2 kernel pads 0 before and 1 after.
+        assert_eq!(same_padding(224, 3, 2), (112, 0));
+        // 5×5 stride 2 on 56: total pad 3, 1 before and 2 after.
+        assert_eq!(same_padding(56, 5, 2), (28, 1));
+        // Stride 1 pads symmetrically.
+        assert_eq!(same_padding(14, 5, 1), (14, 2));
+        assert_eq!(same_padding(7, 3, 1), (7, 1));
+    }
+
+    #[test]
+    fn dense_adds_bias_residual_and_clamps() {
+        // x = [[1, 2]], w = [[1, 0, 10], [0, 1, 10]] → [1, 2, 30] + bias [0.5, -5, 0] + res [1, 1, 1]
+        let out = dense(
+            &[1.0, 2.0],
+            1,
+            &[1.0, 0.0, 10.0, 0.0, 1.0, 10.0],
+            &[0.5, -5.0, 0.0],
+            Activation::Relu6,
+            Some(&[1.0, 1.0, 1.0]),
+        );
+        assert_eq!(out, vec![2.5, 0.0, 6.0]);
+    }
+
+    #[test]
+    fn max_pool_takes_the_largest_of_each_cell() {
+        // 1 image, 2×2, 2 channels.
+        let x = [1.0, -1.0, 5.0, -2.0, 3.0, -3.0, 4.0, -0.5];
+        assert_eq!(max_pool_2x2(&x, 1, 2, 2, 2), vec![5.0, -0.5]);
+    }
+}

@@ -1,0 +1,267 @@
+//! EfficientNet-Lite0 (ImageNet), the bundled default model.
+//!
+//! Conventions verified against the reference implementation: TF "SAME" padding (asymmetric
+//! for stride 2), BatchNorm eps 1e-3, ReLU6, no squeeze-excite, input `(x - 127) / 128`.
+//! BatchNorm is folded into the convolution weights at load, and the network runs on the
+//! NHWC kernels in [`super::kernels`].
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+
+use super::kernels::{self, Activation, ConvGeometry};
+use super::{to_vec, Backbone, ModelInfo, Normalisation, Preprocess};
+use crate::error::{Error, Result};
+
+/// The converted weights, compiled in so that the program works offline from its first run.
+static BUNDLED_WEIGHTS: &[u8] = include_bytes!("../../models/efficientnet-lite0.safetensors");
+
+const BN_EPS: f64 = 1e-3;
+const STEM_CHANNELS: usize = 32;
+const HEAD_CHANNELS: usize = 1280;
+const CLASSES: usize = 1000;
+const INPUT_SIZE: usize = 224;
+
+/// One stage: (repeats, kernel, first stride, expansion, input channels, output channels).
+const STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+];
+
+pub const INFO: ModelInfo = ModelInfo {
+    id: "lite0",
+    revision: "lite0-57934424-pillow-bilinear-v1",
+    dim: HEAD_CHANNELS,
+    preprocess: Preprocess {
+        resize_shorter: 256,
+        crop: INPUT_SIZE as u32,
+        normalisation: Normalisation::Centred127,
+    },
+};
+
+/// A 1×1 convolution (or a fully connected layer) with its BatchNorm folded in.
+/// `w` is `[inputs, outputs]`.
+struct Pointwise {
+    w: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl Pointwise {
+    fn forward(&self, x: &[f32], rows: usize, act: Activation, residual: Option<&[f32]>) -> Vec<f32> {
+        kernels::dense(x, rows, &self.w, &self.bias, act, residual)
+    }
+}
+
+/// A k×k convolution with BatchNorm folded in. `w` is `[k, k, inputs, outputs]`, or
+/// `[k, k, channels]` when depthwise.
+struct Spatial {
+    w: Vec<f32>,
+    bias: Vec<f32>,
+    kernel: usize,
+    stride: usize,
+}
+
+/// One MBConv block: optional 1×1 expansion, depthwise k×k, 1×1 projection, optional skip.
+struct Block {
+    expand: Option<Pointwise>,
+    depthwise: Spatial,
+    project: Pointwise,
+    skip: bool,
+}
+
+/// EfficientNet-Lite0 with folded weights, ready for inference.
+pub struct Lite0 {
+    stem: Spatial,
+    blocks: Vec<Block>,
+    head: Pointwise,
+    classifier: Pointwise,
+}
+
+/// An NHWC activation and its spatial size.
+struct Activations {
+    data: Vec<f32>,
+    height: usize,
+    width: usize,
+    channels: usize,
+}
+
+impl Lite0 {
+    /// The model with the weights compiled into the binary.
+    pub fn bundled() -> Result<Self> {
+        let vb = VarBuilder::from_slice_safetensors(BUNDLED_WEIGHTS, DType::F32, &Device::Cpu)?;
+        Self::new(vb)
+    }
+
+    /// Builds the model from efficientnet_pytorch key names (`_conv_stem`, `_blocks.N...`).
+    pub fn new(vb: VarBuilder) -> Result<Self> {
+        let stem = load_spatial(&vb, "_conv_stem", "_bn0", 3, STEM_CHANNELS, 3, 2, false)?;
+        let mut blocks = Vec::new();
+        for (repeats, kernel, stride, expansion, cin, cout) in STAGES {
+            for j in 0..repeats {
+                let inputs = if j == 0 { cin } else { cout };
+                let p = format!("_blocks.{}", blocks.len());
+                let hidden = inputs * expansion;
+                let expand = match expansion {
+                    1 => None,
+                    _ => Some(load_pointwise(&vb, &format!("{p}._expand_conv"), &format!("{p}._bn0"), inputs, hidden)?),
+                };
+                let block_stride = if j == 0 { stride } else { 1 };
+                let depthwise = load_spatial(
+                    &vb,
+                    &format!("{p}._depthwise_conv"),
+                    &format!("{p}._bn1"),
+                    hidden,
+                    hidden,
+                    kernel,
+                    block_stride,
+                    true,
+                )?;
+                let project = load_pointwise(&vb, &format!("{p}._project_conv"), &format!("{p}._bn2"), hidden, cout)?;
+                let skip = block_stride == 1 && inputs == cout;
+                blocks.push(Block { expand, depthwise, project, skip });
+            }
+        }
+        let head = load_pointwise(&vb, "_conv_head", "_bn1", 320, HEAD_CHANNELS)?;
+        let fc_w = to_vec(&vb.get((CLASSES, HEAD_CHANNELS), "_fc.weight")?)?;
+        let classifier = Pointwise {
+            w: transpose(&fc_w, CLASSES, HEAD_CHANNELS),
+            bias: to_vec(&vb.get(CLASSES, "_fc.bias")?)?,
+        };
+        Ok(Lite0 { stem, blocks, head, classifier })
+    }
+
+    /// Runs the network on NCHW data; returns pooled features `[n, 1280]` and logits `[n, 1000]`.
+    pub fn forward_slices(&self, input: &[f32], batch: usize) -> (Vec<f32>, Vec<f32>) {
+        let nhwc = kernels::nchw_to_nhwc(input, batch, 3, INPUT_SIZE, INPUT_SIZE);
+        let g = ConvGeometry::same(batch, INPUT_SIZE, INPUT_SIZE, 3, self.stem.kernel, self.stem.stride);
+        let mut x = Activations {
+            data: kernels::conv2d(&nhwc, &g, &self.stem.w, &self.stem.bias, Activation::Relu6),
+            height: g.out_height,
+            width: g.out_width,
+            channels: STEM_CHANNELS,
+        };
+        for block in &self.blocks {
+            x = block.forward(x, batch);
+        }
+        let rows = batch * x.height * x.width;
+        let head = self.head.forward(&x.data, rows, Activation::Relu6, None);
+        let pooled = kernels::global_average(&head, batch, HEAD_CHANNELS);
+        let logits = self.classifier.forward(&pooled, batch, Activation::None, None);
+        (pooled, logits)
+    }
+}
+
+impl Block {
+    fn forward(&self, x: Activations, batch: usize) -> Activations {
+        let rows = batch * x.height * x.width;
+        let expanded;
+        let hidden = match &self.expand {
+            Some(expand) => {
+                expanded = expand.forward(&x.data, rows, Activation::Relu6, None);
+                &expanded
+            }
+            None => &x.data,
+        };
+        let channels = self.depthwise.bias.len();
+        let dw = &self.depthwise;
+        let g = ConvGeometry::same(batch, x.height, x.width, channels, dw.kernel, dw.stride);
+        let spread = kernels::depthwise(hidden, &g, &dw.w, &dw.bias, Activation::Relu6);
+        let out_rows = batch * g.out_height * g.out_width;
+        let residual = self.skip.then_some(x.data.as_slice());
+        let data = self.project.forward(&spread, out_rows, Activation::None, residual);
+        Activations {
+            data,
+            height: g.out_height,
+            width: g.out_width,
+            channels: self.project.bias.len(),
+        }
+    }
+}
+
+impl Backbone for Lite0 {
+    fn info(&self) -> &ModelInfo {
+        &INFO
+    }
+
+    fn forward(&self, batch: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+        let (n, c, h, w) = batch.dims4()?;
+        if (c, h, w) != (3, INPUT_SIZE, INPUT_SIZE) {
+            return Err(Error::Model(format!(
+                "EfficientNet-Lite0 takes [n, 3, 224, 224], got [{n}, {c}, {h}, {w}]"
+            )));
+        }
+        let (pooled, logits) = self.forward_slices(&to_vec(batch)?, n);
+        let pooled = Tensor::from_vec(pooled, (n, HEAD_CHANNELS), &Device::Cpu)?;
+        let logits = Tensor::from_vec(logits, (n, CLASSES), &Device::Cpu)?;
+        Ok((pooled, Some(logits)))
+    }
+}
+
+/// BatchNorm as a per-channel scale and shift.
+fn load_batch_norm(vb: &VarBuilder, name: &str, channels: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+    let vb = vb.pp(name);
+    let gamma = to_vec(&vb.get(channels, "weight")?)?;
+    let beta = to_vec(&vb.get(channels, "bias")?)?;
+    let mean = to_vec(&vb.get(channels, "running_mean")?)?;
+    let var = to_vec(&vb.get(channels, "running_var")?)?;
+    let scale: Vec<f32> = gamma
+        .iter()
+        .zip(&var)
+        .map(|(g, v)| (*g as f64 / (*v as f64 + BN_EPS).sqrt()) as f32)
+        .collect();
+    let shift = beta.iter().zip(&mean).zip(&scale).map(|((b, m), s)| b - m * s).collect();
+    Ok((scale, shift))
+}
+
+/// A 1×1 convolution `[out, in, 1, 1]` with BatchNorm folded, laid out `[in, out]`.
+fn load_pointwise(vb: &VarBuilder, conv: &str, bn: &str, inputs: usize, outputs: usize) -> Result<Pointwise> {
+    let w = to_vec(&vb.get((outputs, inputs, 1, 1), &format!("{conv}.weight"))?)?;
+    let (scale, shift) = load_batch_norm(vb, bn, outputs)?;
+    let mut w = transpose(&w, outputs, inputs);
+    for row in w.chunks_exact_mut(outputs) {
+        row.iter_mut().zip(&scale).for_each(|(v, s)| *v *= s);
+    }
+    Ok(Pointwise { w, bias: shift })
+}
+
+/// A k×k convolution with BatchNorm folded: torch's `[out, in, k, k]` becomes
+/// `[k, k, in, out]`, or `[k, k, channels]` for a depthwise `[channels, 1, k, k]`.
+#[allow(clippy::too_many_arguments)]
+fn load_spatial(
+    vb: &VarBuilder,
+    conv: &str,
+    bn: &str,
+    inputs: usize,
+    outputs: usize,
+    kernel: usize,
+    stride: usize,
+    depthwise: bool,
+) -> Result<Spatial> {
+    let per_group = if depthwise { 1 } else { inputs };
+    let torch = to_vec(&vb.get((outputs, per_group, kernel, kernel), &format!("{conv}.weight"))?)?;
+    let (scale, shift) = load_batch_norm(vb, bn, outputs)?;
+    let mut w = vec![0.0f32; torch.len()];
+    for o in 0..outputs {
+        for i in 0..per_group {
+            for tap in 0..kernel * kernel {
+                w[(tap * per_group + i) * outputs + o] = torch[(o * per_group + i) * kernel * kernel + tap] * scale[o];
+            }
+        }
+    }
+    Ok(Spatial { w, bias: shift, kernel, stride })
+}
+
+/// Row-major `[rows, cols]` to `[cols, rows]`.
+fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; x.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = x[r * cols + c];
+        }
+    }
+    out
+}
