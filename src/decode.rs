@@ -6,7 +6,7 @@
 //! contract: shorter side to `resize_shorter` with antialiased bilinear filtering (Pillow's
 //! algorithm), centre crop, then the model's normalisation, laid out CHW.
 
-use std::io::{BufRead, BufReader, Seek};
+use std::io::{BufRead, BufReader, Read, Seek};
 use std::path::Path;
 
 use fast_image_resize::images::{Image, ImageRef};
@@ -44,10 +44,50 @@ pub fn sniff_format(head: &[u8]) -> Option<ImageFormat> {
     image::guess_format(head).ok().filter(|f| FORMATS.contains(f))
 }
 
+/// Largest file we read into memory; a bigger one is refused before reading.
+pub const MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;
+
 /// Reads, decodes and orients one image file.
 pub fn decode_file(path: &Path) -> Result<DecodedImage> {
+    let bytes = read_file(path)?;
+    decode_bytes(&bytes).map_err(|reason| Error::file(path, reason))
+}
+
+/// Reads a whole file, refusing ones too large to be a photo.
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
     let file = std::fs::File::open(path).map_err(|e| Error::file(path, format!("cannot open: {e}")))?;
-    decode_reader(BufReader::new(file)).map_err(|reason| Error::file(path, reason))
+    let len = file.metadata().map_err(|e| Error::file(path, format!("cannot read: {e}")))?.len();
+    if len > MAX_FILE_BYTES {
+        return Err(Error::file(path, format!("file too large ({} MiB, limit {} MiB)", len >> 20, MAX_FILE_BYTES >> 20)));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    BufReader::new(file)
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    Ok(bytes)
+}
+
+/// Decodes an image held in memory; the error is a human-readable reason.
+pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<DecodedImage, String> {
+    if image::guess_format(bytes).ok() == Some(ImageFormat::Jpeg) && !jpeg_is_complete(bytes) {
+        // The JPEG decoder fills a cut-off file with grey and reports success; a half-grey
+        // picture would then be labelled and ranked as if it were real.
+        return Err("truncated JPEG: the file ends before the image data does".into());
+    }
+    decode_reader(std::io::Cursor::new(bytes))
+}
+
+/// Whether a JPEG has an end-of-image marker after its last start-of-scan marker. Entropy-coded
+/// data never holds `FF DA` or `FF D9` (an `FF` there is always followed by `00` or a restart
+/// marker), so a file cut anywhere in its pixel data fails this test. Data appended after the
+/// end (a second picture in an MPO, a phone maker's trailer) ends with its own marker.
+pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    match last_scan {
+        Some(at) => bytes[at..].windows(2).any(|w| w == [0xFF, 0xD9]),
+        None => false,
+    }
 }
 
 /// Decodes an image from any seekable reader; the error is a human-readable reason.
@@ -66,6 +106,15 @@ pub fn decode_reader<R: BufRead + Seek>(reader: R) -> std::result::Result<Decode
     let (width, height) = decoder.dimensions();
     if width == 0 || height == 0 {
         return Err(format!("image has no pixels ({width}×{height})"));
+    }
+    // Not every decoder enforces `max_alloc` on its output buffer, so check before allocating.
+    let needed = decoder.total_bytes();
+    if needed > MAX_DECODE_BYTES {
+        return Err(format!(
+            "image too large to decode safely: {width}×{height} needs {} MiB, the limit is {} MiB",
+            needed >> 20,
+            MAX_DECODE_BYTES >> 20
+        ));
     }
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| describe(&e))?;
     image.apply_orientation(orientation);

@@ -1,0 +1,161 @@
+//! Decoding: every supported format, detection by content, EXIF orientation, and memory limits.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
+use lookalike::decode::{decode_file, decode_reader, jpeg_is_complete, model_input};
+use lookalike::model::lite0::INFO;
+
+/// A 40×20 picture: left half red, right half blue.
+fn red_blue() -> RgbImage {
+    RgbImage::from_fn(40, 20, |x, _| if x < 20 { Rgb([255, 0, 0]) } else { Rgb([0, 0, 255]) })
+}
+
+fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+    let mut bytes = Cursor::new(Vec::new());
+    img.write_to(&mut bytes, format).unwrap();
+    bytes.into_inner()
+}
+
+#[test]
+fn every_supported_format_decodes_by_content_whatever_the_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = DynamicImage::ImageRgb8(red_blue());
+    for format in [ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::Gif, ImageFormat::WebP, ImageFormat::Bmp, ImageFormat::Tiff] {
+        // Every file is named .jpg: the name must not matter.
+        let path = dir.path().join(format!("{format:?}.jpg"));
+        std::fs::write(&path, encode(&img, format)).unwrap();
+        let decoded = decode_file(&path).unwrap_or_else(|e| panic!("{format:?}: {e}"));
+        assert_eq!(decoded.format, format);
+        assert_eq!(decoded.rgb.dimensions(), (40, 20), "{format:?}");
+        let left = decoded.rgb.get_pixel(5, 10);
+        assert!(left[0] > 200 && left[2] < 60, "{format:?}: left half is red, got {left:?}");
+    }
+}
+
+#[test]
+fn grayscale_sixteen_bit_and_alpha_become_rgb() {
+    let gray = DynamicImage::ImageLuma8(image::GrayImage::from_pixel(8, 6, image::Luma([90])));
+    let deep = DynamicImage::ImageRgb16(image::ImageBuffer::from_pixel(8, 6, Rgb([65535u16, 0, 0])));
+    let alpha = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(8, 6, image::Rgba([0, 255, 0, 10])));
+    for (img, expected) in [(gray, [90, 90, 90]), (deep, [255, 0, 0]), (alpha, [0, 255, 0])] {
+        let decoded = decode_reader(Cursor::new(encode(&img, ImageFormat::Png))).unwrap();
+        assert_eq!(decoded.rgb.get_pixel(3, 3).0, expected);
+    }
+}
+
+/// Inserts an EXIF APP1 segment holding only an orientation tag right after the JPEG's SOI.
+fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    let mut tiff = Vec::new();
+    tiff.extend_from_slice(b"II*\0");
+    tiff.extend_from_slice(&8u32.to_le_bytes()); // first IFD offset
+    tiff.extend_from_slice(&1u16.to_le_bytes()); // one entry
+    tiff.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
+    tiff.extend_from_slice(&3u16.to_le_bytes()); // SHORT
+    tiff.extend_from_slice(&1u32.to_le_bytes()); // count
+    tiff.extend_from_slice(&orientation.to_le_bytes());
+    tiff.extend_from_slice(&[0, 0]);
+    tiff.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&app1);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+#[test]
+fn exif_orientation_is_applied() {
+    let jpeg = encode(&DynamicImage::ImageRgb8(red_blue()), ImageFormat::Jpeg);
+    // 6 = rotate 90° clockwise: the red left half ends up on top.
+    let rotated = decode_reader(Cursor::new(with_exif_orientation(&jpeg, 6))).unwrap();
+    assert_eq!(rotated.rgb.dimensions(), (20, 40));
+    let top = rotated.rgb.get_pixel(10, 5);
+    let bottom = rotated.rgb.get_pixel(10, 35);
+    assert!(top[0] > 200 && bottom[2] > 200, "top {top:?}, bottom {bottom:?}");
+    // 2 = mirrored: the red half ends up on the right.
+    let mirrored = decode_reader(Cursor::new(with_exif_orientation(&jpeg, 2))).unwrap();
+    assert_eq!(mirrored.rgb.dimensions(), (40, 20));
+    assert!(mirrored.rgb.get_pixel(35, 10)[0] > 200);
+}
+
+/// CRC-32 as PNG chunks use it.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn a_png_claiming_huge_dimensions_is_refused_before_allocating() {
+    let mut png = encode(&DynamicImage::ImageRgb8(red_blue()), ImageFormat::Png);
+    // IHDR data starts at byte 16: width and height, then the chunk's CRC at 29..33.
+    png[16..20].copy_from_slice(&60_000u32.to_be_bytes());
+    png[20..24].copy_from_slice(&60_000u32.to_be_bytes());
+    let crc = crc32(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    let err = decode_reader(Cursor::new(png)).err().expect("must be refused");
+    assert!(err.contains("too large"), "{err}");
+}
+
+#[test]
+fn truncated_and_empty_files_give_reasons_that_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let jpeg = encode(&DynamicImage::ImageRgb8(red_blue()), ImageFormat::Jpeg);
+    let png = encode(&DynamicImage::ImageRgb8(red_blue()), ImageFormat::Png);
+    let mut cases = Vec::new();
+    for percent in [10, 50, 99] {
+        cases.push((format!("cut-{percent}.jpg"), jpeg[..jpeg.len() * percent / 100].to_vec()));
+    }
+    for percent in [10, 50] {
+        cases.push((format!("cut-{percent}.png"), png[..png.len() * percent / 100].to_vec()));
+    }
+    cases.push(("empty.png".to_string(), Vec::new()));
+    for (name, bytes) in cases {
+        let path = dir.path().join(&name);
+        std::fs::write(&path, bytes).unwrap();
+        let err = decode_file(&path).err().unwrap_or_else(|| panic!("{name} must fail"));
+        assert!(err.to_string().contains(&name), "{err}");
+    }
+    // The whole files still decode.
+    assert!(decode_reader(Cursor::new(&jpeg)).is_ok());
+    assert!(decode_reader(Cursor::new(&png)).is_ok());
+}
+
+#[test]
+fn a_jpeg_with_data_after_its_end_is_complete() {
+    let mut jpeg = encode(&DynamicImage::ImageRgb8(red_blue()), ImageFormat::Jpeg);
+    assert!(jpeg_is_complete(&jpeg));
+    jpeg.extend_from_slice(b"maker trailer");
+    assert!(jpeg_is_complete(&jpeg));
+    assert!(!jpeg_is_complete(&jpeg[..jpeg.len() - 20]));
+}
+
+#[test]
+fn model_input_is_normalised_chw_from_the_centre_crop() {
+    // 448×224: resized to 512×256, then the centre 224 square lies inside the blue-red border.
+    let img = RgbImage::from_fn(448, 224, |x, _| if x < 224 { Rgb([255, 255, 255]) } else { Rgb([0, 0, 0]) });
+    let input = model_input(&img, &INFO.preprocess).unwrap();
+    assert_eq!(input.len(), 3 * 224 * 224);
+    let white = (255.0 - 127.0) / 128.0;
+    let black = -127.0 / 128.0;
+    // Left edge of the crop (x = 0) is white, right edge black, in every channel.
+    for c in 0..3 {
+        assert!((input[c * 224 * 224 + 100 * 224] - white).abs() < 1e-6);
+        assert!((input[c * 224 * 224 + 100 * 224 + 223] - black).abs() < 1e-6);
+    }
+}
+
+#[test]
+fn the_seed_png_named_jpg_is_detected_by_content() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/seed-images/input.jpg");
+    assert_eq!(decode_file(&path).unwrap().format, ImageFormat::Png);
+}
