@@ -41,7 +41,9 @@ pub const FORMATS: &[ImageFormat] = &[
 
 /// The image format of a file's leading bytes, if it is one we read.
 pub fn sniff_format(head: &[u8]) -> Option<ImageFormat> {
-    image::guess_format(head).ok().filter(|f| FORMATS.contains(f))
+    image::guess_format(head)
+        .ok()
+        .filter(|f| FORMATS.contains(f))
 }
 
 /// Largest file we read into memory; a bigger one is refused before reading.
@@ -55,10 +57,21 @@ pub fn decode_file(path: &Path) -> Result<DecodedImage> {
 
 /// Reads a whole file, refusing ones too large to be a photo.
 pub fn read_file(path: &Path) -> Result<Vec<u8>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::file(path, format!("cannot open: {e}")))?;
-    let len = file.metadata().map_err(|e| Error::file(path, format!("cannot read: {e}")))?.len();
+    let file =
+        std::fs::File::open(path).map_err(|e| Error::file(path, format!("cannot open: {e}")))?;
+    let len = file
+        .metadata()
+        .map_err(|e| Error::file(path, format!("cannot read: {e}")))?
+        .len();
     if len > MAX_FILE_BYTES {
-        return Err(Error::file(path, format!("file too large ({} MiB, limit {} MiB)", len >> 20, MAX_FILE_BYTES >> 20)));
+        return Err(Error::file(
+            path,
+            format!(
+                "file too large ({} MiB, limit {} MiB)",
+                len >> 20,
+                MAX_FILE_BYTES >> 20
+            ),
+        ));
     }
     let mut bytes = Vec::with_capacity(len as usize);
     BufReader::new(file)
@@ -102,7 +115,9 @@ pub fn decode_reader<R: BufRead + Seek>(reader: R) -> std::result::Result<Decode
     };
     reader.limits(decode_limits());
     let mut decoder = reader.into_decoder().map_err(|e| describe(&e))?;
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
     let (width, height) = decoder.dimensions();
     if width == 0 || height == 0 {
         return Err(format!("image has no pixels ({width}×{height})"));
@@ -137,7 +152,10 @@ fn decode_limits() -> image::Limits {
 fn describe(e: &image::ImageError) -> String {
     match e {
         image::ImageError::Limits(_) => {
-            format!("image too large to decode safely (limit {} MiB): {e}", MAX_DECODE_BYTES >> 20)
+            format!(
+                "image too large to decode safely (limit {} MiB): {e}",
+                MAX_DECODE_BYTES >> 20
+            )
         }
         image::ImageError::Decoding(_) => format!("damaged or truncated image: {e}"),
         image::ImageError::Unsupported(_) => format!("unsupported image: {e}"),
@@ -164,7 +182,10 @@ pub fn resized_size(width: u32, height: u32, shorter: u32, crop: u32) -> (u32, u
 pub fn model_input(rgb: &RgbImage, pre: &Preprocess) -> Result<Vec<f32>> {
     let (rw, rh) = resized_size(rgb.width(), rgb.height(), pre.resize_shorter, pre.crop);
     let (left, top) = ((rw - pre.crop) / 2, (rh - pre.crop) / 2);
-    let (sx, sy) = (rgb.width() as f64 / rw as f64, rgb.height() as f64 / rh as f64);
+    let (sx, sy) = (
+        rgb.width() as f64 / rw as f64,
+        rgb.height() as f64 / rh as f64,
+    );
     let crop_box = SourceBox {
         left: left as f64 * sx,
         top: top as f64 * sy,
@@ -195,7 +216,12 @@ pub struct SourceBox {
 
 impl SourceBox {
     pub fn whole(rgb: &RgbImage) -> Self {
-        SourceBox { left: 0.0, top: 0.0, width: rgb.width() as f64, height: rgb.height() as f64 }
+        SourceBox {
+            left: 0.0,
+            top: 0.0,
+            width: rgb.width() as f64,
+            height: rgb.height() as f64,
+        }
     }
 }
 
@@ -246,7 +272,10 @@ mod tests {
 
     #[test]
     fn sniffing_ignores_names_and_rejects_text() {
-        assert_eq!(sniff_format(b"\x89PNG\r\n\x1a\n0000"), Some(ImageFormat::Png));
+        assert_eq!(
+            sniff_format(b"\x89PNG\r\n\x1a\n0000"),
+            Some(ImageFormat::Png)
+        );
         assert_eq!(sniff_format(b"\xff\xd8\xff\xe0"), Some(ImageFormat::Jpeg));
         assert_eq!(sniff_format(b"hello, world"), None);
     }

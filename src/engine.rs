@@ -31,7 +31,11 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { threads: 0, batch_size: 8, top_k: 5 }
+        EngineOptions {
+            threads: 0,
+            batch_size: 8,
+            top_k: 5,
+        }
     }
 }
 
@@ -45,6 +49,15 @@ pub struct Analysis {
     /// Size of the upright image in pixels.
     pub width: u32,
     pub height: u32,
+}
+
+/// The model's answer for one input.
+#[derive(Debug, Clone)]
+pub struct ModelOutput {
+    /// L2-normalised embedding.
+    pub embedding: Vec<f32>,
+    /// Most probable classes, best first; empty when the model has no classifier.
+    pub top: Vec<Prediction>,
 }
 
 /// A model ready to run, with its own thread pool.
@@ -74,8 +87,15 @@ impl Engine {
             .thread_name(|i| format!("lookalike-worker-{i}"))
             .build()
             .map_err(|e| Error::Model(format!("cannot start worker threads: {e}")))?;
-        let options = EngineOptions { batch_size: options.batch_size.max(1), ..options };
-        Ok(Engine { model, pool, options })
+        let options = EngineOptions {
+            batch_size: options.batch_size.max(1),
+            ..options
+        };
+        Ok(Engine {
+            model,
+            pool,
+            options,
+        })
     }
 
     pub fn info(&self) -> &ModelInfo {
@@ -115,25 +135,35 @@ impl Engine {
     }
 
     fn analyse_chunk(&self, paths: &[PathBuf]) -> Vec<Result<Analysis>> {
-        let prepared: Vec<Result<Prepared>> = self.pool.install(|| paths.par_iter().map(|p| self.prepare(p)).collect());
-        let inputs: Vec<&[f32]> = prepared.iter().filter_map(|p| p.as_ref().ok()).map(|p| p.input.as_slice()).collect();
+        let prepared: Vec<Result<Prepared>> = self
+            .pool
+            .install(|| paths.par_iter().map(|p| self.prepare(p)).collect());
+        let inputs: Vec<&[f32]> = prepared
+            .iter()
+            .flatten()
+            .map(|p| p.input.as_slice())
+            .collect();
         let outputs = match inputs.is_empty() {
-            true => Ok((Vec::new(), Vec::new())),
+            true => Ok(Vec::new()),
             false => self.embed_inputs(&inputs),
         };
         let mut outputs = match outputs {
-            Ok((embeddings, tops)) => embeddings.into_iter().zip(tops).map(Ok).collect::<Vec<_>>().into_iter(),
-            Err(e) => {
-                let reason = e.to_string();
-                return paths.iter().map(|p| Err(Error::file(p, &reason))).collect();
-            }
+            Ok(outputs) => outputs.into_iter(),
+            Err(e) => return paths.iter().map(|p| Err(Error::file(p, &e))).collect(),
         };
         prepared
             .into_iter()
             .map(|p| {
                 let p = p?;
-                let (embedding, top) = outputs.next().unwrap_or_else(|| Err(Error::Model("missing output".into())))?;
-                Ok(Analysis { embedding, top, width: p.width, height: p.height })
+                let out = outputs
+                    .next()
+                    .ok_or_else(|| Error::Model("the model returned too few outputs".into()))?;
+                Ok(Analysis {
+                    embedding: out.embedding,
+                    top: out.top,
+                    width: p.width,
+                    height: p.height,
+                })
             })
             .collect()
     }
@@ -144,7 +174,11 @@ impl Engine {
         let work = || -> Result<Prepared> {
             let decoded = decode_file(path)?;
             let input = model_input(&decoded.rgb, &pre).map_err(|e| Error::file(path, e))?;
-            Ok(Prepared { input, width: decoded.rgb.width(), height: decoded.rgb.height() })
+            Ok(Prepared {
+                input,
+                width: decoded.rgb.width(),
+                height: decoded.rgb.height(),
+            })
         };
         catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|panic| {
             let what = panic
@@ -152,34 +186,34 @@ impl Engine {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            Err(Error::file(path, format!("the decoder crashed on this file: {what}")))
+            Err(Error::file(
+                path,
+                format!("the decoder crashed on this file: {what}"),
+            ))
         })
     }
 
     /// Runs preprocessed inputs through the model: normalised embeddings and top-k labels.
-    pub fn embed_inputs(&self, inputs: &[&[f32]]) -> Result<(Vec<Vec<f32>>, Vec<Vec<Prediction>>)> {
+    pub fn embed_inputs(&self, inputs: &[&[f32]]) -> Result<Vec<ModelOutput>> {
         let side = self.info().preprocess.crop as usize;
-        let flat: Vec<f32> = inputs.concat();
-        let batch = Tensor::from_vec(flat, (inputs.len(), 3, side, side), &Device::Cpu)?;
+        let batch = Tensor::from_vec(inputs.concat(), (inputs.len(), 3, side, side), &Device::Cpu)?;
         let (embeddings, logits) = self.pool.install(|| self.model.forward(&batch))?;
-        let dim = self.info().dim;
-        let embeddings: Vec<Vec<f32>> = to_vec(&embeddings)?
-            .chunks_exact(dim)
-            .map(|v| {
-                let mut v = v.to_vec();
-                l2_normalise(&mut v);
-                v
-            })
-            .collect();
-        let tops = match logits {
-            Some(logits) => {
-                let logits = to_vec(&logits)?;
-                let classes = logits.len() / inputs.len();
-                logits.chunks_exact(classes).map(|l| top_k(l, self.options.top_k)).collect()
-            }
-            None => vec![Vec::new(); inputs.len()],
-        };
-        Ok((embeddings, tops))
+        let embeddings = to_vec(&embeddings)?;
+        let logits = logits.map(|l| to_vec(&l)).transpose()?;
+        let dim = embeddings.len() / inputs.len();
+        let outputs = (0..inputs.len()).map(|i| {
+            let mut embedding = embeddings[i * dim..(i + 1) * dim].to_vec();
+            l2_normalise(&mut embedding);
+            let top = match &logits {
+                Some(logits) => {
+                    let classes = logits.len() / inputs.len();
+                    top_k(&logits[i * classes..(i + 1) * classes], self.options.top_k)
+                }
+                None => Vec::new(),
+            };
+            ModelOutput { embedding, top }
+        });
+        Ok(outputs.collect())
     }
 
     /// Raw forward pass for benchmarks and tests: `[n, 3, crop, crop]` in, outputs as the model

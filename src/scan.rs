@@ -38,13 +38,24 @@ pub struct ScanResult {
 ///
 /// Fails only when `root` itself cannot be read.
 pub fn scan_folder(root: &Path) -> Result<ScanResult, Error> {
-    let meta = std::fs::metadata(root).map_err(|e| Error::Folder { path: root.to_path_buf(), reason: e.to_string() })?;
+    let meta = std::fs::metadata(root).map_err(|e| Error::Folder {
+        path: root.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     if !meta.is_dir() {
-        return Err(Error::Folder { path: root.to_path_buf(), reason: "not a folder".into() });
+        return Err(Error::Folder {
+            path: root.to_path_buf(),
+            reason: "not a folder".into(),
+        });
     }
-    std::fs::read_dir(root).map_err(|e| Error::Folder { path: root.to_path_buf(), reason: e.to_string() })?;
+    std::fs::read_dir(root).map_err(|e| Error::Folder {
+        path: root.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     let mut result = ScanResult::default();
-    let walker = walkdir::WalkDir::new(root).follow_links(true).sort_by_file_name();
+    let walker = walkdir::WalkDir::new(root)
+        .follow_links(true)
+        .sort_by_file_name();
     for entry in walker {
         match entry {
             Ok(entry) if entry.file_type().is_file() => match classify_file(entry.path()) {
@@ -57,7 +68,9 @@ pub fn scan_folder(root: &Path) -> Result<ScanResult, Error> {
                 let path = e.path().unwrap_or(root).to_path_buf();
                 let reason = match e.loop_ancestor() {
                     Some(ancestor) => format!("symlink loop back to {}", ancestor.display()),
-                    None => e.io_error().map_or_else(|| e.to_string(), |io| io.to_string()),
+                    None => e
+                        .io_error()
+                        .map_or_else(|| e.to_string(), |io| io.to_string()),
                 };
                 result.problems.push(Error::file(path, reason));
             }
@@ -80,17 +93,27 @@ fn classify_file(path: &Path) -> Result<Option<ImageEntry>, Error> {
         return match (promises_image, head_len) {
             (false, _) => Ok(None),
             (true, 0) => Err(Error::file(path, "empty file")),
-            (true, _) => Err(Error::file(path, "not an image: the content matches no supported format")),
+            (true, _) => Err(Error::file(
+                path,
+                "not an image: the content matches no supported format",
+            )),
         };
     }
-    let meta = std::fs::metadata(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
-    Ok(Some(ImageEntry { path: path.to_path_buf(), size: meta.len(), modified: meta.modified().ok() }))
+    let meta =
+        std::fs::metadata(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    Ok(Some(ImageEntry {
+        path: path.to_path_buf(),
+        size: meta.len(),
+        modified: meta.modified().ok(),
+    }))
 }
 
 fn has_image_extension(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|known| known.eq_ignore_ascii_case(e)))
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+        IMAGE_EXTENSIONS
+            .iter()
+            .any(|known| known.eq_ignore_ascii_case(e))
+    })
 }
 
 /// Fills as much of `buf` as the file has.

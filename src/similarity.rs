@@ -19,7 +19,11 @@ pub fn rank<'a, I>(query: &[f32], items: I) -> Vec<(usize, f32)>
 where
     I: IntoIterator<Item = &'a [f32]>,
 {
-    let mut scored: Vec<(usize, f32)> = items.into_iter().map(|v| cosine(query, v)).enumerate().collect();
+    let mut scored: Vec<(usize, f32)> = items
+        .into_iter()
+        .map(|v| cosine(query, v))
+        .enumerate()
+        .collect();
     scored.sort_by(|a, b| b.1.total_cmp(&a.1));
     scored
 }
@@ -37,7 +41,10 @@ mod tests {
             l2_normalise(v);
         }
         let ranked = rank(&[0.0, 1.0], [a.as_slice(), b.as_slice(), c.as_slice()]);
-        assert_eq!(ranked.iter().map(|r| r.0).collect::<Vec<_>>(), vec![2, 1, 0]);
+        assert_eq!(
+            ranked.iter().map(|r| r.0).collect::<Vec<_>>(),
+            vec![2, 1, 0]
+        );
         assert!((ranked[1].1 - 0.8).abs() < 1e-6);
     }
 

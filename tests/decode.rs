@@ -9,7 +9,13 @@ use lookalike::model::lite0::INFO;
 
 /// A 40×20 picture: left half red, right half blue.
 fn red_blue() -> RgbImage {
-    RgbImage::from_fn(40, 20, |x, _| if x < 20 { Rgb([255, 0, 0]) } else { Rgb([0, 0, 255]) })
+    RgbImage::from_fn(40, 20, |x, _| {
+        if x < 20 {
+            Rgb([255, 0, 0])
+        } else {
+            Rgb([0, 0, 255])
+        }
+    })
 }
 
 fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
@@ -22,7 +28,14 @@ fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
 fn every_supported_format_decodes_by_content_whatever_the_name() {
     let dir = tempfile::tempdir().unwrap();
     let img = DynamicImage::ImageRgb8(red_blue());
-    for format in [ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::Gif, ImageFormat::WebP, ImageFormat::Bmp, ImageFormat::Tiff] {
+    for format in [
+        ImageFormat::Jpeg,
+        ImageFormat::Png,
+        ImageFormat::Gif,
+        ImageFormat::WebP,
+        ImageFormat::Bmp,
+        ImageFormat::Tiff,
+    ] {
         // Every file is named .jpg: the name must not matter.
         let path = dir.path().join(format!("{format:?}.jpg"));
         std::fs::write(&path, encode(&img, format)).unwrap();
@@ -30,16 +43,28 @@ fn every_supported_format_decodes_by_content_whatever_the_name() {
         assert_eq!(decoded.format, format);
         assert_eq!(decoded.rgb.dimensions(), (40, 20), "{format:?}");
         let left = decoded.rgb.get_pixel(5, 10);
-        assert!(left[0] > 200 && left[2] < 60, "{format:?}: left half is red, got {left:?}");
+        assert!(
+            left[0] > 200 && left[2] < 60,
+            "{format:?}: left half is red, got {left:?}"
+        );
     }
 }
 
 #[test]
 fn grayscale_sixteen_bit_and_alpha_become_rgb() {
     let gray = DynamicImage::ImageLuma8(image::GrayImage::from_pixel(8, 6, image::Luma([90])));
-    let deep = DynamicImage::ImageRgb16(image::ImageBuffer::from_pixel(8, 6, Rgb([65535u16, 0, 0])));
-    let alpha = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(8, 6, image::Rgba([0, 255, 0, 10])));
-    for (img, expected) in [(gray, [90, 90, 90]), (deep, [255, 0, 0]), (alpha, [0, 255, 0])] {
+    let deep =
+        DynamicImage::ImageRgb16(image::ImageBuffer::from_pixel(8, 6, Rgb([65535u16, 0, 0])));
+    let alpha = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(
+        8,
+        6,
+        image::Rgba([0, 255, 0, 10]),
+    ));
+    for (img, expected) in [
+        (gray, [90, 90, 90]),
+        (deep, [255, 0, 0]),
+        (alpha, [0, 255, 0]),
+    ] {
         let decoded = decode_reader(Cursor::new(encode(&img, ImageFormat::Png))).unwrap();
         assert_eq!(decoded.rgb.get_pixel(3, 3).0, expected);
     }
@@ -75,7 +100,10 @@ fn exif_orientation_is_applied() {
     assert_eq!(rotated.rgb.dimensions(), (20, 40));
     let top = rotated.rgb.get_pixel(10, 5);
     let bottom = rotated.rgb.get_pixel(10, 35);
-    assert!(top[0] > 200 && bottom[2] > 200, "top {top:?}, bottom {bottom:?}");
+    assert!(
+        top[0] > 200 && bottom[2] > 200,
+        "top {top:?}, bottom {bottom:?}"
+    );
     // 2 = mirrored: the red half ends up on the right.
     let mirrored = decode_reader(Cursor::new(with_exif_orientation(&jpeg, 2))).unwrap();
     assert_eq!(mirrored.rgb.dimensions(), (40, 20));
@@ -88,7 +116,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -102,7 +134,9 @@ fn a_png_claiming_huge_dimensions_is_refused_before_allocating() {
     png[20..24].copy_from_slice(&60_000u32.to_be_bytes());
     let crc = crc32(&png[12..29]);
     png[29..33].copy_from_slice(&crc.to_be_bytes());
-    let err = decode_reader(Cursor::new(png)).err().expect("must be refused");
+    let err = decode_reader(Cursor::new(png))
+        .err()
+        .expect("must be refused");
     assert!(err.contains("too large"), "{err}");
 }
 
@@ -113,16 +147,24 @@ fn truncated_and_empty_files_give_reasons_that_name_the_file() {
     let png = encode(&DynamicImage::ImageRgb8(red_blue()), ImageFormat::Png);
     let mut cases = Vec::new();
     for percent in [10, 50, 99] {
-        cases.push((format!("cut-{percent}.jpg"), jpeg[..jpeg.len() * percent / 100].to_vec()));
+        cases.push((
+            format!("cut-{percent}.jpg"),
+            jpeg[..jpeg.len() * percent / 100].to_vec(),
+        ));
     }
     for percent in [10, 50] {
-        cases.push((format!("cut-{percent}.png"), png[..png.len() * percent / 100].to_vec()));
+        cases.push((
+            format!("cut-{percent}.png"),
+            png[..png.len() * percent / 100].to_vec(),
+        ));
     }
     cases.push(("empty.png".to_string(), Vec::new()));
     for (name, bytes) in cases {
         let path = dir.path().join(&name);
         std::fs::write(&path, bytes).unwrap();
-        let err = decode_file(&path).err().unwrap_or_else(|| panic!("{name} must fail"));
+        let err = decode_file(&path)
+            .err()
+            .unwrap_or_else(|| panic!("{name} must fail"));
         assert!(err.to_string().contains(&name), "{err}");
     }
     // The whole files still decode.
@@ -142,7 +184,13 @@ fn a_jpeg_with_data_after_its_end_is_complete() {
 #[test]
 fn model_input_is_normalised_chw_from_the_centre_crop() {
     // 448×224: resized to 512×256, then the centre 224 square lies inside the blue-red border.
-    let img = RgbImage::from_fn(448, 224, |x, _| if x < 224 { Rgb([255, 255, 255]) } else { Rgb([0, 0, 0]) });
+    let img = RgbImage::from_fn(448, 224, |x, _| {
+        if x < 224 {
+            Rgb([255, 255, 255])
+        } else {
+            Rgb([0, 0, 0])
+        }
+    });
     let input = model_input(&img, &INFO.preprocess).unwrap();
     assert_eq!(input.len(), 3 * 224 * 224);
     let white = (255.0 - 127.0) / 128.0;

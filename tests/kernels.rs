@@ -5,22 +5,34 @@ use lookalike::model::kernels::{self, Activation, ConvGeometry};
 
 /// Deterministic pseudo-random values in [-1, 1).
 fn noise(len: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect()
 }
 
 fn to_nhwc(t: &Tensor) -> Vec<f32> {
-    t.permute((0, 2, 3, 1)).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    t.permute((0, 2, 3, 1))
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "output sizes differ");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Candle's grouped convolution with TF "SAME" padding made explicit, plus bias.
@@ -52,8 +64,10 @@ fn depthwise_matches_candle_grouped_conv() {
     ];
     for (i, &(n, h, w, c, k, s)) in cases.iter().enumerate() {
         let g = ConvGeometry::same(n, h, w, c, k, s);
-        let x = Tensor::from_vec(noise(n * c * h * w, i as u64), (n, c, h, w), &Device::Cpu).unwrap();
-        let weight = Tensor::from_vec(noise(c * k * k, 100 + i as u64), (c, 1, k, k), &Device::Cpu).unwrap();
+        let x =
+            Tensor::from_vec(noise(n * c * h * w, i as u64), (n, c, h, w), &Device::Cpu).unwrap();
+        let weight =
+            Tensor::from_vec(noise(c * k * k, 100 + i as u64), (c, 1, k, k), &Device::Cpu).unwrap();
         let bias = noise(c, 200 + i as u64);
         let expected = to_nhwc(&candle_depthwise(&x, &weight, &bias, &g));
         // Our layout is [k, k, c].
@@ -69,7 +83,13 @@ fn depthwise_applies_relu6() {
     let g = ConvGeometry::same(1, 4, 4, 8, 3, 1);
     let x = vec![10.0f32; 4 * 4 * 8];
     let w = vec![1.0f32; 9 * 8];
-    let out = kernels::depthwise(&x, &g, &w, &[-100.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], Activation::Relu6);
+    let out = kernels::depthwise(
+        &x,
+        &g,
+        &w,
+        &[-100.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        Activation::Relu6,
+    );
     assert_eq!(out[0], 0.0, "negative clamps to 0");
     assert_eq!(out[1], 6.0, "large clamps to 6");
 }
@@ -80,8 +100,18 @@ fn dense_conv2d_matches_candle_conv2d() {
     let cases = [(2, 17, 15, 3, 32, 3, 2), (2, 10, 9, 16, 24, 3, 1)];
     for (i, &(n, h, w, cin, cout, k, s)) in cases.iter().enumerate() {
         let g = ConvGeometry::same(n, h, w, cin, k, s);
-        let x = Tensor::from_vec(noise(n * cin * h * w, i as u64), (n, cin, h, w), &Device::Cpu).unwrap();
-        let weight = Tensor::from_vec(noise(cout * cin * k * k, 50 + i as u64), (cout, cin, k, k), &Device::Cpu).unwrap();
+        let x = Tensor::from_vec(
+            noise(n * cin * h * w, i as u64),
+            (n, cin, h, w),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let weight = Tensor::from_vec(
+            noise(cout * cin * k * k, 50 + i as u64),
+            (cout, cin, k, k),
+            &Device::Cpu,
+        )
+        .unwrap();
         let bias = noise(cout, 60 + i as u64);
         let pad_h = (g.out_height - 1) * s + k - h;
         let pad_w = (g.out_width - 1) * s + k - w;
@@ -91,9 +121,21 @@ fn dense_conv2d_matches_candle_conv2d() {
             .pad_with_zeros(3, g.pad_left, pad_w - g.pad_left)
             .unwrap();
         let b = Tensor::from_slice(&bias, (1, cout, 1, 1), &Device::Cpu).unwrap();
-        let expected = to_nhwc(&padded.conv2d(&weight, 0, s, 1, 1).unwrap().broadcast_add(&b).unwrap());
+        let expected = to_nhwc(
+            &padded
+                .conv2d(&weight, 0, s, 1, 1)
+                .unwrap()
+                .broadcast_add(&b)
+                .unwrap(),
+        );
         // Our layout is [k, k, in, out].
-        let w_ours = weight.permute((2, 3, 1, 0)).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let w_ours = weight
+            .permute((2, 3, 1, 0))
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         let got = kernels::conv2d(&to_nhwc(&x), &g, &w_ours, &bias, Activation::None);
         let diff = max_abs_diff(&got, &expected);
         assert!(diff < 1e-4, "case {i}: differs by {diff}");
@@ -105,9 +147,22 @@ fn symmetric_padding_conv_matches_candle() {
     let (n, h, w, cin, cout) = (1, 6, 5, 4, 5);
     let g = ConvGeometry::symmetric(n, h, w, cin, 3, 1, 1);
     let x = Tensor::from_vec(noise(n * cin * h * w, 7), (n, cin, h, w), &Device::Cpu).unwrap();
-    let weight = Tensor::from_vec(noise(cout * cin * 9, 8), (cout, cin, 3, 3), &Device::Cpu).unwrap();
+    let weight =
+        Tensor::from_vec(noise(cout * cin * 9, 8), (cout, cin, 3, 3), &Device::Cpu).unwrap();
     let expected = to_nhwc(&x.conv2d(&weight, 1, 1, 1, 1).unwrap());
-    let w_ours = weight.permute((2, 3, 1, 0)).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let got = kernels::conv2d(&to_nhwc(&x), &g, &w_ours, &vec![0.0; cout], Activation::None);
+    let w_ours = weight
+        .permute((2, 3, 1, 0))
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let got = kernels::conv2d(
+        &to_nhwc(&x),
+        &g,
+        &w_ours,
+        &vec![0.0; cout],
+        Activation::None,
+    );
     assert!(max_abs_diff(&got, &expected) < 1e-4);
 }

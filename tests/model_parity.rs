@@ -11,7 +11,9 @@ use lookalike::{Engine, EngineOptions, ModelKind};
 use serde_json::Value;
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 fn load_json(name: &str) -> Value {
@@ -20,17 +22,26 @@ fn load_json(name: &str) -> Value {
 }
 
 fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number") as f32).collect()
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().expect("number") as f32)
+        .collect()
 }
 
 /// `x[0,c,h,w] = (((c*224*224 + h*224 + w) mod 251) - 125) / 128`, as the reference defines it.
 fn synthetic_input() -> Vec<f32> {
-    (0..3 * 224 * 224).map(|i| ((i % 251) as f32 - 125.0) / 128.0).collect()
+    (0..3 * 224 * 224)
+        .map(|i| ((i % 251) as f32 - 125.0) / 128.0)
+        .collect()
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -40,10 +51,18 @@ fn synthetic_input_matches_reference_pooled_features_and_logits() {
     let input = Tensor::from_vec(synthetic_input(), (1, 3, 224, 224), &Device::Cpu).unwrap();
     let (pooled, logits) = model.forward(&input).unwrap();
     let pooled = pooled.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let logits = logits.unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let logits = logits
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     let pooled_diff = max_abs_diff(&pooled, &floats(&reference["pooled_1280"]));
     let logits_diff = max_abs_diff(&logits, &floats(&reference["logits_1000"]));
-    assert!(pooled_diff < 1e-3, "pooled features differ by {pooled_diff}");
+    assert!(
+        pooled_diff < 1e-3,
+        "pooled features differ by {pooled_diff}"
+    );
     assert!(logits_diff < 1e-3, "logits differ by {logits_diff}");
 }
 
@@ -53,15 +72,34 @@ fn a_batch_gives_the_same_answer_as_single_images() {
     let one = synthetic_input();
     let other: Vec<f32> = one.iter().map(|v| -v * 0.5).collect();
     // Five images: more than one internal slice, and an odd count.
-    let batch: Vec<f32> = [&one, &other, &one, &other, &one].into_iter().flatten().copied().collect();
+    let batch: Vec<f32> = [&one, &other, &one, &other, &one]
+        .into_iter()
+        .flatten()
+        .copied()
+        .collect();
     let (pooled, _) = model.forward_slices(&batch, 5);
     let (single_one, _) = model.forward_slices(&one, 1);
     let (single_other, _) = model.forward_slices(&other, 1);
-    for (i, expected) in [&single_one, &single_other, &single_one, &single_other, &single_one].into_iter().enumerate() {
+    for (i, expected) in [
+        &single_one,
+        &single_other,
+        &single_one,
+        &single_other,
+        &single_one,
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let got = &pooled[i * 1280..(i + 1) * 1280];
-        assert!(max_abs_diff(got, expected) < 1e-4, "image {i} of the batch differs");
+        assert!(
+            max_abs_diff(got, expected) < 1e-4,
+            "image {i} of the batch differs"
+        );
     }
-    assert!(max_abs_diff(&single_one, &single_other) > 0.01, "different inputs must embed differently");
+    assert!(
+        max_abs_diff(&single_one, &single_other) > 0.01,
+        "different inputs must embed differently"
+    );
 }
 
 #[test]
@@ -71,12 +109,20 @@ fn every_seed_image_matches_reference_label_and_embedding() {
     assert_eq!(images.len(), 9, "all nine seed images are in the reference");
     let engine = Engine::new(ModelKind::Lite0, EngineOptions::default()).unwrap();
     for (name, expected) in images {
-        let analysis = engine.analyse_file(&data("seed-images").join(name)).unwrap();
+        let analysis = engine
+            .analyse_file(&data("seed-images").join(name))
+            .unwrap();
         let expected_top1 = expected["top5"][0]["class"].as_u64().unwrap() as usize;
         assert_eq!(analysis.top[0].class, expected_top1, "{name}: top-1 class");
         let similarity = cosine(&analysis.embedding, &floats(&expected["feature"]));
-        assert!(similarity >= 0.99, "{name}: cosine with the reference feature is {similarity}");
+        assert!(
+            similarity >= 0.99,
+            "{name}: cosine with the reference feature is {similarity}"
+        );
         let reference_prob = expected["top5"][0]["prob"].as_f64().unwrap() as f32;
-        assert!((analysis.top[0].prob - reference_prob).abs() < 0.05, "{name}: top-1 probability");
+        assert!(
+            (analysis.top[0].prob - reference_prob).abs() < 0.05,
+            "{name}: top-1 probability"
+        );
     }
 }

@@ -40,10 +40,20 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     let side = engine.info().preprocess.crop as usize;
     let budget = Duration::from_secs_f64(args.seconds);
     for &batch in &args.batches {
-        let input = Tensor::ones((batch.max(1), 3, side, side), candle_core::DType::F32, &Device::Cpu)?;
+        let input = Tensor::ones(
+            (batch.max(1), 3, side, side),
+            candle_core::DType::F32,
+            &Device::Cpu,
+        )?;
         engine.forward(&input)?; // warm-up: first-touch allocations, gemm packing buffers
         let (runs, elapsed) = repeat_for(budget, || engine.forward(&input).map(|_| ()))?;
-        report(args.json, &format!("forward {id} batch {batch}"), runs * batch, elapsed, threads);
+        report(
+            args.json,
+            &format!("forward {id} batch {batch}"),
+            runs * batch,
+            elapsed,
+            threads,
+        );
     }
     if let Some(dir) = &args.dir {
         let scan = scan_folder(dir)?;
@@ -51,27 +61,49 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         anyhow::ensure!(!paths.is_empty(), "{} holds no images", dir.display());
         let pre = engine.info().preprocess;
         let start = Instant::now();
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()?;
         let decoded = pool.install(|| {
             paths
                 .par_iter()
-                .filter(|p| decode_file(p).and_then(|d| model_input(&d.rgb, &pre)).is_ok())
+                .filter(|p| {
+                    decode_file(p)
+                        .and_then(|d| model_input(&d.rgb, &pre))
+                        .is_ok()
+                })
                 .count()
         });
-        report(args.json, "decode + preprocess", decoded, start.elapsed(), threads);
+        report(
+            args.json,
+            "decode + preprocess",
+            decoded,
+            start.elapsed(),
+            threads,
+        );
         let start = Instant::now();
         let never = AtomicBool::new(false);
         let bar = super::progress_bar(paths.len());
-        let results = engine.analyse_files(&paths, &never, &mut |done, _| bar.set_position(done as u64));
+        let results =
+            engine.analyse_files(&paths, &never, &mut |done, _| bar.set_position(done as u64));
         bar.finish_and_clear();
         let ok = results.iter().filter(|r| r.is_ok()).count();
-        report(args.json, &format!("end to end {id} ({} images)", paths.len()), ok, start.elapsed(), threads);
+        report(
+            args.json,
+            &format!("end to end {id} ({} images)", paths.len()),
+            ok,
+            start.elapsed(),
+            threads,
+        );
     }
     Ok(0)
 }
 
 /// Runs `work` until `budget` has passed and at least three times; returns (runs, time).
-fn repeat_for(budget: Duration, mut work: impl FnMut() -> lookalike::Result<()>) -> anyhow::Result<(usize, Duration)> {
+fn repeat_for(
+    budget: Duration,
+    mut work: impl FnMut() -> lookalike::Result<()>,
+) -> anyhow::Result<(usize, Duration)> {
     let start = Instant::now();
     let mut runs = 0;
     while runs < 3 || start.elapsed() < budget {
@@ -84,8 +116,14 @@ fn repeat_for(budget: Duration, mut work: impl FnMut() -> lookalike::Result<()>)
 fn report(json: bool, what: &str, images: usize, elapsed: Duration, threads: usize) {
     let rate = images as f64 / elapsed.as_secs_f64();
     if json {
-        println!("{}", json!({"what": what, "images": images, "seconds": elapsed.as_secs_f64(), "images_per_second": rate, "threads": threads}));
+        println!(
+            "{}",
+            json!({"what": what, "images": images, "seconds": elapsed.as_secs_f64(), "images_per_second": rate, "threads": threads})
+        );
     } else {
-        println!("{what:<40} {rate:8.1} img/s  ({images} images in {:.2} s, {threads} threads)", elapsed.as_secs_f64());
+        println!(
+            "{what:<40} {rate:8.1} img/s  ({images} images in {:.2} s, {threads} threads)",
+            elapsed.as_secs_f64()
+        );
     }
 }

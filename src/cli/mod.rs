@@ -91,7 +91,11 @@ pub struct ModelArgs {
 impl ModelArgs {
     fn engine(&self, top_k: usize) -> anyhow::Result<Engine> {
         let kind = ModelKind::from_name(&self.model)?;
-        let options = EngineOptions { threads: self.threads, batch_size: self.batch as usize, top_k };
+        let options = EngineOptions {
+            threads: self.threads,
+            batch_size: self.batch as usize,
+            top_k,
+        };
         Engine::new(kind, options).with_context(|| format!("loading model {}", self.model))
     }
 }
@@ -99,9 +103,24 @@ impl ModelArgs {
 /// Runs a command; the exit code is 0 on success, 1 when some file failed.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Classify { model, top, json, images } => classify(&model, top as usize, json, &images),
-        Command::Embed { model, json, images } => embed(&model, json, &images),
-        Command::Similar { model, query, dir, top, json } => similar(&model, &query, dir.as_deref(), top, json),
+        Command::Classify {
+            model,
+            top,
+            json,
+            images,
+        } => classify(&model, top as usize, json, &images),
+        Command::Embed {
+            model,
+            json,
+            images,
+        } => embed(&model, json, &images),
+        Command::Similar {
+            model,
+            query,
+            dir,
+            top,
+            json,
+        } => similar(&model, &query, dir.as_deref(), top, json),
         Command::Bench(args) => bench::run(&args),
     }
 }
@@ -114,7 +133,11 @@ fn classify(model: &ModelArgs, top: usize, json: bool, images: &[PathBuf]) -> an
     for (path, result) in images.iter().zip(results) {
         match result {
             Ok(a) if json => {
-                let top: Vec<_> = a.top.iter().map(|p| json!({"class": p.class, "label": p.label, "prob": p.prob})).collect();
+                let top: Vec<_> = a
+                    .top
+                    .iter()
+                    .map(|p| json!({"class": p.class, "label": p.label, "prob": p.prob}))
+                    .collect();
                 writeln!(out, "{}", json!({"file": display(path), "top": top}))?;
             }
             Ok(a) => {
@@ -145,8 +168,19 @@ fn embed(model: &ModelArgs, json: bool, images: &[PathBuf]) -> anyhow::Result<i3
                 writeln!(out, "{line}")?;
             }
             Ok(a) => {
-                let head: Vec<String> = a.embedding.iter().take(6).map(|v| format!("{v:.4}")).collect();
-                writeln!(out, "{}  {id}  {}-d  [{}, ...]", display(path), a.embedding.len(), head.join(", "))?;
+                let head: Vec<String> = a
+                    .embedding
+                    .iter()
+                    .take(6)
+                    .map(|v| format!("{v:.4}"))
+                    .collect();
+                writeln!(
+                    out,
+                    "{}  {id}  {}-d  [{}, ...]",
+                    display(path),
+                    a.embedding.len(),
+                    head.join(", ")
+                )?;
             }
             Err(e) => {
                 failed = true;
@@ -157,10 +191,20 @@ fn embed(model: &ModelArgs, json: bool, images: &[PathBuf]) -> anyhow::Result<i3
     Ok(i32::from(failed))
 }
 
-fn similar(model: &ModelArgs, query: &Path, dir: Option<&Path>, top: Option<usize>, json: bool) -> anyhow::Result<i32> {
+fn similar(
+    model: &ModelArgs,
+    query: &Path,
+    dir: Option<&Path>,
+    top: Option<usize>,
+    json: bool,
+) -> anyhow::Result<i32> {
     let dir = match dir {
         Some(d) => d.to_path_buf(),
-        None => query.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf(),
+        None => query
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf(),
     };
     let engine = model.engine(5)?;
     let query_vector = engine.analyse_file(query)?.embedding;
@@ -186,9 +230,20 @@ fn similar(model: &ModelArgs, query: &Path, dir: Option<&Path>, top: Option<usiz
     let ranked = rank(&query_vector, found.iter().map(|(_, v)| v.as_slice()));
     let mut out = std::io::stdout().lock();
     if !json {
-        writeln!(out, "Most similar to {} ({}, {} images in {}):", display(query), engine.info().id, found.len(), display(&dir))?;
+        writeln!(
+            out,
+            "Most similar to {} ({}, {} images in {}):",
+            display(query),
+            engine.info().id,
+            found.len(),
+            display(&dir)
+        )?;
     }
-    for (place, (i, score)) in ranked.into_iter().take(top.unwrap_or(usize::MAX)).enumerate() {
+    for (place, (i, score)) in ranked
+        .into_iter()
+        .take(top.unwrap_or(usize::MAX))
+        .enumerate()
+    {
         let path = found[i].0;
         match json {
             true => writeln!(out, "{}", json!({"file": display(path), "score": score}))?,
@@ -219,7 +274,12 @@ pub(crate) fn progress_bar(total: usize) -> ProgressBar {
     bar
 }
 
-fn report_failure(out: &mut impl Write, json: bool, path: &Path, e: &lookalike::Error) -> std::io::Result<()> {
+fn report_failure(
+    out: &mut impl Write,
+    json: bool,
+    path: &Path,
+    e: &lookalike::Error,
+) -> std::io::Result<()> {
     let reason = match e {
         lookalike::Error::File { reason, .. } => reason.clone(),
         other => other.to_string(),

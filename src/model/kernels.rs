@@ -54,7 +54,11 @@ pub fn dense(
     let outputs = bias.len();
     let inputs = w.len() / outputs;
     assert_eq!(x.len(), rows * inputs, "dense: input is not rows × inputs");
-    assert_eq!(w.len(), inputs * outputs, "dense: weight is not inputs × outputs");
+    assert_eq!(
+        w.len(),
+        inputs * outputs,
+        "dense: weight is not inputs × outputs"
+    );
     // Start from bias (+ residual) so that gemm accumulates onto it: one pass fewer over memory.
     let mut out = match residual {
         Some(res) => {
@@ -117,10 +121,28 @@ pub struct ConvGeometry {
 
 impl ConvGeometry {
     /// TF "SAME" padding, as EfficientNet-Lite was trained with.
-    pub fn same(batch: usize, height: usize, width: usize, channels: usize, kernel: usize, stride: usize) -> Self {
+    pub fn same(
+        batch: usize,
+        height: usize,
+        width: usize,
+        channels: usize,
+        kernel: usize,
+        stride: usize,
+    ) -> Self {
         let (out_height, pad_top) = same_padding(height, kernel, stride);
         let (out_width, pad_left) = same_padding(width, kernel, stride);
-        ConvGeometry { batch, height, width, channels, kernel, stride, out_height, out_width, pad_top, pad_left }
+        ConvGeometry {
+            batch,
+            height,
+            width,
+            channels,
+            kernel,
+            stride,
+            out_height,
+            out_width,
+            pad_top,
+            pad_left,
+        }
     }
 
     /// Symmetric zero padding of `pad` on every side, as torchvision's VGG uses.
@@ -163,7 +185,13 @@ impl ConvGeometry {
 ///
 /// `w` is `[kernel, kernel, channels]` (tap-major, channel-last) and `bias` is `[channels]`.
 /// Returns `[batch, out_height, out_width, channels]`.
-pub fn depthwise(x: &[f32], g: &ConvGeometry, w: &[f32], bias: &[f32], act: Activation) -> Vec<f32> {
+pub fn depthwise(
+    x: &[f32],
+    g: &ConvGeometry,
+    w: &[f32],
+    bias: &[f32],
+    act: Activation,
+) -> Vec<f32> {
     let c = g.channels;
     assert_eq!(x.len(), g.input_len(), "depthwise: input shape");
     assert_eq!(w.len(), g.kernel * g.kernel * c, "depthwise: weight shape");
@@ -171,10 +199,12 @@ pub fn depthwise(x: &[f32], g: &ConvGeometry, w: &[f32], bias: &[f32], act: Acti
     let row_len = g.out_width * c;
     let mut out = vec![0.0f32; g.batch * g.out_height * row_len];
     let row_kernel = depthwise_row_kernel();
-    out.par_chunks_mut(row_len.max(1)).enumerate().for_each(|(row, out_row)| {
-        // SAFETY: `depthwise_row_kernel` only returns a variant whose CPU features were detected.
-        unsafe { row_kernel(x, g, w, bias, act, row, out_row) }
-    });
+    out.par_chunks_mut(row_len.max(1))
+        .enumerate()
+        .for_each(|(row, out_row)| {
+            // SAFETY: `depthwise_row_kernel` only returns a variant whose CPU features were detected.
+            unsafe { row_kernel(x, g, w, bias, act, row, out_row) }
+        });
     out
 }
 
@@ -187,7 +217,8 @@ fn depthwise_row_kernel() -> DepthwiseRow {
         if std::arch::is_x86_feature_detected!("avx512f") {
             return depthwise_row_avx512;
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
             return depthwise_row_avx2;
         }
     }
@@ -238,7 +269,15 @@ unsafe fn depthwise_row_portable(
 /// channel loops are vectorised for that instruction set. `FUSED` uses fused multiply-add, which
 /// only the variants compiled with FMA may ask for (elsewhere it is a slow library call).
 #[inline(always)]
-fn depthwise_row<const FUSED: bool>(x: &[f32], g: &ConvGeometry, w: &[f32], bias: &[f32], act: Activation, row: usize, out: &mut [f32]) {
+fn depthwise_row<const FUSED: bool>(
+    x: &[f32],
+    g: &ConvGeometry,
+    w: &[f32],
+    bias: &[f32],
+    act: Activation,
+    row: usize,
+    out: &mut [f32],
+) {
     let c = g.channels;
     let (image, oy) = (row / g.out_height, row % g.out_height);
     for px in out.chunks_exact_mut(c) {
@@ -273,7 +312,14 @@ fn depthwise_row<const FUSED: bool>(x: &[f32], g: &ConvGeometry, w: &[f32], bias
 pub fn conv2d(x: &[f32], g: &ConvGeometry, w: &[f32], bias: &[f32], act: Activation) -> Vec<f32> {
     assert_eq!(x.len(), g.input_len(), "conv2d: input shape");
     let columns = im2col(x, g);
-    dense(&columns, g.batch * g.out_height * g.out_width, w, bias, act, None)
+    dense(
+        &columns,
+        g.batch * g.out_height * g.out_width,
+        w,
+        bias,
+        act,
+        None,
+    )
 }
 
 /// Lays out every output pixel's receptive field as one row of `kernel * kernel * channels`
@@ -283,44 +329,69 @@ fn im2col(x: &[f32], g: &ConvGeometry) -> Vec<f32> {
     let patch = g.kernel * g.kernel * c;
     let row_len = g.out_width * patch;
     let mut columns = vec![0.0f32; g.batch * g.out_height * row_len];
-    columns.par_chunks_mut(row_len.max(1)).enumerate().for_each(|(row, out_row)| {
-        let (image, oy) = (row / g.out_height, row % g.out_height);
-        for (ox, patch_row) in out_row.chunks_exact_mut(patch).enumerate() {
-            for ky in 0..g.kernel {
-                let Some(iy) = ConvGeometry::source(oy, ky, g.stride, g.pad_top, g.height) else {
-                    continue;
-                };
-                for kx in 0..g.kernel {
-                    let Some(ix) = ConvGeometry::source(ox, kx, g.stride, g.pad_left, g.width) else {
+    columns
+        .par_chunks_mut(row_len.max(1))
+        .enumerate()
+        .for_each(|(row, out_row)| {
+            let (image, oy) = (row / g.out_height, row % g.out_height);
+            for (ox, patch_row) in out_row.chunks_exact_mut(patch).enumerate() {
+                for ky in 0..g.kernel {
+                    let Some(iy) = ConvGeometry::source(oy, ky, g.stride, g.pad_top, g.height)
+                    else {
                         continue;
                     };
-                    let src = ((image * g.height + iy) * g.width + ix) * c;
-                    let dst = (ky * g.kernel + kx) * c;
-                    patch_row[dst..dst + c].copy_from_slice(&x[src..src + c]);
+                    for kx in 0..g.kernel {
+                        let Some(ix) = ConvGeometry::source(ox, kx, g.stride, g.pad_left, g.width)
+                        else {
+                            continue;
+                        };
+                        let src = ((image * g.height + iy) * g.width + ix) * c;
+                        let dst = (ky * g.kernel + kx) * c;
+                        patch_row[dst..dst + c].copy_from_slice(&x[src..src + c]);
+                    }
                 }
             }
-        }
-    });
+        });
     columns
 }
 
 /// 2×2 max-pool with stride 2 over NHWC (VGG's pooling). Odd trailing rows and columns are
 /// dropped, as in PyTorch.
-pub fn max_pool_2x2(x: &[f32], batch: usize, height: usize, width: usize, channels: usize) -> Vec<f32> {
+pub fn max_pool_2x2(
+    x: &[f32],
+    batch: usize,
+    height: usize,
+    width: usize,
+    channels: usize,
+) -> Vec<f32> {
     let (oh, ow, c) = (height / 2, width / 2, channels);
-    assert_eq!(x.len(), batch * height * width * c, "max_pool_2x2: input shape");
+    assert_eq!(
+        x.len(),
+        batch * height * width * c,
+        "max_pool_2x2: input shape"
+    );
     let mut out = vec![0.0f32; batch * oh * ow * c];
-    out.par_chunks_mut((ow * c).max(1)).enumerate().for_each(|(row, out_row)| {
-        let (image, oy) = (row / oh.max(1), row % oh.max(1));
-        let top = ((image * height + 2 * oy) * width) * c;
-        let bottom = top + width * c;
-        for (ox, px) in out_row.chunks_exact_mut(c).enumerate() {
-            let cells = [top + 2 * ox * c, top + (2 * ox + 1) * c, bottom + 2 * ox * c, bottom + (2 * ox + 1) * c];
-            for (ch, o) in px.iter_mut().enumerate() {
-                *o = cells.iter().map(|&at| x[at + ch]).fold(f32::NEG_INFINITY, f32::max);
+    out.par_chunks_mut((ow * c).max(1))
+        .enumerate()
+        .for_each(|(row, out_row)| {
+            let (image, oy) = (row / oh.max(1), row % oh.max(1));
+            let top = ((image * height + 2 * oy) * width) * c;
+            let bottom = top + width * c;
+            for (ox, px) in out_row.chunks_exact_mut(c).enumerate() {
+                let cells = [
+                    top + 2 * ox * c,
+                    top + (2 * ox + 1) * c,
+                    bottom + 2 * ox * c,
+                    bottom + (2 * ox + 1) * c,
+                ];
+                for (ch, o) in px.iter_mut().enumerate() {
+                    *o = cells
+                        .iter()
+                        .map(|&at| x[at + ch])
+                        .fold(f32::NEG_INFINITY, f32::max);
+                }
             }
-        }
-    });
+        });
     out
 }
 
@@ -340,7 +411,13 @@ pub fn global_average(x: &[f32], batch: usize, channels: usize) -> Vec<f32> {
 }
 
 /// NCHW to NHWC.
-pub fn nchw_to_nhwc(x: &[f32], batch: usize, channels: usize, height: usize, width: usize) -> Vec<f32> {
+pub fn nchw_to_nhwc(
+    x: &[f32],
+    batch: usize,
+    channels: usize,
+    height: usize,
+    width: usize,
+) -> Vec<f32> {
     let plane = height * width;
     let mut out = vec![0.0f32; x.len()];
     for n in 0..batch {

@@ -53,7 +53,13 @@ struct Pointwise {
 }
 
 impl Pointwise {
-    fn forward(&self, x: &[f32], rows: usize, act: Activation, residual: Option<&[f32]>) -> Vec<f32> {
+    fn forward(
+        &self,
+        x: &[f32],
+        rows: usize,
+        act: Activation,
+        residual: Option<&[f32]>,
+    ) -> Vec<f32> {
         kernels::dense(x, rows, &self.w, &self.bias, act, residual)
     }
 }
@@ -108,7 +114,13 @@ impl Lite0 {
                 let hidden = inputs * expansion;
                 let expand = match expansion {
                     1 => None,
-                    _ => Some(load_pointwise(&vb, &format!("{p}._expand_conv"), &format!("{p}._bn0"), inputs, hidden)?),
+                    _ => Some(load_pointwise(
+                        &vb,
+                        &format!("{p}._expand_conv"),
+                        &format!("{p}._bn0"),
+                        inputs,
+                        hidden,
+                    )?),
                 };
                 let block_stride = if j == 0 { stride } else { 1 };
                 let depthwise = load_spatial(
@@ -121,9 +133,20 @@ impl Lite0 {
                     block_stride,
                     true,
                 )?;
-                let project = load_pointwise(&vb, &format!("{p}._project_conv"), &format!("{p}._bn2"), hidden, cout)?;
+                let project = load_pointwise(
+                    &vb,
+                    &format!("{p}._project_conv"),
+                    &format!("{p}._bn2"),
+                    hidden,
+                    cout,
+                )?;
                 let skip = block_stride == 1 && inputs == cout;
-                blocks.push(Block { expand, depthwise, project, skip });
+                blocks.push(Block {
+                    expand,
+                    depthwise,
+                    project,
+                    skip,
+                });
             }
         }
         let head = load_pointwise(&vb, "_conv_head", "_bn1", 320, HEAD_CHANNELS)?;
@@ -132,7 +155,12 @@ impl Lite0 {
             w: transpose(&fc_w, CLASSES, HEAD_CHANNELS),
             bias: to_vec(&vb.get(CLASSES, "_fc.bias")?)?,
         };
-        Ok(Lite0 { stem, blocks, head, classifier })
+        Ok(Lite0 {
+            stem,
+            blocks,
+            head,
+            classifier,
+        })
     }
 
     /// Runs the network on NCHW data; returns pooled features `[n, 1280]` and logits `[n, 1000]`.
@@ -154,7 +182,14 @@ impl Lite0 {
 
     fn forward_slice(&self, input: &[f32], batch: usize) -> (Vec<f32>, Vec<f32>) {
         let nhwc = kernels::nchw_to_nhwc(input, batch, 3, INPUT_SIZE, INPUT_SIZE);
-        let g = ConvGeometry::same(batch, INPUT_SIZE, INPUT_SIZE, 3, self.stem.kernel, self.stem.stride);
+        let g = ConvGeometry::same(
+            batch,
+            INPUT_SIZE,
+            INPUT_SIZE,
+            3,
+            self.stem.kernel,
+            self.stem.stride,
+        );
         let mut x = Activations {
             data: kernels::conv2d(&nhwc, &g, &self.stem.w, &self.stem.bias, Activation::Relu6),
             height: g.out_height,
@@ -166,7 +201,9 @@ impl Lite0 {
         let rows = batch * x.height * x.width;
         let head = self.head.forward(&x.data, rows, Activation::Relu6, None);
         let pooled = kernels::global_average(&head, batch, HEAD_CHANNELS);
-        let logits = self.classifier.forward(&pooled, batch, Activation::None, None);
+        let logits = self
+            .classifier
+            .forward(&pooled, batch, Activation::None, None);
         (pooled, logits)
     }
 }
@@ -188,7 +225,9 @@ impl Block {
         let spread = kernels::depthwise(hidden, &g, &dw.w, &dw.bias, Activation::Relu6);
         let out_rows = batch * g.out_height * g.out_width;
         let residual = self.skip.then_some(x.data.as_slice());
-        let data = self.project.forward(&spread, out_rows, Activation::None, residual);
+        let data = self
+            .project
+            .forward(&spread, out_rows, Activation::None, residual);
         Activations {
             data,
             height: g.out_height,
@@ -228,12 +267,23 @@ fn load_batch_norm(vb: &VarBuilder, name: &str, channels: usize) -> Result<(Vec<
         .zip(&var)
         .map(|(g, v)| (*g as f64 / (*v as f64 + BN_EPS).sqrt()) as f32)
         .collect();
-    let shift = beta.iter().zip(&mean).zip(&scale).map(|((b, m), s)| b - m * s).collect();
+    let shift = beta
+        .iter()
+        .zip(&mean)
+        .zip(&scale)
+        .map(|((b, m), s)| b - m * s)
+        .collect();
     Ok((scale, shift))
 }
 
 /// A 1×1 convolution `[out, in, 1, 1]` with BatchNorm folded, laid out `[in, out]`.
-fn load_pointwise(vb: &VarBuilder, conv: &str, bn: &str, inputs: usize, outputs: usize) -> Result<Pointwise> {
+fn load_pointwise(
+    vb: &VarBuilder,
+    conv: &str,
+    bn: &str,
+    inputs: usize,
+    outputs: usize,
+) -> Result<Pointwise> {
     let w = to_vec(&vb.get((outputs, inputs, 1, 1), &format!("{conv}.weight"))?)?;
     let (scale, shift) = load_batch_norm(vb, bn, outputs)?;
     let mut w = transpose(&w, outputs, inputs);
@@ -257,17 +307,26 @@ fn load_spatial(
     depthwise: bool,
 ) -> Result<Spatial> {
     let per_group = if depthwise { 1 } else { inputs };
-    let torch = to_vec(&vb.get((outputs, per_group, kernel, kernel), &format!("{conv}.weight"))?)?;
+    let torch = to_vec(&vb.get(
+        (outputs, per_group, kernel, kernel),
+        &format!("{conv}.weight"),
+    )?)?;
     let (scale, shift) = load_batch_norm(vb, bn, outputs)?;
     let mut w = vec![0.0f32; torch.len()];
     for o in 0..outputs {
         for i in 0..per_group {
             for tap in 0..kernel * kernel {
-                w[(tap * per_group + i) * outputs + o] = torch[(o * per_group + i) * kernel * kernel + tap] * scale[o];
+                w[(tap * per_group + i) * outputs + o] =
+                    torch[(o * per_group + i) * kernel * kernel + tap] * scale[o];
             }
         }
     }
-    Ok(Spatial { w, bias: shift, kernel, stride })
+    Ok(Spatial {
+        w,
+        bias: shift,
+        kernel,
+        stride,
+    })
 }
 
 /// Row-major `[rows, cols]` to `[cols, rows]`.

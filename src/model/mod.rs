@@ -89,5 +89,7 @@ impl ModelKind {
 
 /// Reads a candle tensor into a flat `Vec<f32>` in its logical (row-major) order.
 pub(crate) fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
-    Ok(t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+    Ok(t.to_dtype(candle_core::DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?)
 }
