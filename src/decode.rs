@@ -254,6 +254,42 @@ pub fn resize_rgb(rgb: &RgbImage, region: SourceBox, width: u32, height: u32) ->
     Ok(dst.into_vec())
 }
 
+/// A small preview of an image, kept JPEG-compressed so that thousands fit in memory (and,
+/// later, in a cache file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Thumbnail {
+    pub jpeg: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// JPEG quality of thumbnails: visually clean at grid sizes, about 10 KB for 256 pixels.
+const THUMBNAIL_QUALITY: u8 = 85;
+
+/// Scales an image to fit in `max_side × max_side` (never up) and compresses it.
+pub fn make_thumbnail(rgb: &RgbImage, max_side: u32) -> Result<Thumbnail> {
+    let scale = (max_side as f64 / rgb.width().max(rgb.height()) as f64).min(1.0);
+    let width = ((rgb.width() as f64 * scale).round() as u32).max(1);
+    let height = ((rgb.height() as f64 * scale).round() as u32).max(1);
+    let pixels = resize_rgb(rgb, SourceBox::whole(rgb), width, height)?;
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, THUMBNAIL_QUALITY)
+        .encode(&pixels, width, height, image::ExtendedColorType::Rgb8)
+        .map_err(|e| Error::Model(format!("thumbnail: {e}")))?;
+    Ok(Thumbnail {
+        jpeg,
+        width,
+        height,
+    })
+}
+
+impl Thumbnail {
+    /// The thumbnail's pixels as RGB.
+    pub fn to_rgb(&self) -> std::result::Result<RgbImage, String> {
+        decode_reader(std::io::Cursor::new(&self.jpeg)).map(|d| d.rgb)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
-use crate::decode::{decode_file, model_input};
+use crate::decode::{decode_file, make_thumbnail, model_input, Thumbnail};
 use crate::error::{Error, Result};
 use crate::model::labels::{top_k, Prediction};
 use crate::model::{to_vec, Backbone, ModelInfo, ModelKind};
@@ -27,6 +27,8 @@ pub struct EngineOptions {
     pub batch_size: usize,
     /// How many labels to keep per image.
     pub top_k: usize,
+    /// Also make a thumbnail of at most this many pixels a side, from the same decode.
+    pub thumbnail_side: Option<u32>,
 }
 
 impl Default for EngineOptions {
@@ -35,6 +37,7 @@ impl Default for EngineOptions {
             threads: 0,
             batch_size: 8,
             top_k: 5,
+            thumbnail_side: None,
         }
     }
 }
@@ -49,6 +52,8 @@ pub struct Analysis {
     /// Size of the upright image in pixels.
     pub width: u32,
     pub height: u32,
+    /// A preview, when the engine was asked for them.
+    pub thumbnail: Option<Thumbnail>,
 }
 
 /// The model's answer for one input.
@@ -72,6 +77,7 @@ struct Prepared {
     input: Vec<f32>,
     width: u32,
     height: u32,
+    thumbnail: Option<Thumbnail>,
 }
 
 impl Engine {
@@ -102,6 +108,10 @@ impl Engine {
         self.model.info()
     }
 
+    pub fn batch_size(&self) -> usize {
+        self.options.batch_size
+    }
+
     pub fn threads(&self) -> usize {
         self.pool.current_num_threads()
     }
@@ -127,14 +137,15 @@ impl Engine {
             if cancel.load(Ordering::Relaxed) {
                 break;
             }
-            results.extend(self.analyse_chunk(chunk));
+            results.extend(self.analyse_batch(chunk));
             on_progress(results.len(), paths.len());
         }
         results.resize_with(paths.len(), || Err(Error::Cancelled));
         results
     }
 
-    fn analyse_chunk(&self, paths: &[PathBuf]) -> Vec<Result<Analysis>> {
+    /// Analyses one batch of files together: decoded in parallel, embedded in one pass.
+    pub fn analyse_batch(&self, paths: &[PathBuf]) -> Vec<Result<Analysis>> {
         let prepared: Vec<Result<Prepared>> = self
             .pool
             .install(|| paths.par_iter().map(|p| self.prepare(p)).collect());
@@ -163,6 +174,7 @@ impl Engine {
                     top: out.top,
                     width: p.width,
                     height: p.height,
+                    thumbnail: p.thumbnail,
                 })
             })
             .collect()
@@ -174,10 +186,17 @@ impl Engine {
         let work = || -> Result<Prepared> {
             let decoded = decode_file(path)?;
             let input = model_input(&decoded.rgb, &pre).map_err(|e| Error::file(path, e))?;
+            let thumbnail = match self.options.thumbnail_side {
+                Some(side) => {
+                    Some(make_thumbnail(&decoded.rgb, side).map_err(|e| Error::file(path, e))?)
+                }
+                None => None,
+            };
             Ok(Prepared {
                 input,
                 width: decoded.rgb.width(),
                 height: decoded.rgb.height(),
+                thumbnail,
             })
         };
         catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|panic| {

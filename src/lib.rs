@@ -7,6 +7,7 @@
 pub mod decode;
 pub mod engine;
 pub mod error;
+pub mod gui;
 pub mod model;
 pub mod scan;
 pub mod similarity;

@@ -19,12 +19,29 @@ use lookalike::scan::scan_folder;
 use lookalike::similarity::rank;
 use lookalike::{Analysis, Engine, EngineOptions, ModelKind};
 
-/// Classify images, embed them, and rank a folder by visual similarity.
+/// Browse a folder of images sorted by visual similarity; or classify, embed and rank them
+/// from the command line.
+///
+/// With no command, lookalike opens its window (on FOLDER, if given).
 #[derive(Debug, Parser)]
-#[command(name = "lookalike", version, about)]
+#[command(
+    name = "lookalike",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    /// Folder to open in the window.
+    pub folder: Option<PathBuf>,
+    /// Open FOLDER, wait until every image is indexed, save a screenshot of the window to FILE
+    /// (PNG) and quit.
+    #[arg(long, value_name = "FILE", requires = "folder")]
+    pub screenshot: Option<PathBuf>,
+    /// With --screenshot: click the image with this file name first, sorting by it.
+    #[arg(long, value_name = "NAME", requires = "screenshot")]
+    pub select: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +112,7 @@ impl ModelArgs {
             threads: self.threads,
             batch_size: self.batch as usize,
             top_k,
+            thumbnail_side: None,
         };
         Engine::new(kind, options).with_context(|| format!("loading model {}", self.model))
     }
@@ -102,7 +120,16 @@ impl ModelArgs {
 
 /// Runs a command; the exit code is 0 on success, 1 when some file failed.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        let plan = cli.screenshot.map(|file| lookalike::gui::ScreenshotPlan {
+            file,
+            select: cli.select,
+        });
+        lookalike::gui::run(cli.folder, plan)
+            .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))?;
+        return Ok(0);
+    };
+    match command {
         Command::Classify {
             model,
             top,

@@ -1,0 +1,265 @@
+//! The thumbnail grid: a virtualised scroll area that builds only the visible rows, and keeps
+//! textures only for those rows plus a margin, so a folder of thousands of photos stays light.
+
+use std::collections::HashSet;
+
+use eframe::egui;
+use egui::{Align, Color32, Layout, RichText, Sense, Stroke, UiBuilder, Vec2};
+
+use super::app::LookalikeApp;
+use super::state::{Gallery, Item};
+use super::texture_for;
+
+/// Rows above and below the visible ones whose textures are kept, so scrolling a little
+/// does not flash placeholders.
+const MARGIN_ROWS: usize = 2;
+/// New textures made per frame; the rest wait for the next frame, so a jump to the middle of
+/// a big folder never stalls one frame for long.
+const TEXTURES_PER_FRAME: usize = 24;
+const GAP: f32 = 8.0;
+
+/// What a click or key on a tile asks for; applied after the grid is drawn.
+enum Action {
+    Sort(usize),
+    Select(usize),
+    View(usize),
+}
+
+/// Draws the grid; returns how many columns it has, for the arrow keys.
+pub fn grid_ui(app: &mut LookalikeApp, ui: &mut egui::Ui) -> usize {
+    let side = app.settings.thumbnail_size;
+    let line = ui.text_style_height(&egui::TextStyle::Body) + 2.0;
+    let tile = Vec2::new(side + GAP, side + 3.0 * line + GAP);
+    let columns = ((ui.available_width() + GAP) / (tile.x + ui.spacing().item_spacing.x))
+        .floor()
+        .max(1.0) as usize;
+    let order = app.gallery.order().to_vec();
+    let rows = order.len().div_ceil(columns);
+    if order.is_empty() {
+        let note = if app.gallery.items.is_empty() {
+            "No images here yet."
+        } else {
+            "No image matches the filter."
+        };
+        ui.label(note);
+        return columns;
+    }
+    let mut area = egui::ScrollArea::vertical()
+        .id_salt("grid")
+        .auto_shrink([false, false]);
+    if std::mem::take(&mut app.scroll_to_top) {
+        area = area.vertical_scroll_offset(0.0);
+    }
+    let mut actions = Vec::new();
+    let visible = area
+        .show_rows(ui, tile.y, rows, |ui, range| {
+            let wanted: Vec<usize> = rows_with_margin(&range, rows)
+                .flat_map(|r| row_items(&order, r, columns))
+                .copied()
+                .collect();
+            load_textures(app, ui.ctx(), &wanted);
+            for row in range.clone() {
+                ui.horizontal(|ui| {
+                    for &index in row_items(&order, row, columns) {
+                        tile_ui(app, ui, index, tile, &mut actions);
+                    }
+                });
+            }
+            range
+        })
+        .inner;
+    if let Some(&first) = order.get(visible.start * columns) {
+        app.prioritise(first);
+    }
+    for action in actions {
+        match action {
+            Action::Sort(i) => app.sort_by(i),
+            Action::Select(i) => app.gallery.selected = Some(i),
+            Action::View(i) => app.open_viewer(i),
+        }
+    }
+    columns
+}
+
+fn rows_with_margin(range: &std::ops::Range<usize>, rows: usize) -> std::ops::Range<usize> {
+    range.start.saturating_sub(MARGIN_ROWS)..(range.end + MARGIN_ROWS).min(rows)
+}
+
+fn row_items(order: &[usize], row: usize, columns: usize) -> &[usize] {
+    let start = (row * columns).min(order.len());
+    &order[start..(start + columns).min(order.len())]
+}
+
+/// Makes missing textures for `wanted` (within the per-frame budget) and frees all others.
+fn load_textures(app: &mut LookalikeApp, ctx: &egui::Context, wanted: &[usize]) {
+    let keep: HashSet<usize> = wanted.iter().copied().collect();
+    app.textures.retain(|index, _| keep.contains(index));
+    let mut made = 0;
+    for &index in wanted {
+        if app.textures.contains_key(&index) {
+            continue;
+        }
+        let Some(thumbnail) = app
+            .gallery
+            .items
+            .get(index)
+            .and_then(|i| i.thumbnail.as_ref())
+        else {
+            continue;
+        };
+        if made == TEXTURES_PER_FRAME {
+            ctx.request_repaint();
+            break;
+        }
+        if let Some(texture) = texture_for(ctx, &format!("thumb-{index}"), thumbnail) {
+            app.textures.insert(index, texture);
+        }
+        made += 1;
+    }
+}
+
+fn tile_ui(
+    app: &LookalikeApp,
+    ui: &mut egui::Ui,
+    index: usize,
+    tile: Vec2,
+    actions: &mut Vec<Action>,
+) {
+    let gallery = &app.gallery;
+    let item = &gallery.items[index];
+    let (rect, _) = ui.allocate_exact_size(tile, Sense::hover());
+    if !ui.is_rect_visible(rect) {
+        return;
+    }
+    paint_marks(ui, rect, gallery, index);
+    let mut child = ui.new_child(
+        UiBuilder::new()
+            .max_rect(rect.shrink(GAP / 2.0))
+            .layout(Layout::top_down(Align::Center)),
+    );
+    let side = app.settings.thumbnail_size;
+    let response = match app.textures.get(&index) {
+        Some(texture) => {
+            let size = fit(texture.size_vec2(), side);
+            let (slot, _) = child.allocate_exact_size(Vec2::splat(side), Sense::hover());
+            let image_rect = egui::Rect::from_center_size(slot.center(), size);
+            child.put(
+                image_rect,
+                egui::Image::new((texture.id(), size))
+                    .alt_text(&item.name)
+                    .sense(Sense::click()),
+            )
+        }
+        None => placeholder_ui(&mut child, side, item),
+    };
+    child.add(egui::Label::new(RichText::new(&item.name).strong()).truncate());
+    match (item.label_line(), item.failed) {
+        (_, true) => child.colored_label(ui.visuals().error_fg_color, "could not be read"),
+        (Some(label), false) => child.add(egui::Label::new(label).truncate()),
+        (None, false) => child.weak("…"),
+    };
+    match (gallery.query, gallery.scores[index]) {
+        (Some(q), _) if q == index => child.label(
+            RichText::new("Sorted by this image").color(ui.visuals().selection.stroke.color),
+        ),
+        (Some(_), Some(score)) => child.label(format!("similarity {score:.3}")),
+        (Some(_), None) => child.weak("not embedded yet"),
+        (None, _) => child.label(""),
+    };
+    let response = response.on_hover_ui(|ui| hover_ui(ui, item));
+    if response.clicked() {
+        actions.push(Action::Sort(index));
+    }
+    if response.double_clicked() {
+        actions.push(Action::View(index));
+    }
+    if response.secondary_clicked() {
+        actions.push(Action::Select(index));
+    }
+    response.context_menu(|ui| context_menu_ui(ui, item, index, actions));
+}
+
+/// Outline for the query image and the selection.
+fn paint_marks(ui: &egui::Ui, rect: egui::Rect, gallery: &Gallery, index: usize) {
+    let accent = ui.visuals().selection.stroke.color;
+    if gallery.query == Some(index) {
+        ui.painter().rect_stroke(
+            rect.shrink(1.0),
+            6.0,
+            Stroke::new(3.0, accent),
+            egui::StrokeKind::Inside,
+        );
+    } else if gallery.selected == Some(index) {
+        ui.painter().rect_stroke(
+            rect.shrink(1.0),
+            6.0,
+            Stroke::new(1.5, accent),
+            egui::StrokeKind::Inside,
+        );
+    }
+}
+
+/// A grey square while the thumbnail is on its way; clickable all the same.
+fn placeholder_ui(ui: &mut egui::Ui, side: f32, item: &Item) -> egui::Response {
+    let (rect, response) = ui.allocate_exact_size(Vec2::splat(side), Sense::click());
+    let shade = if item.failed {
+        Color32::from_rgb(90, 40, 40)
+    } else {
+        Color32::from_gray(60)
+    };
+    ui.painter()
+        .rect_filled(rect.shrink(side * 0.08), 4.0, shade);
+    let state = if item.failed {
+        "could not be read"
+    } else {
+        "loading"
+    };
+    response.widget_info(|| {
+        egui::WidgetInfo::labeled(
+            egui::Role::Unknown,
+            true,
+            format!("{} ({state})", item.name),
+        )
+    });
+    response
+}
+
+fn hover_ui(ui: &mut egui::Ui, item: &Item) {
+    ui.strong(&item.name);
+    for p in &item.top {
+        ui.label(format!("{:5.1}%  {}", p.prob * 100.0, p.label));
+    }
+    if let Some((w, h)) = item.size {
+        ui.label(format!("{w} × {h} pixels"));
+    }
+    ui.weak(item.path.to_string_lossy());
+}
+
+fn context_menu_ui(ui: &mut egui::Ui, item: &Item, index: usize, actions: &mut Vec<Action>) {
+    if ui.button("Find similar").clicked() {
+        actions.push(Action::Sort(index));
+        ui.close();
+    }
+    if ui.button("View").clicked() {
+        actions.push(Action::View(index));
+        ui.close();
+    }
+    if ui.button("Open with default app").clicked() {
+        super::system::open(&item.path);
+        ui.close();
+    }
+    if ui.button("Show in file manager").clicked() {
+        super::system::reveal(&item.path);
+        ui.close();
+    }
+    if ui.button("Copy path").clicked() {
+        ui.ctx().copy_text(item.path.to_string_lossy().into_owned());
+        ui.close();
+    }
+}
+
+/// The largest size with `size`'s aspect ratio that fits in `side × side`.
+pub fn fit(size: Vec2, side: f32) -> Vec2 {
+    let scale = side / size.x.max(size.y).max(1.0);
+    size * scale
+}

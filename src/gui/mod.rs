@@ -1,0 +1,54 @@
+//! The desktop app (eframe/egui). The only part of lookalike that knows about a user
+//! interface: it drives the engine through the same library API as the command line.
+
+mod app;
+mod grid;
+pub mod state;
+mod system;
+mod viewer;
+pub mod worker;
+
+use std::path::PathBuf;
+
+use eframe::egui;
+
+pub use app::{load_engine, LookalikeApp, ScreenshotPlan, Settings, THUMBNAIL_SIDE};
+
+use crate::decode::Thumbnail;
+
+/// The app's icon, also used for the window.
+pub const ICON_PNG: &[u8] = include_bytes!("../../assets/icon.png");
+
+/// Opens the window, optionally on `folder`, and returns when it is closed.
+pub fn run(folder: Option<PathBuf>, screenshot: Option<ScreenshotPlan>) -> eframe::Result {
+    let mut viewport = egui::ViewportBuilder::default()
+        .with_title("lookalike")
+        .with_app_id("lookalike")
+        .with_inner_size([1200.0, 800.0])
+        .with_min_inner_size([480.0, 320.0])
+        .with_drag_and_drop(true);
+    if let Ok(icon) = eframe::icon_data::from_png_bytes(ICON_PNG) {
+        viewport = viewport.with_icon(icon);
+    }
+    let options = eframe::NativeOptions {
+        viewport,
+        ..Default::default()
+    };
+    eframe::run_native(
+        "lookalike",
+        options,
+        Box::new(move |cc| Ok(Box::new(LookalikeApp::new(cc, folder, screenshot)))),
+    )
+}
+
+/// A texture from a JPEG thumbnail, or None if the bytes do not decode.
+fn texture_for(
+    ctx: &egui::Context,
+    name: &str,
+    thumbnail: &Thumbnail,
+) -> Option<egui::TextureHandle> {
+    let rgb = thumbnail.to_rgb().ok()?;
+    let image =
+        egui::ColorImage::from_rgb([rgb.width() as usize, rgb.height() as usize], rgb.as_raw());
+    Some(ctx.load_texture(name, image, egui::TextureOptions::LINEAR))
+}

@@ -1,0 +1,142 @@
+//! The large viewer: one image fitted to the window, with left/right to step through the
+//! current order and Esc to close. The full image is decoded off the UI thread.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{channel, Receiver};
+
+use eframe::egui;
+use egui::{Color32, Key, TextureHandle};
+
+use super::state::Gallery;
+use crate::decode::{decode_file, resize_rgb, SourceBox};
+
+/// Longest side the viewer decodes to; larger photos are scaled down to this.
+const VIEWER_SIDE: u32 = 2048;
+
+pub struct Viewer {
+    pub index: usize,
+    texture: Option<TextureHandle>,
+    loading: Option<Receiver<Result<egui::ColorImage, String>>>,
+    error: Option<String>,
+}
+
+impl Viewer {
+    pub fn open(index: usize, path: PathBuf) -> Self {
+        let (send, receive) = channel();
+        let spawned = std::thread::Builder::new()
+            .name("lookalike-viewer".into())
+            .spawn(move || {
+                let _ = send.send(load(&path));
+            });
+        let error = spawned.err().map(|e| format!("cannot start loading: {e}"));
+        Viewer {
+            index,
+            texture: None,
+            loading: Some(receive),
+            error,
+        }
+    }
+
+    /// Draws the viewer over the whole window; returns false once it should close.
+    pub fn ui(&mut self, ctx: &egui::Context, gallery: &mut Gallery) -> bool {
+        self.receive(ctx);
+        if ctx.input(|i| i.key_pressed(Key::Escape) || i.key_pressed(Key::Space)) {
+            return false;
+        }
+        for (key, step) in [(Key::ArrowRight, 1isize), (Key::ArrowLeft, -1)] {
+            if ctx.input(|i| i.key_pressed(key)) {
+                gallery.selected = Some(self.index);
+                gallery.move_selection(step);
+                if let Some(next) = gallery.selected.filter(|&n| n != self.index) {
+                    if let Some(item) = gallery.items.get(next) {
+                        *self = Viewer::open(next, item.path.clone());
+                    }
+                }
+            }
+        }
+        let name = gallery
+            .items
+            .get(self.index)
+            .map(|i| i.name.clone())
+            .unwrap_or_default();
+        let mut keep_open = true;
+        let screen = ctx.content_rect();
+        egui::Area::new(egui::Id::unique("lookalike-viewer"))
+            .fixed_pos(screen.min)
+            .order(egui::Order::Foreground)
+            .show(ctx, |ui| {
+                ui.painter()
+                    .rect_filled(screen, 0.0, Color32::from_black_alpha(235));
+                ui.set_min_size(screen.size());
+                ui.horizontal(|ui| {
+                    if ui.button("Close").clicked() {
+                        keep_open = false;
+                    }
+                    ui.label(egui::RichText::new(&name).color(Color32::WHITE).strong());
+                    ui.label(
+                        egui::RichText::new("Left/Right: previous/next · Esc: close")
+                            .color(Color32::GRAY),
+                    );
+                });
+                let room = ui.available_rect_before_wrap();
+                match (&self.texture, &self.error) {
+                    (Some(texture), _) => {
+                        let size = fit_rect(texture.size_vec2(), room.size());
+                        let rect = egui::Rect::from_center_size(room.center(), size);
+                        ui.put(
+                            rect,
+                            egui::Image::new((texture.id(), size))
+                                .alt_text(format!("{name}, full size")),
+                        );
+                    }
+                    (None, Some(error)) => {
+                        ui.colored_label(Color32::LIGHT_RED, error);
+                    }
+                    (None, None) => {
+                        ui.label(egui::RichText::new("Loading…").color(Color32::WHITE));
+                    }
+                }
+            });
+        keep_open
+    }
+
+    fn receive(&mut self, ctx: &egui::Context) {
+        let Some(loading) = &self.loading else { return };
+        match loading.try_recv() {
+            Ok(Ok(image)) => {
+                self.texture = Some(ctx.load_texture(
+                    format!("viewer-{}", self.index),
+                    image,
+                    Default::default(),
+                ));
+                self.loading = None;
+            }
+            Ok(Err(e)) => {
+                self.error = Some(e);
+                self.loading = None;
+            }
+            Err(_) => ctx.request_repaint_after(std::time::Duration::from_millis(30)),
+        }
+    }
+}
+
+/// The largest size with `image`'s aspect ratio that fits inside `room`.
+fn fit_rect(image: egui::Vec2, room: egui::Vec2) -> egui::Vec2 {
+    let scale = (room.x / image.x.max(1.0)).min(room.y / image.y.max(1.0));
+    image * scale
+}
+
+fn load(path: &std::path::Path) -> Result<egui::ColorImage, String> {
+    let rgb = decode_file(path).map_err(|e| e.to_string())?.rgb;
+    let (w, h) = (rgb.width(), rgb.height());
+    let scale = (VIEWER_SIDE as f64 / w.max(h) as f64).min(1.0);
+    let (sw, sh) = (
+        ((w as f64 * scale) as u32).max(1),
+        ((h as f64 * scale) as u32).max(1),
+    );
+    let pixels = resize_rgb(&rgb, SourceBox::whole(&rgb), sw, sh).map_err(|e| e.to_string())?;
+    Ok(egui::ColorImage::from_rgb(
+        [sw as usize, sh as usize],
+        &pixels,
+    ))
+}

@@ -1,0 +1,235 @@
+//! The desktop app driven headlessly through its accessibility tree (egui_kittest), with the
+//! real engine indexing a real folder on its background threads.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use eframe::egui;
+use egui::accesskit::Role;
+use egui_kittest::kittest::{NodeT, Queryable};
+use egui_kittest::Harness;
+use lookalike::gui::{load_engine, LookalikeApp, Settings};
+use lookalike::Engine;
+
+fn engine() -> Arc<Engine> {
+    static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| load_engine("lite0").expect("the bundled model loads"))
+        .clone()
+}
+
+/// A temporary folder with the seed images (without the one with a Chinese name when
+/// `ascii_only`) and any extra files.
+fn folder_with(ascii_only: bool, extra: &[(&str, &[u8])]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/seed-images");
+    for entry in std::fs::read_dir(seeds).unwrap() {
+        let entry = entry.unwrap();
+        if ascii_only && !entry.file_name().to_str().is_some_and(|n| n.is_ascii()) {
+            continue;
+        }
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    for (name, bytes) in extra {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    dir
+}
+
+fn open_app(folder: &Path) -> Harness<'static, LookalikeApp> {
+    let folder: PathBuf = folder.to_path_buf();
+    let mut builder = Harness::builder().with_size(egui::vec2(1400.0, 1000.0));
+    // The test harness panics on any character its bundled fonts lack, to catch interface text
+    // that would draw as boxes. A Chinese file name is user content, not interface text: the
+    // app draws it with the system's fonts, or as boxes, so allow that when one is present.
+    let names_are_ascii = std::fs::read_dir(&folder).unwrap().all(|e| {
+        e.unwrap()
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.is_ascii())
+    });
+    if !names_are_ascii {
+        builder = builder.allow_missing_glyphs();
+    }
+    let mut harness = builder.build_eframe(move |cc| {
+        LookalikeApp::with_engine(
+            &cc.egui_ctx,
+            Settings::default(),
+            Ok(engine()),
+            Some(folder),
+            None,
+        )
+    });
+    let start = Instant::now();
+    while !harness.state().is_idle() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "indexing did not finish"
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    harness.run();
+    harness
+}
+
+/// The names of the thumbnails in the order the grid shows them.
+fn tile_names(harness: &Harness<'_, LookalikeApp>) -> Vec<String> {
+    harness
+        .query_all_by_role(Role::Image)
+        .filter_map(|n| n.accesskit_node().label())
+        .collect()
+}
+
+fn click_image(harness: &mut Harness<'_, LookalikeApp>, name: &str) {
+    harness.get_by_role_and_label(Role::Image, name).click();
+    harness.run();
+}
+
+#[test]
+fn clicking_tiger3_sorts_the_grid_by_similarity_with_scores() {
+    let folder = folder_with(false, &[]);
+    let mut harness = open_app(folder.path());
+    assert_eq!(
+        tile_names(&harness).len(),
+        9,
+        "every seed image has a thumbnail"
+    );
+    assert_eq!(tile_names(&harness)[0], "Tiger.jpg", "folder order first");
+
+    click_image(&mut harness, "Tiger3.jpg");
+    let names = tile_names(&harness);
+    assert_eq!(names[0], "Tiger3.jpg", "the clicked image comes first");
+    let mut next_two = names[1..3].to_vec();
+    next_two.sort();
+    assert_eq!(
+        next_two,
+        ["Tiger.jpg", "Tiger2.jpg"],
+        "then the other tigers: {names:?}"
+    );
+    assert!(
+        harness.query_by_label("Sorted by this image").is_some(),
+        "the clicked image is marked"
+    );
+    let scores: Vec<String> = harness
+        .query_all_by_label_contains("similarity ")
+        .filter_map(|n| n.value())
+        .collect();
+    assert_eq!(
+        scores.len(),
+        8,
+        "every other tile shows its score: {scores:?}"
+    );
+    let first: f32 = scores[0].trim_start_matches("similarity ").parse().unwrap();
+    let last: f32 = scores[7].trim_start_matches("similarity ").parse().unwrap();
+    assert!(first > last && first > 0.4, "best first: {scores:?}");
+
+    harness.get_by_label("Back to folder order").click();
+    harness.run();
+    assert_eq!(tile_names(&harness)[0], "Tiger.jpg");
+    assert_eq!(
+        harness.query_all_by_label_contains("similarity ").count(),
+        0
+    );
+
+    // Esc restores the folder order as well.
+    click_image(&mut harness, "elephant.jpg");
+    assert_eq!(tile_names(&harness)[..2], ["elephant.jpg", "elephant2.jpg"]);
+    harness.key_press(egui::Key::Escape);
+    harness.run();
+    assert_eq!(tile_names(&harness)[0], "Tiger.jpg");
+}
+
+#[test]
+fn tiles_show_labels_and_every_image_has_an_accessible_name() {
+    let folder = folder_with(false, &[]);
+    let harness = open_app(folder.path());
+    let images: Vec<_> = harness.query_all_by_role(Role::Image).collect();
+    assert_eq!(images.len(), 9);
+    for image in &images {
+        let label = image.accesskit_node().label().unwrap_or_default();
+        assert!(
+            !label.trim().is_empty(),
+            "an image without an accessible name: {image:?}"
+        );
+    }
+    assert!(
+        harness.query_by_label_contains("Indian elephant").is_some(),
+        "top-1 label under the elephant"
+    );
+}
+
+#[test]
+fn the_filter_keeps_images_whose_name_or_label_matches() {
+    let folder = folder_with(false, &[]);
+    let mut harness = open_app(folder.path());
+    harness
+        .get_by_role_and_label(Role::TextInput, "Filter:")
+        .focus();
+    harness.run();
+    harness
+        .get_by_role_and_label(Role::TextInput, "Filter:")
+        .type_text("tiger");
+    harness.run();
+    let mut names = tile_names(&harness);
+    names.sort();
+    assert_eq!(names, ["Tiger.jpg", "Tiger2.jpg", "Tiger3.jpg"]);
+
+    // A label match: the sunflower's file name is in Chinese, its label is "daisy".
+    harness
+        .get_by_role_and_label(Role::TextInput, "Filter:")
+        .set_text_value_accesskit("daisy");
+    harness.run();
+    assert_eq!(tile_names(&harness), ["太陽花.jpg"]);
+}
+
+#[test]
+fn broken_files_are_listed_under_problems_and_the_rest_are_shown() {
+    // ASCII names only: here the harness also checks that every interface string has glyphs.
+    let folder = folder_with(
+        true,
+        &[
+            ("broken.jpg", b"not really a jpeg"),
+            ("cut.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF"),
+        ],
+    );
+    let mut harness = open_app(folder.path());
+    assert_eq!(
+        tile_names(&harness).len(),
+        8,
+        "the good images are all there"
+    );
+    harness.get_by_label("Problems (2)").click();
+    harness.run();
+    let broken = harness
+        .get_by_label_contains("broken.jpg:")
+        .value()
+        .unwrap_or_default();
+    assert!(broken.contains("not an image"), "{broken}");
+    let cut = harness
+        .get_by_label_contains("cut.jpg:")
+        .value()
+        .unwrap_or_default();
+    assert!(cut.contains("truncated"), "{cut}");
+    // The grid keeps them too, marked, rather than dropping them silently.
+    assert_eq!(
+        harness.query_all_by_label("could not be read").count(),
+        1,
+        "the truncated JPEG's tile"
+    );
+}
+
+#[test]
+fn arrow_keys_select_and_enter_sorts_by_the_selection() {
+    let folder = folder_with(false, &[]);
+    let mut harness = open_app(folder.path());
+    for _ in 0..3 {
+        harness.key_press(egui::Key::ArrowRight);
+        harness.run();
+    }
+    // Folder order: Tiger, Tiger2, Tiger3, ...; three presses select the third.
+    harness.key_press(egui::Key::Enter);
+    harness.run();
+    assert_eq!(tile_names(&harness)[0], "Tiger3.jpg");
+}
