@@ -28,8 +28,11 @@ enum Action {
 /// Draws the grid; returns how many columns it has, for the arrow keys.
 pub fn grid_ui(app: &mut LookalikeApp, ui: &mut egui::Ui) -> usize {
     let side = app.settings.thumbnail_size;
-    let line = ui.text_style_height(&egui::TextStyle::Body) + 2.0;
-    let tile = Vec2::new(side + GAP, side + 3.0 * line + GAP);
+    let line = ui.text_style_height(&egui::TextStyle::Body) + ui.spacing().item_spacing.y;
+    let tile = Vec2::new(
+        side + GAP,
+        side + ui.spacing().item_spacing.y + 3.0 * line + GAP,
+    );
     let columns = ((ui.available_width() + GAP) / (tile.x + ui.spacing().item_spacing.x))
         .floor()
         .max(1.0) as usize;
@@ -140,15 +143,12 @@ fn tile_ui(
     let side = app.settings.thumbnail_size;
     let response = match app.textures.get(&index) {
         Some(texture) => {
+            // Every thumbnail sits centred in the same square, so the text lines up across a row.
             let size = fit(texture.size_vec2(), side);
-            let (slot, _) = child.allocate_exact_size(Vec2::splat(side), Sense::hover());
-            let image_rect = egui::Rect::from_center_size(slot.center(), size);
-            child.put(
-                image_rect,
-                egui::Image::new((texture.id(), size))
-                    .alt_text(&item.name)
-                    .sense(Sense::click()),
-            )
+            let image = egui::Image::new((texture.id(), size))
+                .alt_text(&item.name)
+                .sense(Sense::click());
+            child.add_sized(Vec2::splat(side), image)
         }
         None => placeholder_ui(&mut child, side, item),
     };
