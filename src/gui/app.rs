@@ -279,12 +279,17 @@ impl LookalikeApp {
             if let Some(p) = &mut self.progress {
                 p.finished = true;
             }
-            let failed = self.problems.len();
-            self.status = format!(
-                "{} images, {} could not be read",
-                self.gallery.analysed(),
-                failed
-            );
+            if std::env::var_os("LOOKALIKE_FRAME_REPORT").is_some() {
+                if let Some((median, p99, worst)) = self.frame_times.summary() {
+                    let frames = self.frame_times.while_indexing.len();
+                    eprintln!("frame times while indexing ({frames} frames): median {median:.1} ms, p99 {p99:.1} ms, worst {worst:.1} ms");
+                }
+            }
+            let indexed = self.gallery.analysed();
+            self.status = match self.problems.len() {
+                0 => format!("{indexed} images indexed"),
+                failed => format!("{indexed} images indexed, {failed} could not be read"),
+            };
         }
     }
 
@@ -477,10 +482,8 @@ impl LookalikeApp {
                 self.back_to_folder_order();
             }
             let problems = self.problems.len();
-            if problems > 0 {
-                if ui.button(format!("Problems ({problems})")).clicked() {
-                    self.show_problems = !self.show_problems;
-                }
+            if problems > 0 && ui.button(format!("Problems ({problems})")).clicked() {
+                self.show_problems = !self.show_problems;
             }
         });
     }
