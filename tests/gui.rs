@@ -233,3 +233,85 @@ fn arrow_keys_select_and_enter_sorts_by_the_selection() {
     harness.run();
     assert_eq!(tile_names(&harness)[0], "Tiger3.jpg");
 }
+
+#[test]
+fn space_opens_the_viewer_arrows_step_and_escape_closes() {
+    let folder = folder_with(true, &[]);
+    let mut harness = open_app(folder.path());
+    harness.key_press(egui::Key::ArrowRight); // selects the first image, Tiger.jpg
+    harness.run();
+    harness.key_press(egui::Key::Space);
+    let start = Instant::now();
+    while harness.query_by_label("Tiger.jpg, full size").is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the viewer never showed the image"
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    harness.key_press(egui::Key::ArrowRight);
+    let start = Instant::now();
+    while harness.query_by_label("Tiger2.jpg, full size").is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "right arrow did not step to the next image"
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    harness.key_press(egui::Key::Escape);
+    harness.run();
+    assert!(
+        harness.query_by_label("Tiger2.jpg, full size").is_none(),
+        "Esc closes the viewer"
+    );
+    assert_eq!(
+        tile_names(&harness)[0],
+        "Tiger.jpg",
+        "Esc in the viewer leaves the grid as it was"
+    );
+}
+
+/// A file dropped on the window, as the windowing system reports it.
+#[derive(Debug)]
+struct Dropped(PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        Err("a folder has no bytes".into())
+    }
+}
+
+#[test]
+fn dropping_a_folder_on_the_window_opens_it() {
+    let empty = tempfile::tempdir().unwrap();
+    let mut harness = open_app(empty.path());
+    assert_eq!(tile_names(&harness).len(), 0);
+    let folder = folder_with(true, &[]);
+    harness
+        .input_mut()
+        .dropped_files
+        .push(Arc::new(Dropped(folder.path().to_path_buf())));
+    harness.step();
+    let start = Instant::now();
+    while !harness.state().is_idle() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "indexing did not finish"
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    harness.run();
+    assert_eq!(tile_names(&harness).len(), 8);
+    assert_eq!(harness.state().folder.as_deref(), Some(folder.path()));
+    assert_eq!(
+        harness.state().settings.recent[0],
+        folder.path(),
+        "it joins the recent folders"
+    );
+}

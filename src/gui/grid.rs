@@ -171,7 +171,9 @@ fn tile_ui(
         actions.push(Action::Sort(index));
     }
     if response.double_clicked() {
-        actions.push(Action::View(index));
+        // The first click of the pair already sorted by the image under the pointer, which
+        // may have moved the grid; the user meant that image, now the query.
+        actions.push(Action::View(gallery.query.unwrap_or(index)));
     }
     if response.secondary_clicked() {
         actions.push(Action::Select(index));

@@ -18,6 +18,9 @@ pub struct Viewer {
     texture: Option<TextureHandle>,
     loading: Option<Receiver<Result<egui::ColorImage, String>>>,
     error: Option<String>,
+    /// True on the frame the viewer opened, whose key presses (the Space that opened it)
+    /// belong to the grid.
+    just_opened: bool,
 }
 
 impl Viewer {
@@ -34,22 +37,25 @@ impl Viewer {
             texture: None,
             loading: Some(receive),
             error,
+            just_opened: true,
         }
     }
 
     /// Draws the viewer over the whole window; returns false once it should close.
     pub fn ui(&mut self, ctx: &egui::Context, gallery: &mut Gallery) -> bool {
         self.receive(ctx);
-        if ctx.input(|i| i.key_pressed(Key::Escape) || i.key_pressed(Key::Space)) {
+        let keys_are_ours = !std::mem::take(&mut self.just_opened);
+        if keys_are_ours && ctx.input(|i| i.key_pressed(Key::Escape) || i.key_pressed(Key::Space)) {
             return false;
         }
         for (key, step) in [(Key::ArrowRight, 1isize), (Key::ArrowLeft, -1)] {
-            if ctx.input(|i| i.key_pressed(key)) {
+            if keys_are_ours && ctx.input(|i| i.key_pressed(key)) {
                 gallery.selected = Some(self.index);
                 gallery.move_selection(step);
                 if let Some(next) = gallery.selected.filter(|&n| n != self.index) {
                     if let Some(item) = gallery.items.get(next) {
                         *self = Viewer::open(next, item.path.clone());
+                        self.just_opened = false;
                     }
                 }
             }
