@@ -8,6 +8,7 @@
 
 use std::io::{BufRead, BufReader, Read, Seek};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
@@ -49,8 +50,17 @@ pub fn sniff_format(head: &[u8]) -> Option<ImageFormat> {
 /// Largest file we read into memory; a bigger one is refused before reading.
 pub const MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;
 
+/// How many image files have been decoded by this process; the index's tests use it to prove
+/// that a cached folder opens without touching its originals.
+static FILES_DECODED: AtomicUsize = AtomicUsize::new(0);
+
+pub fn files_decoded() -> usize {
+    FILES_DECODED.load(Ordering::Relaxed)
+}
+
 /// Reads, decodes and orients one image file.
 pub fn decode_file(path: &Path) -> Result<DecodedImage> {
+    FILES_DECODED.fetch_add(1, Ordering::Relaxed);
     let bytes = read_file(path)?;
     decode_bytes(&bytes).map_err(|reason| Error::file(path, reason))
 }
@@ -262,6 +272,9 @@ pub struct Thumbnail {
     pub width: u32,
     pub height: u32,
 }
+
+/// Thumbnails are made this large, so that the app's size slider never has to upscale.
+pub const THUMBNAIL_SIDE: u32 = 256;
 
 /// JPEG quality of thumbnails: visually clean at grid sizes, about 10 KB for 256 pixels.
 const THUMBNAIL_QUALITY: u8 = 85;

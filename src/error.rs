@@ -18,6 +18,10 @@ pub enum Error {
     #[error("{path}: cannot read folder: {reason}")]
     Folder { path: PathBuf, reason: String },
 
+    /// The on-disk index could not be used.
+    #[error("index: {0}")]
+    Index(String),
+
     /// The user asked for something that does not exist (an unknown model name, say).
     #[error("{0}")]
     Usage(String),

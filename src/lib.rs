@@ -8,7 +8,9 @@ pub mod decode;
 pub mod engine;
 pub mod error;
 pub mod gui;
+pub mod index;
 pub mod model;
+pub mod pipeline;
 pub mod scan;
 pub mod similarity;
 

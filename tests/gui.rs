@@ -1,91 +1,16 @@
 //! The desktop app driven headlessly through its accessibility tree (egui_kittest), with the
 //! real engine indexing a real folder on its background threads.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::*;
 use eframe::egui;
 use egui::accesskit::Role;
 use egui_kittest::kittest::{NodeT, Queryable};
-use egui_kittest::Harness;
-use lookalike::gui::{load_engine, LookalikeApp, Settings};
-use lookalike::Engine;
-
-fn engine() -> Arc<Engine> {
-    static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| load_engine("lite0").expect("the bundled model loads"))
-        .clone()
-}
-
-/// A temporary folder with the seed images (without the one with a Chinese name when
-/// `ascii_only`) and any extra files.
-fn folder_with(ascii_only: bool, extra: &[(&str, &[u8])]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/seed-images");
-    for entry in std::fs::read_dir(seeds).unwrap() {
-        let entry = entry.unwrap();
-        if ascii_only && !entry.file_name().to_str().is_some_and(|n| n.is_ascii()) {
-            continue;
-        }
-        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
-    }
-    for (name, bytes) in extra {
-        std::fs::write(dir.path().join(name), bytes).unwrap();
-    }
-    dir
-}
-
-fn open_app(folder: &Path) -> Harness<'static, LookalikeApp> {
-    let folder: PathBuf = folder.to_path_buf();
-    let mut builder = Harness::builder().with_size(egui::vec2(1400.0, 1000.0));
-    // The test harness panics on any character its bundled fonts lack, to catch interface text
-    // that would draw as boxes. A Chinese file name is user content, not interface text: the
-    // app draws it with the system's fonts, or as boxes, so allow that when one is present.
-    let names_are_ascii = std::fs::read_dir(&folder).unwrap().all(|e| {
-        e.unwrap()
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.is_ascii())
-    });
-    if !names_are_ascii {
-        builder = builder.allow_missing_glyphs();
-    }
-    let mut harness = builder.build_eframe(move |cc| {
-        LookalikeApp::with_engine(
-            &cc.egui_ctx,
-            Settings::default(),
-            Ok(engine()),
-            Some(folder),
-            None,
-        )
-    });
-    let start = Instant::now();
-    while !harness.state().is_idle() {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "indexing did not finish"
-        );
-        harness.step();
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    harness.run();
-    harness
-}
-
-/// The names of the thumbnails in the order the grid shows them.
-fn tile_names(harness: &Harness<'_, LookalikeApp>) -> Vec<String> {
-    harness
-        .query_all_by_role(Role::Image)
-        .filter_map(|n| n.accesskit_node().label())
-        .collect()
-}
-
-fn click_image(harness: &mut Harness<'_, LookalikeApp>, name: &str) {
-    harness.get_by_role_and_label(Role::Image, name).click();
-    harness.run();
-}
 
 #[test]
 fn clicking_tiger3_sorts_the_grid_by_similarity_with_scores() {

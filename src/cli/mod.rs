@@ -4,6 +4,9 @@
 //! Human output goes to stdout, problems to stderr, and the progress bar only to a terminal.
 
 mod bench;
+mod index;
+
+pub use index::{CacheAction, CacheArgs};
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -42,6 +45,8 @@ pub struct Cli {
     /// With --screenshot: click the image with this file name first, sorting by it.
     #[arg(long, value_name = "NAME", requires = "screenshot")]
     pub select: Option<String>,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +91,28 @@ pub enum Command {
         /// One JSON object per line, best first.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Build or update the index of a folder, so that later runs and the app start at once.
+    Index {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// The folder to index (recursively).
+        dir: PathBuf,
+        /// Print one JSON object with the summary.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Show or clear the index.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+        /// Use the index in DIR instead of the platform cache folder.
+        #[arg(long, value_name = "DIR", global = true)]
+        cache_dir: Option<PathBuf>,
     },
     /// Measure speed: the forward pass on generated input, and decoding and end-to-end on DIR.
     Bench(bench::BenchArgs),
@@ -106,6 +133,18 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
+    /// An engine that also makes thumbnails, for the index (the app shows them).
+    fn engine_with_thumbnails(&self) -> anyhow::Result<Engine> {
+        let kind = ModelKind::from_name(&self.model)?;
+        let options = EngineOptions {
+            threads: self.threads,
+            batch_size: self.batch as usize,
+            top_k: 5,
+            thumbnail_side: Some(lookalike::decode::THUMBNAIL_SIDE),
+        };
+        Engine::new(kind, options).with_context(|| format!("loading model {}", self.model))
+    }
+
     fn engine(&self, top_k: usize) -> anyhow::Result<Engine> {
         let kind = ModelKind::from_name(&self.model)?;
         let options = EngineOptions {
@@ -121,12 +160,16 @@ impl ModelArgs {
 /// Runs a command; the exit code is 0 on success, 1 when some file failed.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     let Some(command) = cli.command else {
-        let plan = cli.screenshot.map(|file| lookalike::gui::ScreenshotPlan {
+        let screenshot = cli.screenshot.map(|file| lookalike::gui::ScreenshotPlan {
             file,
             select: cli.select,
         });
-        lookalike::gui::run(cli.folder, plan)
-            .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))?;
+        let start = lookalike::gui::Startup {
+            folder: cli.folder,
+            screenshot,
+            cache: cli.cache.location(),
+        };
+        lookalike::gui::run(start).map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))?;
         return Ok(0);
     };
     match command {
@@ -147,7 +190,15 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             dir,
             top,
             json,
-        } => similar(&model, &query, dir.as_deref(), top, json),
+            cache,
+        } => similar(&model, &cache, &query, dir.as_deref(), top, json),
+        Command::Index {
+            model,
+            dir,
+            json,
+            cache,
+        } => index::run(&model, &cache, &dir, json),
+        Command::Cache { action, cache_dir } => index::cache(&action, cache_dir),
         Command::Bench(args) => bench::run(&args),
     }
 }
@@ -220,6 +271,7 @@ fn embed(model: &ModelArgs, json: bool, images: &[PathBuf]) -> anyhow::Result<i3
 
 fn similar(
     model: &ModelArgs,
+    cache: &CacheArgs,
     query: &Path,
     dir: Option<&Path>,
     top: Option<usize>,
@@ -235,25 +287,11 @@ fn similar(
     };
     let engine = model.engine(5)?;
     let query_vector = engine.analyse_file(query)?.embedding;
-    let scan = scan_folder(&dir)?;
-    for problem in &scan.problems {
-        eprintln!("skipped {problem}");
-    }
     let query_id = std::fs::canonicalize(query).ok();
-    let candidates: Vec<PathBuf> = scan
-        .images
+    let found: Vec<(PathBuf, Vec<f32>)> = folder_vectors(&engine, cache, &dir)?
         .into_iter()
-        .map(|e| e.path)
-        .filter(|p| std::fs::canonicalize(p).ok() != query_id)
+        .filter(|(p, _)| std::fs::canonicalize(p).ok() != query_id)
         .collect();
-    let results = analyse_with_progress(&engine, &candidates);
-    let mut found = Vec::new();
-    for (path, result) in candidates.iter().zip(results) {
-        match result {
-            Ok(a) => found.push((path, a.embedding)),
-            Err(e) => eprintln!("skipped {e}"),
-        }
-    }
     let ranked = rank(&query_vector, found.iter().map(|(_, v)| v.as_slice()));
     let mut out = std::io::stdout().lock();
     if !json {
@@ -271,13 +309,50 @@ fn similar(
         .take(top.unwrap_or(usize::MAX))
         .enumerate()
     {
-        let path = found[i].0;
+        let path = &found[i].0;
         match json {
             true => writeln!(out, "{}", json!({"file": display(path), "score": score}))?,
             false => writeln!(out, "{:>4}. {score:.4}  {}", place + 1, display(path))?,
         }
     }
     Ok(0)
+}
+
+/// Every readable image under `dir` with its embedding: from the index (updating it first)
+/// unless the cache is off. Unreadable files are reported on stderr and skipped.
+fn folder_vectors(
+    engine: &Engine,
+    cache: &CacheArgs,
+    dir: &Path,
+) -> anyhow::Result<Vec<(PathBuf, Vec<f32>)>> {
+    if let Some(mut index) = cache.open()? {
+        let report = index::update_with_progress(engine, &mut index, dir)?;
+        for failure in &report.failed {
+            eprintln!("skipped {}: {}", failure.file, failure.error);
+        }
+        let info = engine.info();
+        let mut found = Vec::with_capacity(report.entries.len());
+        for (path, id) in report.entries {
+            if let Some(image) = index.image(id, info.id, info.revision)? {
+                found.push((path, image.embedding));
+            }
+        }
+        return Ok(found);
+    }
+    let scan = scan_folder(dir)?;
+    for problem in &scan.problems {
+        eprintln!("skipped {problem}");
+    }
+    let candidates: Vec<PathBuf> = scan.images.into_iter().map(|e| e.path).collect();
+    let results = analyse_with_progress(engine, &candidates);
+    let mut found = Vec::new();
+    for (path, result) in candidates.into_iter().zip(results) {
+        match result {
+            Ok(a) => found.push((path, a.embedding)),
+            Err(e) => eprintln!("skipped {e}"),
+        }
+    }
+    Ok(found)
 }
 
 /// Analyses files, with a progress bar on stderr when it is a terminal and the run is long.

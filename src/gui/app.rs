@@ -14,6 +14,7 @@ use super::state::Gallery;
 use super::viewer::Viewer;
 use super::worker::{Job, Message};
 use crate::engine::{Engine, EngineOptions};
+use crate::index::CacheLocation;
 use crate::model::ModelKind;
 
 /// What survives a restart (eframe persistence); the window size is kept by eframe itself.
@@ -38,8 +39,6 @@ impl Default for Settings {
 }
 
 const RECENT_FOLDERS: usize = 10;
-/// Thumbnails are made this large, so that the size slider never has to upscale.
-pub const THUMBNAIL_SIDE: u32 = 256;
 
 /// A run that opens a folder, waits for indexing, optionally clicks one image, saves a
 /// screenshot of the window and quits (`--screenshot FILE --select NAME`).
@@ -47,6 +46,17 @@ pub const THUMBNAIL_SIDE: u32 = 256;
 pub struct ScreenshotPlan {
     pub file: PathBuf,
     pub select: Option<String>,
+}
+
+/// How the window starts.
+#[derive(Debug, Clone, Default)]
+pub struct Startup {
+    /// Folder to open at once.
+    pub folder: Option<PathBuf>,
+    /// A `--screenshot` run.
+    pub screenshot: Option<ScreenshotPlan>,
+    /// Where the index lives.
+    pub cache: CacheLocation,
 }
 
 /// How far indexing has got.
@@ -76,6 +86,8 @@ pub struct LookalikeApp {
     screenshot: Option<ScreenshotState>,
     pub frame_times: FrameTimes,
     pub status: String,
+    /// Where the index lives (tests use their own folder).
+    pub cache: CacheLocation,
 }
 
 /// Where a `--screenshot` run is.
@@ -108,18 +120,16 @@ impl FrameTimes {
 
 impl LookalikeApp {
     /// The app as eframe starts it: settings from storage, the model loaded.
-    pub fn new(
-        cc: &eframe::CreationContext<'_>,
-        folder: Option<PathBuf>,
-        screenshot: Option<ScreenshotPlan>,
-    ) -> Self {
+    pub fn new(cc: &eframe::CreationContext<'_>, mut start: Startup) -> Self {
         let settings: Settings = cc
             .storage
             .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
             .unwrap_or_default();
         let engine = load_engine(&settings.model);
-        let folder = folder.or_else(|| settings.last_folder.clone().filter(|f| f.is_dir()));
-        Self::with_engine(&cc.egui_ctx, settings, engine, folder, screenshot)
+        if start.folder.is_none() {
+            start.folder = settings.last_folder.clone().filter(|f| f.is_dir());
+        }
+        Self::with_engine(&cc.egui_ctx, settings, engine, start)
     }
 
     /// The app around an engine that is already loaded (tests share one between windows).
@@ -127,9 +137,13 @@ impl LookalikeApp {
         ctx: &egui::Context,
         settings: Settings,
         engine: Result<Arc<Engine>, String>,
-        folder: Option<PathBuf>,
-        screenshot: Option<ScreenshotPlan>,
+        start: Startup,
     ) -> Self {
+        let Startup {
+            folder,
+            screenshot,
+            cache,
+        } = start;
         let mut app = LookalikeApp {
             settings,
             engine,
@@ -153,6 +167,7 @@ impl LookalikeApp {
             }),
             frame_times: FrameTimes::default(),
             status: String::new(),
+            cache,
         };
         // File names come in every script; a glyph no font has must draw as a box, never panic.
         ctx.set_missing_glyph_policy(egui::MissingGlyphPolicy::Tofu);
@@ -185,7 +200,7 @@ impl LookalikeApp {
         };
         let wake_ctx = ctx.clone();
         let wake = Arc::new(move || wake_ctx.request_repaint());
-        self.job = Some(Job::start(folder, engine, wake));
+        self.job = Some(Job::start(folder, engine, self.cache.clone(), wake));
         self.progress = Some(Progress {
             done: 0,
             total: 0,
@@ -268,6 +283,7 @@ impl LookalikeApp {
                     }
                 }
                 Message::Finished => finished = true,
+                Message::Warning(warning) => self.problems.push((PathBuf::new(), warning)),
                 Message::FolderFailed(reason) => {
                     self.status = reason;
                     finished = true;
@@ -620,7 +636,7 @@ pub fn load_engine(model: &str) -> Result<Arc<Engine>, String> {
     let kind = ModelKind::from_name(model).unwrap_or_default();
     let options = EngineOptions {
         batch_size: 4,
-        thumbnail_side: Some(THUMBNAIL_SIDE),
+        thumbnail_side: Some(crate::decode::THUMBNAIL_SIDE),
         ..Default::default()
     };
     Engine::new(kind, options)

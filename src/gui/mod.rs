@@ -8,19 +8,17 @@ mod system;
 mod viewer;
 pub mod worker;
 
-use std::path::PathBuf;
-
 use eframe::egui;
 
-pub use app::{load_engine, LookalikeApp, ScreenshotPlan, Settings, THUMBNAIL_SIDE};
+pub use app::{load_engine, LookalikeApp, ScreenshotPlan, Settings, Startup};
 
 use crate::decode::Thumbnail;
 
 /// The app's icon, also used for the window.
 pub const ICON_PNG: &[u8] = include_bytes!("../../assets/icon.png");
 
-/// Opens the window, optionally on `folder`, and returns when it is closed.
-pub fn run(folder: Option<PathBuf>, screenshot: Option<ScreenshotPlan>) -> eframe::Result {
+/// Opens the window and returns when it is closed.
+pub fn run(start: Startup) -> eframe::Result {
     let mut viewport = egui::ViewportBuilder::default()
         .with_title("lookalike")
         .with_app_id("lookalike")
@@ -37,7 +35,7 @@ pub fn run(folder: Option<PathBuf>, screenshot: Option<ScreenshotPlan>) -> efram
     eframe::run_native(
         "lookalike",
         options,
-        Box::new(move |cc| Ok(Box::new(LookalikeApp::new(cc, folder, screenshot)))),
+        Box::new(move |cc| Ok(Box::new(LookalikeApp::new(cc, start)))),
     )
 }
 

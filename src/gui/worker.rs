@@ -14,6 +14,8 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::engine::{Analysis, Engine};
+use crate::index::{CacheLocation, CachedImage, Index};
+use crate::pipeline::{plan, prune, store, Pending, Plan};
 use crate::scan::{scan_folder, ImageEntry};
 
 /// What the worker tells the window.
@@ -31,6 +33,8 @@ pub enum Message {
     },
     /// Every image has been tried.
     Finished,
+    /// Something the user should know that stops nothing (the index was rebuilt, say).
+    Warning(String),
     /// The folder itself could not be read.
     FolderFailed(String),
 }
@@ -48,12 +52,18 @@ const CHANNEL_CAPACITY: usize = 256;
 
 impl Job {
     /// Starts indexing `folder`. `wake` is called whenever new messages are waiting.
-    pub fn start(folder: PathBuf, engine: Arc<Engine>, wake: Arc<dyn Fn() + Send + Sync>) -> Job {
+    pub fn start(
+        folder: PathBuf,
+        engine: Arc<Engine>,
+        cache: CacheLocation,
+        wake: Arc<dyn Fn() + Send + Sync>,
+    ) -> Job {
         let (sender, messages) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
         let cancel = Arc::new(AtomicBool::new(false));
         let first_visible = Arc::new(AtomicUsize::new(0));
         let worker = Worker {
             engine,
+            cache,
             sender,
             cancel: cancel.clone(),
             first_visible: first_visible.clone(),
@@ -99,8 +109,16 @@ impl Drop for Job {
     }
 }
 
+/// What is left to do for one image.
+enum Todo {
+    Done,
+    /// Embed it; with what the index needs to store it, when there is an index.
+    Embed(Option<Pending>),
+}
+
 struct Worker {
     engine: Arc<Engine>,
+    cache: CacheLocation,
     sender: Sender<Message>,
     cancel: Arc<AtomicBool>,
     first_visible: Arc<AtomicUsize>,
@@ -116,31 +134,95 @@ impl Worker {
                 return;
             }
         };
-        let paths: Vec<PathBuf> = scan.images.iter().map(|e| e.path.clone()).collect();
+        let mut index = match self.cache.open() {
+            Ok(index) => index,
+            Err(e) => {
+                self.send(Message::Warning(format!("working without the index: {e}")));
+                None
+            }
+        };
+        for warning in index.iter().flat_map(|i| &i.warnings) {
+            self.send(Message::Warning(warning.clone()));
+        }
         let problems = scan.problems.iter().map(problem_entry).collect();
         if !self.send(Message::Scanned {
-            images: scan.images,
+            images: scan.images.clone(),
             problems,
         }) {
             return;
         }
-        let mut done = vec![false; paths.len()];
-        let batch = self.engine.batch_size();
-        while let Some(next) = self.next_batch(&done, batch) {
-            if self.cancel.load(Ordering::Relaxed) {
-                return;
+        let Some(todo) = self.serve_from_index(index.as_ref(), &scan.images) else {
+            return;
+        };
+        if self.embed(index.as_mut(), &scan.images, todo) {
+            if let Some(index) = index.as_mut() {
+                // Forget files that left the folder; a failure here only leaves stale rows.
+                let _ = prune(index, &folder, &scan.images);
             }
-            let batch_paths: Vec<PathBuf> = next.iter().map(|&i| paths[i].clone()).collect();
-            let results = self.engine.analyse_batch(&batch_paths);
-            for (index, result) in next.into_iter().zip(results) {
-                done[index] = true;
-                let result = result.map_err(|e| reason_of(&e));
-                if !self.send(Message::Analysed { index, result }) {
-                    return;
+            self.send(Message::Finished);
+        }
+    }
+
+    /// Sends every image the index already knows; returns what is left to do, or None if
+    /// the job was cancelled.
+    fn serve_from_index(&self, index: Option<&Index>, images: &[ImageEntry]) -> Option<Vec<Todo>> {
+        let info = self.engine.info().clone();
+        let mut todo = Vec::with_capacity(images.len());
+        for (i, entry) in images.iter().enumerate() {
+            let result = match index.map(|index| plan(index, entry, &info)) {
+                None => {
+                    todo.push(Todo::Embed(None));
+                    continue;
+                }
+                Some(Ok(Plan::Embed(pending))) => {
+                    todo.push(Todo::Embed(Some(pending)));
+                    continue;
+                }
+                Some(Ok(Plan::Cached(image))) => Ok(analysis_from(image)),
+                Some(Ok(Plan::KnownBad(reason))) => Err(reason),
+                Some(Err(e)) => Err(reason_of(&e)),
+            };
+            todo.push(Todo::Done);
+            if !self.send(Message::Analysed { index: i, result }) {
+                return None;
+            }
+        }
+        Some(todo)
+    }
+
+    /// Embeds what is left, the images the user is looking at first, storing each batch in
+    /// the index. Returns false if the job was cancelled.
+    fn embed(&self, mut index: Option<&mut Index>, images: &[ImageEntry], todo: Vec<Todo>) -> bool {
+        let info = self.engine.info().clone();
+        let mut done: Vec<bool> = todo.iter().map(|t| matches!(t, Todo::Done)).collect();
+        while let Some(next) = self.next_batch(&done, self.engine.batch_size()) {
+            if self.cancel.load(Ordering::Relaxed) {
+                return false;
+            }
+            let paths: Vec<PathBuf> = next.iter().map(|&i| images[i].path.clone()).collect();
+            let results = self.engine.analyse_batch(&paths);
+            let pending: Vec<Pending> = next
+                .iter()
+                .filter_map(|&i| match &todo[i] {
+                    Todo::Embed(Some(p)) => Some(p.clone()),
+                    _ => None,
+                })
+                .collect();
+            if let Some(index) = index.as_deref_mut().filter(|_| pending.len() == next.len()) {
+                // A failed write only means this batch is embedded again next time.
+                let _ = store(index, &info, &pending, &results);
+            }
+            for (i, result) in next.into_iter().zip(results) {
+                done[i] = true;
+                if !self.send(Message::Analysed {
+                    index: i,
+                    result: result.map_err(|e| reason_of(&e)),
+                }) {
+                    return false;
                 }
             }
         }
-        self.send(Message::Finished);
+        true
     }
 
     /// Up to `size` images not yet done, starting at the first visible one, then wrapping.
@@ -172,6 +254,16 @@ impl Worker {
                 Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => return false,
             }
         }
+    }
+}
+
+fn analysis_from(image: CachedImage) -> Analysis {
+    Analysis {
+        embedding: image.embedding,
+        top: image.top,
+        width: image.width,
+        height: image.height,
+        thumbnail: image.thumbnail,
     }
 }
 

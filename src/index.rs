@@ -1,0 +1,537 @@
+//! The on-disk index: one SQLite file in the user's cache folder, never in a browsed folder.
+//!
+//! Per image it keeps the canonical path, size and mtime, a content fingerprint (so a moved or
+//! touched file is recognised without decoding it), the pixel size, a JPEG thumbnail, and per
+//! model the embedding and top-5 labels. Rows carry the model's revision, so a change to a
+//! model or its preprocessing invalidates only that model's vectors. Writes go in short WAL
+//! transactions with a busy timeout, so a killed process loses at most the batch in flight and
+//! two processes can share the file. A damaged file is moved aside and rebuilt.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
+
+use crate::decode::Thumbnail;
+use crate::error::{Error, Result};
+use crate::model::labels::Prediction;
+
+/// Bump when the tables change; an index of another version is rebuilt from scratch.
+const SCHEMA_VERSION: i64 = 1;
+const FILE_NAME: &str = "index.sqlite3";
+/// How long a writer waits for another process's transaction before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where the index lives.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CacheLocation {
+    /// The platform cache folder (e.g. `~/.cache/lookalike` on Linux).
+    #[default]
+    Default,
+    /// A folder the user chose.
+    Dir(PathBuf),
+    /// No index: everything is computed afresh.
+    Disabled,
+}
+
+impl CacheLocation {
+    /// The folder of the index, or None when disabled or no cache folder exists.
+    pub fn dir(&self) -> Option<PathBuf> {
+        match self {
+            CacheLocation::Default => default_cache_dir(),
+            CacheLocation::Dir(dir) => Some(dir.clone()),
+            CacheLocation::Disabled => None,
+        }
+    }
+
+    /// Opens the index here, if there is to be one.
+    pub fn open(&self) -> Result<Option<Index>> {
+        self.dir().map(|dir| Index::open(&dir)).transpose()
+    }
+}
+
+/// The platform's cache folder for lookalike.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "lookalike").map(|d| d.cache_dir().to_path_buf())
+}
+
+/// What the index knows of one file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileRow {
+    pub id: i64,
+    pub path: PathBuf,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub fingerprint: Vec<u8>,
+    pub error: Option<String>,
+}
+
+/// An image as the index can serve it without touching the original.
+#[derive(Debug, Clone)]
+pub struct CachedImage {
+    pub file_id: i64,
+    pub path: PathBuf,
+    pub width: u32,
+    pub height: u32,
+    pub thumbnail: Option<Thumbnail>,
+    pub embedding: Vec<f32>,
+    pub top: Vec<Prediction>,
+}
+
+/// A summary for `lookalike cache info`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CacheInfo {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub files: u64,
+    pub failed: u64,
+    pub embeddings_by_model: Vec<(String, u64)>,
+}
+
+/// An open index.
+pub struct Index {
+    conn: Connection,
+    path: PathBuf,
+    /// Things the user should hear about, such as a damaged file that was moved aside.
+    pub warnings: Vec<String>,
+}
+
+impl Index {
+    /// Opens (creating if needed) the index in `dir`. A damaged file is moved aside with a
+    /// warning and a fresh one started.
+    pub fn open(dir: &Path) -> Result<Index> {
+        std::fs::create_dir_all(dir).map_err(|e| index_error(dir, e))?;
+        let path = dir.join(FILE_NAME);
+        match Self::open_file(&path) {
+            Ok(index) => Ok(index),
+            Err(e) if is_damage(&e) => {
+                let aside = move_aside(&path)?;
+                let mut index = Self::open_file(&path).map_err(|e| index_error(&path, e))?;
+                index.warnings.push(format!(
+                    "the index at {} was damaged ({e}); it was moved to {} and is being rebuilt",
+                    path.display(),
+                    aside.display()
+                ));
+                Ok(index)
+            }
+            Err(e) => Err(index_error(&path, e)),
+        }
+    }
+
+    fn open_file(path: &Path) -> rusqlite::Result<Index> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let index = Index {
+            conn,
+            path: path.to_path_buf(),
+            warnings: Vec::new(),
+        };
+        index.migrate()?;
+        Ok(index)
+    }
+
+    /// Creates the tables, or rebuilds them when they are of another schema version.
+    fn migrate(&self) -> rusqlite::Result<()> {
+        self.conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+        )?;
+        let version: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if version == Some(SCHEMA_VERSION) {
+            return Ok(());
+        }
+        self.conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE;
+             DROP TABLE IF EXISTS embeddings;
+             DROP TABLE IF EXISTS files;
+             CREATE TABLE files (
+                 id INTEGER PRIMARY KEY,
+                 path BLOB NOT NULL UNIQUE,
+                 size INTEGER NOT NULL,
+                 mtime_ns INTEGER NOT NULL,
+                 fingerprint BLOB NOT NULL,
+                 width INTEGER,
+                 height INTEGER,
+                 thumbnail BLOB,
+                 thumb_width INTEGER,
+                 thumb_height INTEGER,
+                 error TEXT
+             );
+             CREATE INDEX files_by_fingerprint ON files (fingerprint);
+             CREATE TABLE embeddings (
+                 file_id INTEGER NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+                 model TEXT NOT NULL,
+                 revision TEXT NOT NULL,
+                 vector BLOB NOT NULL,
+                 top TEXT NOT NULL,
+                 PRIMARY KEY (file_id, model)
+             );
+             INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', {SCHEMA_VERSION});
+             COMMIT;"
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The row for a canonical path.
+    pub fn lookup(&self, path: &Path) -> Result<Option<FileRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, path, size, mtime_ns, fingerprint, error FROM files WHERE path = ?1",
+        )?;
+        Ok(stmt.query_row([path_key(path)], file_row).optional()?)
+    }
+
+    /// A row with this fingerprint whose file is gone from its old place: a moved or renamed
+    /// image.
+    pub fn find_moved(&self, fingerprint: &[u8], size: u64) -> Result<Option<FileRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, path, size, mtime_ns, fingerprint, error FROM files WHERE fingerprint = ?1 AND size = ?2",
+        )?;
+        let rows = stmt.query_map(params![fingerprint, size as i64], file_row)?;
+        for row in rows {
+            let row = row?;
+            if !row.path.exists() {
+                return Ok(Some(row));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether the file has a vector from this exact model revision.
+    pub fn has_embedding(&self, file_id: i64, model: &str, revision: &str) -> Result<bool> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT 1 FROM embeddings WHERE file_id = ?1 AND model = ?2 AND revision = ?3",
+        )?;
+        Ok(stmt.exists(params![file_id, model, revision])?)
+    }
+
+    /// Records that a file is unchanged in content but has a new place or mtime.
+    pub fn update_location(&self, id: i64, path: &Path, size: u64, mtime_ns: i64) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE files SET path = ?2, size = ?3, mtime_ns = ?4 WHERE id = ?1")?
+            .execute(params![id, path_key(path), size as i64, mtime_ns])?;
+        Ok(())
+    }
+
+    /// Every file under `dir` (a canonical folder path), indexed or failed.
+    pub fn files_under(&self, dir: &Path) -> Result<Vec<FileRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, path, size, mtime_ns, fingerprint, error FROM files WHERE substr(path, 1, ?2) = ?1",
+        )?;
+        let prefix = dir_prefix(dir);
+        let rows = stmt.query_map(params![prefix, prefix.len() as i64], file_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Every embedded image under `dir` for this model revision, with what the window needs.
+    pub fn images_under(
+        &self,
+        dir: &Path,
+        model: &str,
+        revision: &str,
+    ) -> Result<Vec<CachedImage>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT f.id, f.path, f.width, f.height, f.thumbnail, f.thumb_width, f.thumb_height, e.vector, e.top
+             FROM files f JOIN embeddings e ON e.file_id = f.id
+             WHERE substr(f.path, 1, ?2) = ?1 AND e.model = ?3 AND e.revision = ?4 AND f.error IS NULL
+             ORDER BY f.path",
+        )?;
+        let prefix = dir_prefix(dir);
+        let rows = stmt.query_map(
+            params![prefix, prefix.len() as i64, model, revision],
+            cached_image,
+        )?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// The cached analysis of one file, if it has one for this model revision.
+    pub fn image(&self, file_id: i64, model: &str, revision: &str) -> Result<Option<CachedImage>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT f.id, f.path, f.width, f.height, f.thumbnail, f.thumb_width, f.thumb_height, e.vector, e.top
+             FROM files f JOIN embeddings e ON e.file_id = f.id
+             WHERE f.id = ?1 AND e.model = ?2 AND e.revision = ?3 AND f.error IS NULL",
+        )?;
+        Ok(stmt
+            .query_row(params![file_id, model, revision], cached_image)
+            .optional()?)
+    }
+
+    /// Runs `work` in one transaction: all of it lands, or none.
+    pub fn in_transaction<T>(&mut self, work: impl FnOnce(&Writer<'_>) -> Result<T>) -> Result<T> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let out = work(&Writer { conn: &tx })?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Sizes and counts, for `lookalike cache info`.
+    pub fn info(&self) -> Result<CacheInfo> {
+        let count = |sql: &str| -> Result<u64> {
+            Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
+        };
+        let files = count("SELECT count(*) FROM files WHERE error IS NULL")?;
+        let failed = count("SELECT count(*) FROM files WHERE error IS NOT NULL")?;
+        let mut stmt = self.conn.prepare("SELECT model || ' (' || revision || ')', count(*) FROM embeddings GROUP BY model, revision")?;
+        let embeddings_by_model = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let bytes = ["", "-wal", "-shm"]
+            .iter()
+            .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", self.path.display())).ok())
+            .map(|m| m.len())
+            .sum();
+        Ok(CacheInfo {
+            path: self.path.clone(),
+            bytes,
+            files,
+            failed,
+            embeddings_by_model,
+        })
+    }
+
+    /// Checks the whole file; "ok" when sound.
+    pub fn integrity_check(&self) -> Result<String> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    }
+}
+
+/// Writes inside one transaction.
+pub struct Writer<'a> {
+    conn: &'a Connection,
+}
+
+/// What to store about one file after trying to analyse it.
+pub struct FileRecord<'a> {
+    pub path: &'a Path,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub fingerprint: &'a [u8],
+    pub size_px: Option<(u32, u32)>,
+    pub thumbnail: Option<&'a Thumbnail>,
+    pub error: Option<&'a str>,
+}
+
+impl Writer<'_> {
+    /// Inserts or replaces a file's row (dropping its old vectors); returns its id.
+    pub fn put_file(&self, r: &FileRecord<'_>) -> Result<i64> {
+        let key = path_key(r.path);
+        self.conn
+            .prepare_cached("DELETE FROM files WHERE path = ?1")?
+            .execute([&key])?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO files (path, size, mtime_ns, fingerprint, width, height, thumbnail, thumb_width, thumb_height, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                key,
+                r.size as i64,
+                r.mtime_ns,
+                r.fingerprint,
+                r.size_px.map(|s| s.0),
+                r.size_px.map(|s| s.1),
+                r.thumbnail.map(|t| &t.jpeg),
+                r.thumbnail.map(|t| t.width),
+                r.thumbnail.map(|t| t.height),
+                r.error,
+            ])?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Removes a file and its vectors.
+    pub fn delete_file(&self, id: i64) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM files WHERE id = ?1")?
+            .execute([id])?;
+        Ok(())
+    }
+
+    pub fn put_embedding(
+        &self,
+        file_id: i64,
+        model: &str,
+        revision: &str,
+        vector: &[f32],
+        top: &[Prediction],
+    ) -> Result<()> {
+        let bytes: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let top = serde_json::to_string(top).map_err(|e| Error::Model(e.to_string()))?;
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO embeddings (file_id, model, revision, vector, top) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![file_id, model, revision, bytes, top])?;
+        Ok(())
+    }
+}
+
+/// A file's fingerprint: xxh3-128 of its size, its first 64 KiB and its last 64 KiB. Fast on
+/// any size of file, and it tells apart the edits that matter for photos (which rewrite the
+/// compressed data from the start).
+pub fn fingerprint(path: &Path) -> Result<Vec<u8>> {
+    const SPAN: u64 = 64 * 1024;
+    let read = || -> std::io::Result<Vec<u8>> {
+        let mut file = std::fs::File::open(path)?;
+        let size = file.metadata()?.len();
+        let mut bytes = size.to_le_bytes().to_vec();
+        (&mut file).take(SPAN).read_to_end(&mut bytes)?;
+        if size > 2 * SPAN {
+            use std::io::Seek;
+            file.seek(std::io::SeekFrom::Start(size - SPAN))?;
+            file.take(SPAN).read_to_end(&mut bytes)?;
+        } else {
+            file.read_to_end(&mut bytes)?;
+        }
+        Ok(bytes)
+    };
+    let bytes = read().map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    Ok(xxhash_rust::xxh3::xxh3_128(&bytes).to_le_bytes().to_vec())
+}
+
+/// Modification time in nanoseconds since the epoch (negative before it); 0 if unknown.
+pub fn mtime_ns(modified: Option<SystemTime>) -> i64 {
+    match modified {
+        Some(t) => match t.duration_since(UNIX_EPOCH) {
+            Ok(after) => after.as_nanos() as i64,
+            Err(before) => -(before.duration().as_nanos() as i64),
+        },
+        None => 0,
+    }
+}
+
+/// Removes the index files in `dir`; returns how many bytes were freed.
+pub fn clear(dir: &Path) -> Result<u64> {
+    let mut freed = 0;
+    for suffix in ["", "-wal", "-shm"] {
+        let path = dir.join(format!("{FILE_NAME}{suffix}"));
+        if let Ok(meta) = std::fs::metadata(&path) {
+            std::fs::remove_file(&path).map_err(|e| index_error(&path, e))?;
+            freed += meta.len();
+        }
+    }
+    Ok(freed)
+}
+
+fn file_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileRow> {
+    Ok(FileRow {
+        id: r.get(0)?,
+        path: key_path(r.get::<_, Vec<u8>>(1)?),
+        size: r.get::<_, i64>(2)? as u64,
+        mtime_ns: r.get(3)?,
+        fingerprint: r.get(4)?,
+        error: r.get(5)?,
+    })
+}
+
+fn cached_image(r: &rusqlite::Row<'_>) -> rusqlite::Result<CachedImage> {
+    let jpeg: Option<Vec<u8>> = r.get(4)?;
+    let thumbnail = match (
+        jpeg,
+        r.get::<_, Option<u32>>(5)?,
+        r.get::<_, Option<u32>>(6)?,
+    ) {
+        (Some(jpeg), Some(width), Some(height)) => Some(Thumbnail {
+            jpeg,
+            width,
+            height,
+        }),
+        _ => None,
+    };
+    let vector: Vec<u8> = r.get(7)?;
+    let top: String = r.get(8)?;
+    Ok(CachedImage {
+        file_id: r.get(0)?,
+        path: key_path(r.get::<_, Vec<u8>>(1)?),
+        width: r.get::<_, Option<u32>>(2)?.unwrap_or(0),
+        height: r.get::<_, Option<u32>>(3)?.unwrap_or(0),
+        thumbnail,
+        embedding: vector
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        top: serde_json::from_str(&top).unwrap_or_default(),
+    })
+}
+
+/// Paths are stored as their raw bytes, so names that are not UTF-8 survive.
+#[cfg(unix)]
+fn path_key(path: &Path) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    path.as_os_str().as_bytes().to_vec()
+}
+
+#[cfg(unix)]
+fn key_path(bytes: Vec<u8>) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    PathBuf::from(std::ffi::OsString::from_vec(bytes))
+}
+
+#[cfg(not(unix))]
+fn path_key(path: &Path) -> Vec<u8> {
+    path.to_string_lossy().into_owned().into_bytes()
+}
+
+#[cfg(not(unix))]
+fn key_path(bytes: Vec<u8>) -> PathBuf {
+    PathBuf::from(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The stored prefix of every path inside `dir`, ending in a separator so that `/a/b` does
+/// not match `/a/bc`.
+fn dir_prefix(dir: &Path) -> Vec<u8> {
+    let mut prefix = path_key(dir);
+    let separator = std::path::MAIN_SEPARATOR as u8;
+    if prefix.last() != Some(&separator) {
+        prefix.push(separator);
+    }
+    prefix
+}
+
+fn is_damage(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
+    )
+}
+
+/// Renames a damaged index (and its journal files) out of the way; returns the new name.
+fn move_aside(path: &Path) -> Result<PathBuf> {
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let aside = path.with_extension(format!("sqlite3.damaged-{stamp}"));
+    std::fs::rename(path, &aside).map_err(|e| index_error(path, e))?;
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    Ok(aside)
+}
+
+fn index_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Index(format!("{}: {e}", path.display()))
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Index(e.to_string())
+    }
+}
