@@ -1,0 +1,368 @@
+//! The persistent index through the command line: incremental updates, crash safety, recovery
+//! from a damaged file, and two indexers at once.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use image::{Rgb, RgbImage};
+use lookalike::index::Index;
+use serde_json::Value;
+
+fn seed(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/seed-images")
+        .join(name)
+}
+
+fn lookalike() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lookalike"))
+}
+
+fn index(dir: &Path, cache: &Path) -> Output {
+    lookalike()
+        .args(["index", "--json"])
+        .arg(dir)
+        .arg("--cache-dir")
+        .arg(cache)
+        .output()
+        .unwrap()
+}
+
+/// Runs `index --json` and returns its summary; the run must succeed.
+fn summary(dir: &Path, cache: &Path) -> Value {
+    let out = index(dir, cache);
+    assert!(
+        out.status.success(),
+        "index failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn counts(v: &Value) -> [u64; 5] {
+    ["images", "new", "updated", "unchanged", "removed"]
+        .map(|k| v[k].as_u64().unwrap_or_else(|| panic!("no {k}: {v}")))
+}
+
+fn copy_seeds(dir: &Path, names: &[&str]) {
+    for name in names {
+        std::fs::copy(seed(name), dir.join(name)).unwrap();
+    }
+}
+
+/// Small JPEGs that differ from one another.
+fn generated_images(dir: &Path, count: usize) {
+    for i in 0..count {
+        let img = RgbImage::from_fn(96, 64, |x, y| {
+            Rgb([
+                (x * 3 + i as u32 * 7) as u8,
+                (y * 4 + i as u32 * 13) as u8,
+                ((x + y) * 2 + i as u32) as u8,
+            ])
+        });
+        img.save(dir.join(format!("gen{i:03}.jpg"))).unwrap();
+    }
+}
+
+#[test]
+fn index_is_incremental_through_touch_rename_edit_delete_and_add() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    copy_seeds(
+        dir.path(),
+        &[
+            "Tiger.jpg",
+            "Tiger2.jpg",
+            "Tiger3.jpg",
+            "bird01.jpg",
+            "elephant.jpg",
+        ],
+    );
+    std::fs::write(dir.path().join("broken.jpg"), b"no picture here").unwrap();
+
+    let first = summary(dir.path(), cache.path());
+    assert_eq!(counts(&first), [5, 5, 0, 0, 0]);
+    let failed = first["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0]["file"].as_str().unwrap().ends_with("broken.jpg"));
+    assert!(failed[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("not an image"));
+
+    assert_eq!(
+        counts(&summary(dir.path(), cache.path())),
+        [5, 0, 0, 5, 0],
+        "nothing changed"
+    );
+
+    // Touch: new mtime, same bytes. Recognised by fingerprint, not embedded again.
+    let tiger = std::fs::File::options()
+        .write(true)
+        .open(dir.path().join("Tiger.jpg"))
+        .unwrap();
+    tiger
+        .set_modified(std::time::SystemTime::now() + Duration::from_secs(60))
+        .unwrap();
+    drop(tiger);
+    assert_eq!(
+        counts(&summary(dir.path(), cache.path())),
+        [5, 0, 0, 5, 0],
+        "touched"
+    );
+
+    // Rename: same content at a new path keeps its vector; nothing is removed or added.
+    std::fs::rename(
+        dir.path().join("Tiger2.jpg"),
+        dir.path().join("renamed tiger.jpg"),
+    )
+    .unwrap();
+    assert_eq!(
+        counts(&summary(dir.path(), cache.path())),
+        [5, 0, 0, 5, 0],
+        "renamed"
+    );
+
+    // Edit: new content at the same path is embedded again.
+    std::fs::copy(seed("elephant2.jpg"), dir.path().join("Tiger3.jpg")).unwrap();
+    assert_eq!(
+        counts(&summary(dir.path(), cache.path())),
+        [5, 0, 1, 4, 0],
+        "edited"
+    );
+
+    // Delete and add.
+    std::fs::remove_file(dir.path().join("bird01.jpg")).unwrap();
+    copy_seeds(dir.path(), &["style.jpg", "input.jpg"]);
+    assert_eq!(
+        counts(&summary(dir.path(), cache.path())),
+        [6, 2, 0, 4, 1],
+        "one deleted, two added"
+    );
+
+    // The edited file now ranks as an elephant, from the index.
+    let out = lookalike()
+        .args(["similar", "--json", "--top", "1"])
+        .arg(dir.path().join("elephant.jpg"))
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .output()
+        .unwrap();
+    let best: Value =
+        serde_json::from_slice(out.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert!(
+        best["file"].as_str().unwrap().ends_with("Tiger3.jpg"),
+        "{best}"
+    );
+}
+
+#[test]
+fn the_index_is_never_written_inside_the_browsed_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    copy_seeds(dir.path(), &["Tiger.jpg", "bird01.jpg"]);
+    let listing = |d: &Path| -> Vec<(PathBuf, std::time::SystemTime)> {
+        let mut v: Vec<_> = walk(d)
+            .into_iter()
+            .map(|p| {
+                (
+                    p.clone(),
+                    std::fs::metadata(&p).unwrap().modified().unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = listing(dir.path());
+    summary(dir.path(), cache.path());
+    assert_eq!(listing(dir.path()), before);
+    assert!(cache.path().join("index.sqlite3").exists());
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn killed_mid_run_the_next_run_carries_on_and_the_file_is_sound() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    generated_images(dir.path(), 60);
+    let mut child = lookalike()
+        .args(["index", "--batch", "2"])
+        .arg(dir.path())
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the first committed batch, then kill without warning.
+    let db = cache.path().join("index.sqlite3");
+    let start = Instant::now();
+    let committed = loop {
+        let n = committed_rows(&db);
+        if n > 0 {
+            break n;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "nothing was committed"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the indexer finished before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+    assert!(committed < 60, "killed before the end");
+
+    let resumed = summary(dir.path(), cache.path());
+    let [images, new, updated, unchanged, _] = counts(&resumed);
+    assert_eq!(images, 60);
+    assert_eq!(updated, 0);
+    assert!(
+        unchanged >= committed,
+        "what was committed before the kill is kept"
+    );
+    assert_eq!(new + unchanged, 60);
+    let index = Index::open(cache.path()).unwrap();
+    assert_eq!(index.integrity_check().unwrap(), "ok");
+}
+
+/// Rows with vectors, read by a separate connection as another process would.
+fn committed_rows(db: &Path) -> u64 {
+    let Ok(conn) =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    else {
+        return 0;
+    };
+    conn.query_row("SELECT count(*) FROM embeddings", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_or(0, |n| n as u64)
+}
+
+#[test]
+fn a_damaged_index_is_moved_aside_and_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    copy_seeds(dir.path(), &["Tiger.jpg", "bird01.jpg"]);
+    summary(dir.path(), cache.path());
+    let db = cache.path().join("index.sqlite3");
+    // Overwrite the header and first pages with junk, as a disk error or a bad copy would.
+    let mut bytes = std::fs::read(&db).unwrap();
+    let junk = 4096.min(bytes.len());
+    bytes[..junk]
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, b)| *b = (i * 31 % 251) as u8);
+    std::fs::write(&db, &bytes).unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+
+    let out = index(dir.path(), cache.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("damaged") && stderr.contains("rebuilt"),
+        "{stderr}"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(counts(&report), [2, 2, 0, 0, 0]);
+    let aside = std::fs::read_dir(cache.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().contains("damaged"));
+    assert!(aside, "the damaged file is kept aside for inspection");
+}
+
+#[test]
+fn two_indexers_at_once_both_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    generated_images(dir.path(), 24);
+    let spawn = || {
+        lookalike()
+            .args(["index", "--json", "--batch", "2"])
+            .arg(dir.path())
+            .arg("--cache-dir")
+            .arg(cache.path())
+            .output()
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(spawn);
+        let b = s.spawn(spawn);
+        (a.join().unwrap().unwrap(), b.join().unwrap().unwrap())
+    });
+    for out in [&a, &b] {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["images"], 24);
+    }
+    assert_eq!(
+        counts(&summary(dir.path(), cache.path())),
+        [24, 0, 0, 24, 0]
+    );
+    assert_eq!(
+        Index::open(cache.path())
+            .unwrap()
+            .integrity_check()
+            .unwrap(),
+        "ok"
+    );
+}
+
+#[test]
+fn cache_info_and_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    copy_seeds(dir.path(), &["Tiger.jpg"]);
+    summary(dir.path(), cache.path());
+    let info = lookalike()
+        .args(["cache", "info", "--json", "--cache-dir"])
+        .arg(cache.path())
+        .output()
+        .unwrap();
+    let info: Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(info["files"], 1);
+    let clear = lookalike()
+        .args(["cache", "clear", "--cache-dir"])
+        .arg(cache.path())
+        .output()
+        .unwrap();
+    assert!(clear.status.success());
+    assert!(!cache.path().join("index.sqlite3").exists());
+    // --no-cache stores nothing.
+    let out = lookalike()
+        .args(["index", "--json", "--no-cache"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["images"], 1);
+    assert!(!cache.path().join("index.sqlite3").exists());
+}
