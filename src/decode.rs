@@ -93,6 +93,9 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
 
 /// Decodes an image held in memory; the error is a human-readable reason.
 pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<DecodedImage, String> {
+    if bytes.is_empty() {
+        return Err("empty file".into());
+    }
     if image::guess_format(bytes).ok() == Some(ImageFormat::Jpeg) && !jpeg_is_complete(bytes) {
         // The JPEG decoder fills a cut-off file with grey and reports success; a half-grey
         // picture would then be labelled and ranked as if it were real.
