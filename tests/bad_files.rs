@@ -283,8 +283,8 @@ fn a_file_deleted_between_scan_and_decode_is_reported() {
     std::fs::remove_file(&path).unwrap();
     let engine = Engine::new(ModelKind::Lite0, EngineOptions::default()).unwrap();
     let never = AtomicBool::new(false);
-    let results = engine.analyse_files(&[path.clone()], &never, &mut |_, _| {});
-    let error = results[0].as_ref().err().expect("it is gone").to_string();
+    let results = engine.analyse_files(std::slice::from_ref(&path), &never, &mut |_, _| {});
+    let error = results[0].as_ref().expect_err("it is gone").to_string();
     assert!(
         error.contains("here-then-gone.jpg") && error.contains("cannot open"),
         "{error}"

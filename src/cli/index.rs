@@ -101,7 +101,7 @@ pub fn update_with_progress(
         bar.set_position(done as u64);
     });
     bar.finish_and_clear();
-    Ok(report.with_context(|| format!("indexing {}", dir.display()))?)
+    report.with_context(|| format!("indexing {}", dir.display()))
 }
 
 fn print_report(report: &IndexReport, json: bool) -> anyhow::Result<()> {
