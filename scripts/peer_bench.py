@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Side-by-side speed of lookalike and the equivalent PyTorch pipeline, in one run, on this
+machine, with the same number of threads. Run by a person, not by CI:
+
+    python3 scripts/peer_bench.py [--threads 2] [--seconds 5] [--lookalike target/release/lookalike] [DIR]
+
+PyTorch runs EfficientNet-Lite0 with the same weights (read from models/ without torch's own
+loader) and the same conventions (TF "SAME" padding, BatchNorm eps 1e-3, ReLU6). The folder
+pipeline is what a tutorial user runs: PIL decode, resize and crop, batches of 50. Each
+measurement is then repeated with `lookalike bench`, and the ratios printed.
+
+Needs: torch, numpy, pillow.
+"""
+import argparse
+import json
+import math
+import os
+import struct
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STAGES = [(1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
+          (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320)]
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, meta in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = meta["data_offsets"]
+        out[name] = torch.from_numpy(np.frombuffer(data[start:end], dtype="<f4").reshape(meta["shape"]).copy())
+    return out
+
+
+def same_pad(x, k, s):
+    ih, iw = x.shape[-2:]
+    ph = max((math.ceil(ih / s) - 1) * s + k - ih, 0)
+    pw = max((math.ceil(iw / s) - 1) * s + k - iw, 0)
+    return F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+
+
+class Lite0(torch.nn.Module):
+    """EfficientNet-Lite0 with BatchNorm folded into the convolutions, as a fair peer."""
+
+    def __init__(self, sd):
+        super().__init__()
+        self.layers = []
+
+        def conv(name, bn, stride=1, groups=1):
+            w = sd[name + ".weight"]
+            scale = sd[bn + ".weight"] / torch.sqrt(sd[bn + ".running_var"] + 1e-3)
+            bias = sd[bn + ".bias"] - sd[bn + ".running_mean"] * scale
+            return (w * scale[:, None, None, None]).contiguous(), bias, stride, groups, w.shape[-1]
+
+        self.stem = conv("_conv_stem", "_bn0", 2)
+        self.blocks = []
+        b = 0
+        for r, k, s, e, cin, cout in STAGES:
+            for j in range(r):
+                p = f"_blocks.{b}"
+                inp = cin if j == 0 else cout
+                stride = s if j == 0 else 1
+                expand = conv(p + "._expand_conv", p + "._bn0") if e != 1 else None
+                dw = conv(p + "._depthwise_conv", p + "._bn1", stride, inp * e)
+                project = conv(p + "._project_conv", p + "._bn2")
+                self.blocks.append((expand, dw, project, stride == 1 and inp == cout))
+                b += 1
+        self.head = conv("_conv_head", "_bn1")
+        self.fc = (sd["_fc.weight"], sd["_fc.bias"])
+
+    @staticmethod
+    def apply(x, layer, relu6=True):
+        w, bias, stride, groups, k = layer
+        if k > 1:
+            x = same_pad(x, k, stride)
+        x = F.conv2d(x, w, bias, stride=stride, groups=groups)
+        return F.relu6(x) if relu6 else x
+
+    @torch.no_grad()
+    def forward(self, x):
+        x = self.apply(x, self.stem)
+        for expand, dw, project, skip in self.blocks:
+            h = self.apply(x, expand) if expand else x
+            h = self.apply(h, dw)
+            h = self.apply(h, project, relu6=False)
+            x = h + x if skip else h
+        x = self.apply(x, self.head)
+        pooled = x.mean(dim=(2, 3))
+        return pooled, F.linear(pooled, *self.fc)
+
+
+def preprocess(path):
+    im = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
+    w, h = im.size
+    s = 256 / min(w, h)
+    im = im.resize((max(224, round(w * s)), max(224, round(h * s))), Image.BILINEAR)
+    w, h = im.size
+    left, top = (w - 224) // 2, (h - 224) // 2
+    x = np.asarray(im.crop((left, top, left + 224, top + 224)), dtype=np.float32)
+    return (x - 127.0) / 128.0
+
+
+def time_forward(model, batch, seconds):
+    x = torch.randn(batch, 3, 224, 224)
+    model(x)
+    runs, start = 0, time.perf_counter()
+    while runs < 3 or time.perf_counter() - start < seconds:
+        model(x)
+        runs += 1
+    return runs * batch / (time.perf_counter() - start)
+
+
+def time_folder(model, folder):
+    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs
+                   if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS)
+    start = time.perf_counter()
+    done = 0
+    for i in range(0, len(files), 50):
+        batch = []
+        for f in files[i:i + 50]:
+            try:
+                batch.append(preprocess(f))
+            except Exception as e:  # a tutorial pipeline skips what PIL cannot read
+                print(f"skipped {f}: {e}", file=sys.stderr)
+        if batch:
+            model(torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).contiguous())
+            done += len(batch)
+    return done, time.perf_counter() - start
+
+
+def lookalike_bench(binary, threads, seconds, folder):
+    cmd = [binary, "bench", "--json", "--threads", str(threads), "--seconds", str(seconds), "--batches", "1,16"]
+    if folder:
+        cmd.append(folder)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("dir", nargs="?")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--lookalike", default=os.path.join(ROOT, "target/release/lookalike"))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    model = Lite0(read_safetensors(os.path.join(ROOT, "models/efficientnet-lite0.safetensors")))
+    peer = {f"forward lite0 batch {b}": time_forward(model, b, args.seconds) for b in (1, 16)}
+    if args.dir:
+        done, seconds = time_folder(model, args.dir)
+        peer["end to end"] = done / seconds
+        print(f"PyTorch pipeline: {done} images in {seconds:.1f} s", file=sys.stderr)
+    ours = {}
+    for row in lookalike_bench(args.lookalike, args.threads, args.seconds, args.dir):
+        key = "end to end" if row["what"].startswith("end to end") else row["what"]
+        ours[key] = row["images_per_second"]
+    print(f"{'work':<28} {'lookalike':>12} {'PyTorch ' + torch.__version__:>22} {'ratio':>7}")
+    for key, theirs in peer.items():
+        mine = ours.get(key, float("nan"))
+        print(f"{key:<28} {mine:>8.1f} img/s {theirs:>16.1f} img/s {mine / theirs:>6.2f}x")
+    if "decode + preprocess" in ours:
+        print(f"{'decode + preprocess':<28} {ours['decode + preprocess']:>8.1f} img/s")
+
+
+if __name__ == "__main__":
+    main()
