@@ -219,6 +219,10 @@ impl Index {
 
     /// Records that a file is unchanged in content but has a new place or mtime.
     pub fn update_location(&self, id: i64, path: &Path, size: u64, mtime_ns: i64) -> Result<()> {
+        // A row already at the new path describes older content there; this one wins.
+        self.conn
+            .prepare_cached("DELETE FROM files WHERE path = ?1 AND id != ?2")?
+            .execute(params![path_key(path), id])?;
         self.conn
             .prepare_cached("UPDATE files SET path = ?2, size = ?3, mtime_ns = ?4 WHERE id = ?1")?
             .execute(params![id, path_key(path), size as i64, mtime_ns])?;
@@ -332,28 +336,39 @@ pub struct FileRecord<'a> {
 impl Writer<'_> {
     /// Inserts or replaces a file's row (dropping its old vectors); returns its id.
     pub fn put_file(&self, r: &FileRecord<'_>) -> Result<i64> {
-        let key = path_key(r.path);
-        self.conn
-            .prepare_cached("DELETE FROM files WHERE path = ?1")?
-            .execute([&key])?;
-        self.conn
+        // An upsert keeps the row's id, so another process holding that id (say, a second
+        // indexer that planned the same folder) still finds the file afterwards.
+        let id: i64 = self
+            .conn
             .prepare_cached(
                 "INSERT INTO files (path, size, mtime_ns, fingerprint, width, height, thumbnail, thumb_width, thumb_height, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (path) DO UPDATE SET
+                     size = excluded.size, mtime_ns = excluded.mtime_ns, fingerprint = excluded.fingerprint,
+                     width = excluded.width, height = excluded.height, thumbnail = excluded.thumbnail,
+                     thumb_width = excluded.thumb_width, thumb_height = excluded.thumb_height, error = excluded.error
+                 RETURNING id",
             )?
-            .execute(params![
-                key,
-                r.size as i64,
-                r.mtime_ns,
-                r.fingerprint,
-                r.size_px.map(|s| s.0),
-                r.size_px.map(|s| s.1),
-                r.thumbnail.map(|t| &t.jpeg),
-                r.thumbnail.map(|t| t.width),
-                r.thumbnail.map(|t| t.height),
-                r.error,
-            ])?;
-        Ok(self.conn.last_insert_rowid())
+            .query_row(
+                params![
+                    path_key(r.path),
+                    r.size as i64,
+                    r.mtime_ns,
+                    r.fingerprint,
+                    r.size_px.map(|s| s.0),
+                    r.size_px.map(|s| s.1),
+                    r.thumbnail.map(|t| &t.jpeg),
+                    r.thumbnail.map(|t| t.width),
+                    r.thumbnail.map(|t| t.height),
+                    r.error,
+                ],
+                |row| row.get(0),
+            )?;
+        // New content: every model's old vector for this file is stale.
+        self.conn
+            .prepare_cached("DELETE FROM embeddings WHERE file_id = ?1")?
+            .execute([id])?;
+        Ok(id)
     }
 
     /// Removes a file and its vectors.

@@ -7,6 +7,7 @@
 pub mod decode;
 pub mod engine;
 pub mod error;
+#[cfg(feature = "gui")]
 pub mod gui;
 pub mod index;
 pub mod model;

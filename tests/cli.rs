@@ -19,8 +19,19 @@ fn lookalike(args: &[&std::ffi::OsStr]) -> Output {
         .expect("the binary runs")
 }
 
+/// Runs the binary with its index in a fresh temporary folder, never the user's cache.
 fn run(args: &[&str]) -> Output {
-    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| std::ffi::OsStr::new(*a)).collect();
+    let cache = tempfile::tempdir().unwrap();
+    let mut args: Vec<&std::ffi::OsStr> = args.iter().map(|a| std::ffi::OsStr::new(*a)).collect();
+    if args
+        .first()
+        .is_some_and(|a| *a == "similar" || *a == "index")
+    {
+        args.extend([
+            std::ffi::OsStr::new("--cache-dir"),
+            cache.path().as_os_str(),
+        ]);
+    }
     lookalike(&args)
 }
 

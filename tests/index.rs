@@ -366,3 +366,50 @@ fn cache_info_and_clear() {
     assert_eq!(report["images"], 1);
     assert!(!cache.path().join("index.sqlite3").exists());
 }
+
+/// Regression: two `similar` runs sharing an index each planned the same new files; the second
+/// to store them replaced the first one's rows with new ids, and the first then silently
+/// dropped those images from its ranking (6 of 8 results). Rows now keep their ids.
+#[test]
+fn two_similar_runs_sharing_an_index_each_rank_every_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let names = [
+        "Tiger.jpg",
+        "Tiger2.jpg",
+        "Tiger3.jpg",
+        "bird01.jpg",
+        "elephant.jpg",
+        "elephant2.jpg",
+        "style.jpg",
+        "input.jpg",
+    ];
+    copy_seeds(dir.path(), &names);
+    let similar = || {
+        lookalike()
+            .args(["similar", "--json", "--batch", "1"])
+            .arg(dir.path().join("Tiger3.jpg"))
+            .arg("--cache-dir")
+            .arg(cache.path())
+            .output()
+            .unwrap()
+    };
+    let outputs: Vec<Output> = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..3).map(|_| s.spawn(similar)).collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    for out in outputs {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines = String::from_utf8_lossy(&out.stdout).lines().count();
+        assert_eq!(
+            lines,
+            7,
+            "every image but the query: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -157,20 +157,33 @@ impl ModelArgs {
     }
 }
 
+/// With no command: the desktop app, as a double-click starts it.
+#[cfg(feature = "gui")]
+fn open_window(cli: Cli) -> anyhow::Result<i32> {
+    let screenshot = cli.screenshot.map(|file| lookalike::gui::ScreenshotPlan {
+        file,
+        select: cli.select,
+    });
+    let start = lookalike::gui::Startup {
+        folder: cli.folder,
+        screenshot,
+        cache: cli.cache.location(),
+    };
+    lookalike::gui::run(start).map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))?;
+    Ok(0)
+}
+
+#[cfg(not(feature = "gui"))]
+fn open_window(_cli: Cli) -> anyhow::Result<i32> {
+    anyhow::bail!(
+        "this build of lookalike has no window (built without the `gui` feature); see --help"
+    )
+}
+
 /// Runs a command; the exit code is 0 on success, 1 when some file failed.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     let Some(command) = cli.command else {
-        let screenshot = cli.screenshot.map(|file| lookalike::gui::ScreenshotPlan {
-            file,
-            select: cli.select,
-        });
-        let start = lookalike::gui::Startup {
-            folder: cli.folder,
-            screenshot,
-            cache: cli.cache.location(),
-        };
-        lookalike::gui::run(start).map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))?;
-        return Ok(0);
+        return open_window(cli);
     };
     match command {
         Command::Classify {
@@ -333,8 +346,12 @@ fn folder_vectors(
         let info = engine.info();
         let mut found = Vec::with_capacity(report.entries.len());
         for (path, id) in report.entries {
-            if let Some(image) = index.image(id, info.id, info.revision)? {
-                found.push((path, image.embedding));
+            match index.image(id, info.id, info.revision)? {
+                Some(image) => found.push((path, image.embedding)),
+                None => eprintln!(
+                    "skipped {}: changed while it was being indexed",
+                    path.display()
+                ),
             }
         }
         return Ok(found);
