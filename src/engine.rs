@@ -19,7 +19,7 @@ use crate::model::{to_vec, Backbone, ModelInfo, ModelKind};
 use crate::similarity::l2_normalise;
 
 /// How an engine runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct EngineOptions {
     /// Worker threads for decoding and inference; 0 means one per core.
     pub threads: usize,
@@ -29,6 +29,8 @@ pub struct EngineOptions {
     pub top_k: usize,
     /// Also make a thumbnail of at most this many pixels a side, from the same decode.
     pub thumbnail_side: Option<u32>,
+    /// Weights file for a model that is not bundled (VGG16).
+    pub weights: Option<PathBuf>,
 }
 
 impl Default for EngineOptions {
@@ -38,6 +40,7 @@ impl Default for EngineOptions {
             batch_size: 8,
             top_k: 5,
             thumbnail_side: None,
+            weights: None,
         }
     }
 }
@@ -83,7 +86,7 @@ struct Prepared {
 impl Engine {
     /// Loads `kind` and starts its threads.
     pub fn new(kind: ModelKind, options: EngineOptions) -> Result<Self> {
-        Self::with_model(kind.load()?, options)
+        Self::with_model(kind.load(options.weights.as_deref())?, options)
     }
 
     /// An engine around a model that is already built.

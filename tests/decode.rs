@@ -1,8 +1,11 @@
 //! Decoding: every supported format, detection by content, EXIF orientation, and memory limits.
 
+mod corpus;
+
 use std::io::Cursor;
 use std::path::Path;
 
+use corpus::with_orientation;
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use lookalike::decode::{decode_file, decode_reader, jpeg_is_complete, model_input};
 use lookalike::model::lite0::INFO;
@@ -70,33 +73,11 @@ fn grayscale_sixteen_bit_and_alpha_become_rgb() {
     }
 }
 
-/// Inserts an EXIF APP1 segment holding only an orientation tag right after the JPEG's SOI.
-fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
-    let mut tiff = Vec::new();
-    tiff.extend_from_slice(b"II*\0");
-    tiff.extend_from_slice(&8u32.to_le_bytes()); // first IFD offset
-    tiff.extend_from_slice(&1u16.to_le_bytes()); // one entry
-    tiff.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
-    tiff.extend_from_slice(&3u16.to_le_bytes()); // SHORT
-    tiff.extend_from_slice(&1u32.to_le_bytes()); // count
-    tiff.extend_from_slice(&orientation.to_le_bytes());
-    tiff.extend_from_slice(&[0, 0]);
-    tiff.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
-    let mut app1 = b"Exif\0\0".to_vec();
-    app1.extend_from_slice(&tiff);
-    let mut out = jpeg[..2].to_vec();
-    out.extend_from_slice(&[0xFF, 0xE1]);
-    out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
-    out.extend_from_slice(&app1);
-    out.extend_from_slice(&jpeg[2..]);
-    out
-}
-
 #[test]
 fn exif_orientation_is_applied() {
     let jpeg = encode(&DynamicImage::ImageRgb8(red_blue()), ImageFormat::Jpeg);
     // 6 = rotate 90° clockwise: the red left half ends up on top.
-    let rotated = decode_reader(Cursor::new(with_exif_orientation(&jpeg, 6))).unwrap();
+    let rotated = decode_reader(Cursor::new(with_orientation(&jpeg, 6))).unwrap();
     assert_eq!(rotated.rgb.dimensions(), (20, 40));
     let top = rotated.rgb.get_pixel(10, 5);
     let bottom = rotated.rgb.get_pixel(10, 35);
@@ -105,7 +86,7 @@ fn exif_orientation_is_applied() {
         "top {top:?}, bottom {bottom:?}"
     );
     // 2 = mirrored: the red half ends up on the right.
-    let mirrored = decode_reader(Cursor::new(with_exif_orientation(&jpeg, 2))).unwrap();
+    let mirrored = decode_reader(Cursor::new(with_orientation(&jpeg, 2))).unwrap();
     assert_eq!(mirrored.rgb.dimensions(), (40, 20));
     assert!(mirrored.rgb.get_pixel(35, 10)[0] > 200);
 }

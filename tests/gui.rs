@@ -5,7 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use eframe::egui;
@@ -166,25 +166,19 @@ fn space_opens_the_viewer_arrows_step_and_escape_closes() {
     harness.key_press(egui::Key::ArrowRight); // selects the first image, Tiger.jpg
     harness.run();
     harness.key_press(egui::Key::Space);
-    let start = Instant::now();
-    while harness.query_by_label("Tiger.jpg, full size").is_none() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the viewer never showed the image"
-        );
-        harness.step();
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    step_until(
+        &mut harness,
+        Duration::from_secs(20),
+        "the viewer showing Tiger.jpg",
+        |h| h.query_by_label("Tiger.jpg, full size").is_some(),
+    );
     harness.key_press(egui::Key::ArrowRight);
-    let start = Instant::now();
-    while harness.query_by_label("Tiger2.jpg, full size").is_none() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "right arrow did not step to the next image"
-        );
-        harness.step();
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    step_until(
+        &mut harness,
+        Duration::from_secs(20),
+        "right arrow stepping to Tiger2.jpg",
+        |h| h.query_by_label("Tiger2.jpg, full size").is_some(),
+    );
     harness.key_press(egui::Key::Escape);
     harness.run();
     assert!(
@@ -222,16 +216,7 @@ fn dropping_a_folder_on_the_window_opens_it() {
         .dropped_files
         .push(Arc::new(Dropped(folder.path().to_path_buf())));
     harness.step();
-    let start = Instant::now();
-    while !harness.state().is_idle() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "indexing did not finish"
-        );
-        harness.step();
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    harness.run();
+    wait_until_indexed(&mut harness);
     assert_eq!(tile_names(&harness).len(), 8);
     assert_eq!(harness.state().folder.as_deref(), Some(folder.path()));
     assert_eq!(

@@ -130,28 +130,29 @@ pub struct ModelArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub batch: u16,
+    /// Weights file for a model that is not built in (VGG16: timm/vgg16.tv_in1k model.safetensors).
+    #[arg(long, value_name = "FILE")]
+    pub weights: Option<PathBuf>,
 }
 
 impl ModelArgs {
-    /// An engine that also makes thumbnails, for the index (the app shows them).
-    fn engine_with_thumbnails(&self) -> anyhow::Result<Engine> {
-        let kind = ModelKind::from_name(&self.model)?;
-        let options = EngineOptions {
-            threads: self.threads,
-            batch_size: self.batch as usize,
-            top_k: 5,
-            thumbnail_side: Some(lookalike::decode::THUMBNAIL_SIDE),
-        };
-        Engine::new(kind, options).with_context(|| format!("loading model {}", self.model))
+    fn engine(&self, top_k: usize) -> anyhow::Result<Engine> {
+        self.build_engine(top_k, None)
     }
 
-    fn engine(&self, top_k: usize) -> anyhow::Result<Engine> {
+    /// An engine that also makes thumbnails, for the index (the app shows them).
+    fn engine_with_thumbnails(&self) -> anyhow::Result<Engine> {
+        self.build_engine(5, Some(lookalike::decode::THUMBNAIL_SIDE))
+    }
+
+    fn build_engine(&self, top_k: usize, thumbnail_side: Option<u32>) -> anyhow::Result<Engine> {
         let kind = ModelKind::from_name(&self.model)?;
         let options = EngineOptions {
             threads: self.threads,
             batch_size: self.batch as usize,
             top_k,
-            thumbnail_side: None,
+            thumbnail_side,
+            weights: self.weights.clone(),
         };
         Engine::new(kind, options).with_context(|| format!("loading model {}", self.model))
     }
@@ -233,6 +234,12 @@ fn classify(model: &ModelArgs, top: usize, json: bool, images: &[PathBuf]) -> an
             }
             Ok(a) => {
                 writeln!(out, "{}", display(path))?;
+                if a.top.is_empty() {
+                    writeln!(
+                        out,
+                        "  labels unavailable: this model file has no classifier"
+                    )?;
+                }
                 for (i, p) in a.top.iter().enumerate() {
                     writeln!(out, "  {}. {:<28} {:6.2}%", i + 1, p.label, p.prob * 100.0)?;
                 }

@@ -6,6 +6,9 @@
 pub mod kernels;
 pub mod labels;
 pub mod lite0;
+pub mod vgg16;
+
+use std::path::{Path, PathBuf};
 
 use candle_core::Tensor;
 
@@ -57,21 +60,25 @@ pub enum ModelKind {
     /// EfficientNet-Lite0, bundled in the binary.
     #[default]
     Lite0,
+    /// VGG16, from a weights file the user fetches once (about 553 MB).
+    Vgg16,
 }
 
 impl ModelKind {
     /// Every name `from_name` accepts, for help texts.
-    pub const NAMES: &'static [&'static str] = &["lite0"];
+    pub const NAMES: &'static [&'static str] = &["lite0", "vgg16"];
 
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::Lite0 => "lite0",
+            ModelKind::Vgg16 => "vgg16",
         }
     }
 
     pub fn from_name(name: &str) -> Result<Self> {
         match name.to_ascii_lowercase().as_str() {
             "lite0" | "efficientnet-lite0" => Ok(ModelKind::Lite0),
+            "vgg16" => Ok(ModelKind::Vgg16),
             other => Err(Error::Usage(format!(
                 "unknown model '{other}'; known models: {}",
                 Self::NAMES.join(", ")
@@ -79,12 +86,72 @@ impl ModelKind {
         }
     }
 
-    /// Builds the model on the CPU.
-    pub fn load(self) -> Result<Box<dyn Backbone>> {
+    /// Builds the model on the CPU. `weights` names a weights file for models that are not
+    /// bundled; without it the usual places are searched (see [`find_vgg16_weights`]).
+    pub fn load(self, weights: Option<&Path>) -> Result<Box<dyn Backbone>> {
         match self {
             ModelKind::Lite0 => Ok(Box::new(lite0::Lite0::bundled()?)),
+            ModelKind::Vgg16 => {
+                let path = match weights {
+                    Some(path) => path.to_path_buf(),
+                    None => find_vgg16_weights().ok_or_else(vgg16_missing)?,
+                };
+                Ok(Box::new(vgg16::Vgg16::open(&path)?))
+            }
         }
     }
+}
+
+/// Where lookalike keeps model files it was given: `<data dir>/lookalike/models/`.
+pub fn models_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "lookalike").map(|d| d.data_dir().join("models"))
+}
+
+/// The VGG16 weights file, if one is in the models folder or the Hugging Face cache.
+pub fn find_vgg16_weights() -> Option<PathBuf> {
+    let local = models_dir()
+        .map(|d| d.join("vgg16.safetensors"))
+        .filter(|p| p.is_file());
+    local.or_else(|| hf_cached_file(vgg16::HUB_REPO, vgg16::HUB_FILE))
+}
+
+/// A file in the standard Hugging Face cache (`$HF_HUB_CACHE`, `$HF_HOME/hub` or
+/// `~/.cache/huggingface/hub`), at the revision `refs/main` names, else any snapshot.
+pub fn hf_cached_file(repo: &str, file: &str) -> Option<PathBuf> {
+    let hub = std::env::var_os("HF_HUB_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HF_HOME").map(|h| PathBuf::from(h).join("hub")))
+        .or_else(|| {
+            directories::BaseDirs::new().map(|b| b.home_dir().join(".cache/huggingface/hub"))
+        })?;
+    let repo_dir = hub.join(format!("models--{}", repo.replace('/', "--")));
+    let main = std::fs::read_to_string(repo_dir.join("refs/main")).ok();
+    if let Some(path) = main
+        .map(|rev| repo_dir.join("snapshots").join(rev.trim()).join(file))
+        .filter(|p| p.is_file())
+    {
+        return Some(path);
+    }
+    std::fs::read_dir(repo_dir.join("snapshots"))
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join(file))
+        .find(|p| p.is_file())
+}
+
+fn vgg16_missing() -> Error {
+    let here = models_dir().map_or_else(
+        || "the lookalike models folder".to_string(),
+        |d| d.join("vgg16.safetensors").display().to_string(),
+    );
+    Error::Usage(format!(
+        "VGG16 needs its weights: {file} from the Hugging Face repository {repo} (about 553 MB), which is not on this machine.\n\
+         On a machine with internet, fetch it with:\n    \
+         curl -L -o vgg16.safetensors https://huggingface.co/{repo}/resolve/main/{file}\n\
+         then copy it to {here}, or pass it with --weights FILE.",
+        file = vgg16::HUB_FILE,
+        repo = vgg16::HUB_REPO,
+    ))
 }
 
 /// Reads a candle tensor into a flat `Vec<f32>` in its logical (row-major) order.

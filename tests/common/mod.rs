@@ -67,17 +67,34 @@ pub fn open_app_with_cache(folder: &Path, cache: CacheLocation) -> Harness<'stat
         };
         LookalikeApp::with_engine(&cc.egui_ctx, Settings::default(), Ok(engine()), start)
     });
+    wait_until_indexed(&mut harness);
+    harness
+}
+
+/// Steps the app (its workers run on real threads) until `done` holds; fails after `limit`.
+pub fn step_until(
+    harness: &mut Harness<'_, LookalikeApp>,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&Harness<'_, LookalikeApp>) -> bool,
+) {
     let start = Instant::now();
-    while !harness.state().is_idle() {
+    while !done(harness) {
         assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "indexing did not finish"
+            start.elapsed() < limit,
+            "{what} did not happen within {limit:?}"
         );
         harness.step();
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Waits for indexing to finish, then lets the window settle.
+pub fn wait_until_indexed(harness: &mut Harness<'_, LookalikeApp>) {
+    step_until(harness, Duration::from_secs(120), "indexing", |h| {
+        h.state().is_idle()
+    });
     harness.run();
-    harness
 }
 
 /// The names of the thumbnails in the order the grid shows them.

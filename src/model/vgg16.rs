@@ -1,0 +1,232 @@
+//! VGG16 (ImageNet), the backbone of the original tutorial, in the `model.safetensors` layout
+//! of `timm/vgg16.tv_in1k` (torchvision's weights).
+//!
+//! The embedding is the mean over height and width of the last max-pool's output (512-d), as
+//! Keras' `VGG16(include_top=False, pooling='avg')`. Labels come from the classifier head when
+//! the file has one; the head's 411 MB first layer is read from the memory-mapped file only
+//! the first time labels are wanted. The 13 convolutions run on the NHWC kernels, with bias
+//! and ReLU fused, one image at a time so that im2col buffers stay small.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use candle_core::safetensors::MmapedSafetensors;
+use candle_core::{DType, Device, Tensor};
+
+use super::kernels::{self, Activation, ConvGeometry};
+use super::{to_vec, Backbone, ModelInfo, Normalisation, Preprocess};
+use crate::error::{Error, Result};
+
+/// Output channels of each convolution; `0` marks a 2×2 max-pool.
+const LAYERS: [usize; 18] = [
+    64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0,
+];
+/// Index of each convolution in torchvision's `features` sequence.
+const FEATURE_INDICES: [usize; 13] = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28];
+const INPUT_SIZE: usize = 224;
+const EMBEDDING: usize = 512;
+const HIDDEN: usize = 4096;
+const CLASSES: usize = 1000;
+
+pub const INFO: ModelInfo = ModelInfo {
+    id: "vgg16",
+    revision: "vgg16-tv_in1k-pillow-bilinear-v1",
+    dim: EMBEDDING,
+    preprocess: Preprocess {
+        resize_shorter: 256,
+        crop: INPUT_SIZE as u32,
+        normalisation: Normalisation::ImageNetMeanStd,
+    },
+};
+
+/// The Hugging Face repository and file the weights come from.
+pub const HUB_REPO: &str = "timm/vgg16.tv_in1k";
+pub const HUB_FILE: &str = "model.safetensors";
+
+/// One 3×3 convolution: weights `[3, 3, in, out]`, bias `[out]`.
+struct Conv {
+    w: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+/// The classifier: fc1 `[4096, 25088]`, fc2 `[4096, 4096]`, fc3 `[1000, 4096]` with biases.
+struct Head {
+    layers: Vec<(Tensor, Tensor)>,
+}
+
+pub struct Vgg16 {
+    convs: Vec<Conv>,
+    weights: MmapedSafetensors,
+    has_head: bool,
+    head: OnceLock<std::result::Result<Head, String>>,
+    path: PathBuf,
+}
+
+impl Vgg16 {
+    /// Opens a weights file. The convolutions are read now; the classifier on first use.
+    pub fn open(path: &Path) -> Result<Self> {
+        // SAFETY: the file is only read. Should another program rewrite it while we run, the
+        // worst case is wrong numbers, which the same rewrite would cause with a plain read.
+        let weights = unsafe { MmapedSafetensors::new(path) }.map_err(|e| {
+            Error::Model(format!(
+                "{}: not a VGG16 safetensors file: {e}",
+                path.display()
+            ))
+        })?;
+        let mut convs = Vec::with_capacity(FEATURE_INDICES.len());
+        let mut inputs = 3;
+        for (&outputs, index) in LAYERS.iter().filter(|&&c| c > 0).zip(FEATURE_INDICES) {
+            convs.push(load_conv(&weights, index, inputs, outputs, path)?);
+            inputs = outputs;
+        }
+        let has_head = [
+            "pre_logits.fc1.weight",
+            "pre_logits.fc2.weight",
+            "head.fc.weight",
+        ]
+        .iter()
+        .all(|name| weights.get(name).is_ok());
+        Ok(Vgg16 {
+            convs,
+            weights,
+            has_head,
+            head: OnceLock::new(),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn has_classifier(&self) -> bool {
+        self.has_head
+    }
+
+    /// The 512-channel 7×7 feature map after the last max-pool, NHWC, for one image (NCHW in).
+    fn features(&self, image: &[f32]) -> Vec<f32> {
+        let mut x = kernels::nchw_to_nhwc(image, 1, 3, INPUT_SIZE, INPUT_SIZE);
+        let (mut size, mut channels) = (INPUT_SIZE, 3);
+        let mut convs = self.convs.iter();
+        for &layer in &LAYERS {
+            if layer == 0 {
+                x = kernels::max_pool_2x2(&x, 1, size, size, channels);
+                size /= 2;
+            } else if let Some(conv) = convs.next() {
+                let g = ConvGeometry::symmetric(1, size, size, channels, 3, 1, 1);
+                x = kernels::conv2d(&x, &g, &conv.w, &conv.bias, Activation::Relu);
+                channels = layer;
+            }
+        }
+        x
+    }
+
+    fn head(&self) -> Result<&Head> {
+        let head = self
+            .head
+            .get_or_init(|| self.load_head().map_err(|e| e.to_string()));
+        head.as_ref().map_err(|e| Error::Model(e.clone()))
+    }
+
+    fn load_head(&self) -> Result<Head> {
+        let load = |name: &str, shape: &[usize]| -> Result<Tensor> {
+            let t = self
+                .weights
+                .load(name, &Device::Cpu)?
+                .to_dtype(DType::F32)?;
+            let t = t.reshape(shape)?;
+            Ok(t)
+        };
+        let layers = vec![
+            (
+                load("pre_logits.fc1.weight", &[HIDDEN, EMBEDDING * 49])?,
+                load("pre_logits.fc1.bias", &[HIDDEN])?,
+            ),
+            (
+                load("pre_logits.fc2.weight", &[HIDDEN, HIDDEN])?,
+                load("pre_logits.fc2.bias", &[HIDDEN])?,
+            ),
+            (
+                load("head.fc.weight", &[CLASSES, HIDDEN])?,
+                load("head.fc.bias", &[CLASSES])?,
+            ),
+        ];
+        Ok(Head { layers })
+    }
+
+    /// Logits from the NHWC feature maps of a batch.
+    fn classify(&self, maps: &[f32], batch: usize) -> Result<Tensor> {
+        let head = self.head()?;
+        // torchvision flattens the map channel-first.
+        let nhwc = Tensor::from_slice(maps, (batch, 7, 7, EMBEDDING), &Device::Cpu)?;
+        let mut x = nhwc
+            .permute((0, 3, 1, 2))?
+            .contiguous()?
+            .reshape((batch, EMBEDDING * 49))?;
+        for (i, (w, b)) in head.layers.iter().enumerate() {
+            x = x.matmul(&w.t()?)?.broadcast_add(b)?;
+            if i + 1 < head.layers.len() {
+                x = x.relu()?;
+            }
+        }
+        Ok(x)
+    }
+}
+
+impl Backbone for Vgg16 {
+    fn info(&self) -> &ModelInfo {
+        &INFO
+    }
+
+    fn forward(&self, batch: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+        let (n, c, h, w) = batch.dims4()?;
+        if (c, h, w) != (3, INPUT_SIZE, INPUT_SIZE) {
+            return Err(Error::Model(format!(
+                "VGG16 takes [n, 3, 224, 224], got [{n}, {c}, {h}, {w}]"
+            )));
+        }
+        let input = to_vec(batch)?;
+        let per_image = 3 * INPUT_SIZE * INPUT_SIZE;
+        let mut maps = Vec::with_capacity(n * 49 * EMBEDDING);
+        for image in input.chunks_exact(per_image) {
+            maps.extend(self.features(image));
+        }
+        let pooled = kernels::global_average(&maps, n, EMBEDDING);
+        let embeddings = Tensor::from_vec(pooled, (n, EMBEDDING), &Device::Cpu)?;
+        let logits = match self.has_head {
+            true => Some(self.classify(&maps, n)?),
+            false => None,
+        };
+        Ok((embeddings, logits))
+    }
+}
+
+impl std::fmt::Debug for Vgg16 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Vgg16({})", self.path.display())
+    }
+}
+
+/// `features.{index}` as `[3, 3, in, out]`.
+fn load_conv(
+    weights: &MmapedSafetensors,
+    index: usize,
+    inputs: usize,
+    outputs: usize,
+    path: &Path,
+) -> Result<Conv> {
+    let name = |part: &str| format!("features.{index}.{part}");
+    let missing = |e: candle_core::Error| {
+        Error::Model(format!("{}: {}: {e}", path.display(), name("weight")))
+    };
+    let w = weights
+        .load(&name("weight"), &Device::Cpu)
+        .map_err(missing)?;
+    if w.dims() != [outputs, inputs, 3, 3] {
+        return Err(Error::Model(format!(
+            "{}: {} has shape {:?}, VGG16 needs [{outputs}, {inputs}, 3, 3]",
+            path.display(),
+            name("weight"),
+            w.dims()
+        )));
+    }
+    let w = to_vec(&w.permute((2, 3, 1, 0))?.contiguous()?)?;
+    let bias = to_vec(&weights.load(&name("bias"), &Device::Cpu).map_err(missing)?)?;
+    Ok(Conv { w, bias })
+}
