@@ -22,6 +22,10 @@ pub enum Error {
     #[error("index: {0}")]
     Index(String),
 
+    /// Model weights could not be downloaded.
+    #[error("download: {0}")]
+    Download(String),
+
     /// The user asked for something that does not exist (an unknown model name, say).
     #[error("{0}")]
     Usage(String),

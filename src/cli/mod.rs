@@ -4,6 +4,7 @@
 //! Human output goes to stdout, problems to stderr, and the progress bar only to a terminal.
 
 mod bench;
+mod fetch;
 mod index;
 
 pub use index::{CacheAction, CacheArgs};
@@ -18,6 +19,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
+use lookalike::model::find_vgg16_weights;
 use lookalike::scan::scan_folder;
 use lookalike::similarity::rank;
 use lookalike::{Analysis, Engine, EngineOptions, ModelKind};
@@ -114,6 +116,12 @@ pub enum Command {
         #[arg(long, value_name = "DIR", global = true)]
         cache_dir: Option<PathBuf>,
     },
+    /// Download a model's weights into the Hugging Face cache (VGG16: about 553 MB).
+    FetchModel {
+        /// The model to fetch.
+        #[arg(value_parser = PossibleValuesParser::new(["vgg16"]))]
+        name: String,
+    },
     /// Measure speed: the forward pass on generated input, and decoding and end-to-end on DIR.
     Bench(bench::BenchArgs),
 }
@@ -133,6 +141,9 @@ pub struct ModelArgs {
     /// Weights file for a model that is not built in (VGG16: timm/vgg16.tv_in1k model.safetensors).
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
+    /// Download missing model weights without asking.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 impl ModelArgs {
@@ -147,12 +158,18 @@ impl ModelArgs {
 
     fn build_engine(&self, top_k: usize, thumbnail_side: Option<u32>) -> anyhow::Result<Engine> {
         let kind = ModelKind::from_name(&self.model)?;
+        let weights = match (kind, &self.weights) {
+            (ModelKind::Vgg16, None) if find_vgg16_weights().is_none() => {
+                Some(fetch::obtain_vgg16(self.yes)?)
+            }
+            _ => self.weights.clone(),
+        };
         let options = EngineOptions {
             threads: self.threads,
             batch_size: self.batch as usize,
             top_k,
             thumbnail_side,
-            weights: self.weights.clone(),
+            weights,
         };
         Engine::new(kind, options).with_context(|| format!("loading model {}", self.model))
     }
@@ -213,6 +230,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             cache,
         } => index::run(&model, &cache, &dir, json),
         Command::Cache { action, cache_dir } => index::cache(&action, cache_dir),
+        Command::FetchModel { name } => fetch::fetch_model(&name),
         Command::Bench(args) => bench::run(&args),
     }
 }

@@ -3,6 +3,7 @@
 //! Each backbone is a plain struct with `new(vb)` and `forward(batch) -> (embeddings, logits)`.
 //! Callers pick one by [`ModelKind`] and never see which kernels run inside.
 
+pub mod download;
 pub mod kernels;
 pub mod labels;
 pub mod lite0;
@@ -102,6 +103,20 @@ impl ModelKind {
     }
 }
 
+/// Where VGG16's weights are downloaded from.
+pub fn vgg16_source() -> download::Source {
+    download::Source {
+        repo: vgg16::HUB_REPO.into(),
+        file: vgg16::HUB_FILE.into(),
+        stall_timeout: std::time::Duration::from_secs(
+            std::env::var("LOOKALIKE_DOWNLOAD_TIMEOUT")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(60),
+        ),
+    }
+}
+
 /// Where lookalike keeps model files it was given: `<data dir>/lookalike/models/`.
 pub fn models_dir() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "lookalike").map(|d| d.data_dir().join("models"))
@@ -139,7 +154,8 @@ pub fn hf_cached_file(repo: &str, file: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn vgg16_missing() -> Error {
+/// What to tell a user who asked for VGG16 without having its weights.
+pub fn vgg16_missing() -> Error {
     let here = models_dir().map_or_else(
         || "the lookalike models folder".to_string(),
         |d| d.join("vgg16.safetensors").display().to_string(),
@@ -148,7 +164,8 @@ fn vgg16_missing() -> Error {
         "VGG16 needs its weights: {file} from the Hugging Face repository {repo} (about 553 MB), which is not on this machine.\n\
          On a machine with internet, fetch it with:\n    \
          curl -L -o vgg16.safetensors https://huggingface.co/{repo}/resolve/main/{file}\n\
-         then copy it to {here}, or pass it with --weights FILE.",
+         then copy it to {here}, or pass it with --weights FILE.\n\
+         With internet here: lookalike fetch-model vgg16 (or add --yes to this command).",
         file = vgg16::HUB_FILE,
         repo = vgg16::HUB_REPO,
     ))
