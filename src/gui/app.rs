@@ -10,12 +10,13 @@ use eframe::egui;
 use egui::{Key, TextureHandle};
 
 use super::grid;
+use super::models::ModelDialog;
 use super::state::Gallery;
 use super::viewer::Viewer;
 use super::worker::{Job, Message};
 use crate::engine::{Engine, EngineOptions};
 use crate::index::CacheLocation;
-use crate::model::ModelKind;
+use crate::model::{find_vgg16_weights, ModelKind};
 
 /// What survives a restart (eframe persistence); the window size is kept by eframe itself.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -25,6 +26,8 @@ pub struct Settings {
     pub recent: Vec<PathBuf>,
     pub thumbnail_size: f32,
     pub model: String,
+    /// A VGG16 weights file the user chose in the app.
+    pub vgg16_weights: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -34,6 +37,7 @@ impl Default for Settings {
             recent: Vec::new(),
             thumbnail_size: 160.0,
             model: "lite0".into(),
+            vgg16_weights: None,
         }
     }
 }
@@ -88,6 +92,7 @@ pub struct LookalikeApp {
     pub status: String,
     /// Where the index lives (tests use their own folder).
     pub cache: CacheLocation,
+    pub(super) model_dialog: Option<ModelDialog>,
 }
 
 /// Where a `--screenshot` run is.
@@ -121,11 +126,20 @@ impl FrameTimes {
 impl LookalikeApp {
     /// The app as eframe starts it: settings from storage, the model loaded.
     pub fn new(cc: &eframe::CreationContext<'_>, mut start: Startup) -> Self {
-        let settings: Settings = cc
+        let mut settings: Settings = cc
             .storage
             .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
             .unwrap_or_default();
-        let engine = load_engine(&settings.model);
+        let kind = ModelKind::from_name(&settings.model).unwrap_or_default();
+        let engine = match load_engine(kind, settings.vgg16_weights.clone()) {
+            Ok(engine) => Ok(engine),
+            // The chosen model is gone (weights deleted, say): start on the built-in one.
+            Err(_) if kind != ModelKind::Lite0 => load_engine(ModelKind::Lite0, None),
+            Err(e) => Err(e),
+        };
+        settings.model = engine
+            .as_ref()
+            .map_or(settings.model, |e| e.info().id.to_string());
         if start.folder.is_none() {
             start.folder = settings.last_folder.clone().filter(|f| f.is_dir());
         }
@@ -168,6 +182,7 @@ impl LookalikeApp {
             frame_times: FrameTimes::default(),
             status: String::new(),
             cache,
+            model_dialog: None,
         };
         // File names come in every script; a glyph no font has must draw as a box, never panic.
         ctx.set_missing_glyph_policy(egui::MissingGlyphPolicy::Tofu);
@@ -236,6 +251,33 @@ impl LookalikeApp {
     pub fn sort_by(&mut self, index: usize) {
         self.gallery.sort_by_similarity(index);
         self.scroll_to_top = true;
+    }
+
+    /// Switches the model (re-indexing the open folder with it). VGG16 without weights opens
+    /// the dialog that offers to download them or to choose a file.
+    pub fn switch_model(&mut self, ctx: &egui::Context, kind: ModelKind, weights: Option<PathBuf>) {
+        let weights =
+            weights.or_else(|| self.settings.vgg16_weights.clone().filter(|p| p.is_file()));
+        match load_engine(kind, weights.clone()) {
+            Ok(engine) => {
+                self.engine = Ok(engine);
+                self.settings.model = kind.name().into();
+                if kind == ModelKind::Vgg16 && weights.is_some() {
+                    self.settings.vgg16_weights = weights;
+                }
+                if let Some(folder) = self.folder.clone() {
+                    self.open_folder(ctx, folder);
+                }
+            }
+            Err(_)
+                if kind == ModelKind::Vgg16
+                    && weights.is_none()
+                    && find_vgg16_weights().is_none() =>
+            {
+                self.model_dialog = Some(ModelDialog::Missing);
+            }
+            Err(e) => self.model_dialog = Some(ModelDialog::Failed(e)),
+        }
     }
 
     /// Tells the background job which image the user is looking at, so it is embedded next.
@@ -484,6 +526,8 @@ impl LookalikeApp {
             }
             self.recent_ui(ui);
             ui.separator();
+            super::models::model_picker_ui(self, ui);
+            ui.separator();
             let mut filter = self.gallery.filter.clone();
             let filter_label = ui.label("Filter:");
             ui.add(
@@ -615,6 +659,7 @@ impl eframe::App for LookalikeApp {
                 self.viewer = None;
             }
         }
+        super::models::model_dialog_ui(self, &ctx);
         self.screenshot_step(&ctx);
         if self.job.is_some() {
             self.frame_times
@@ -631,12 +676,12 @@ impl eframe::App for LookalikeApp {
     }
 }
 
-/// Loads the model the settings name, falling back to the bundled one.
-pub fn load_engine(model: &str) -> Result<Arc<Engine>, String> {
-    let kind = ModelKind::from_name(model).unwrap_or_default();
+/// Loads a model for the window (with thumbnails).
+pub fn load_engine(kind: ModelKind, weights: Option<PathBuf>) -> Result<Arc<Engine>, String> {
     let options = EngineOptions {
         batch_size: 4,
         thumbnail_side: Some(crate::decode::THUMBNAIL_SIDE),
+        weights,
         ..Default::default()
     };
     Engine::new(kind, options)

@@ -3,6 +3,7 @@
 
 mod app;
 mod grid;
+mod models;
 pub mod state;
 mod system;
 mod viewer;

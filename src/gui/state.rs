@@ -47,11 +47,14 @@ impl Item {
         self.thumbnail = analysis.thumbnail;
     }
 
-    /// "tiger 53%", or nothing yet.
+    /// "tiger 53%"; "no labels" once embedded by a model file without a classifier; or
+    /// nothing yet.
     pub fn label_line(&self) -> Option<String> {
-        self.top
-            .first()
-            .map(|p| format!("{} {:.0}%", p.label, p.prob * 100.0))
+        match (self.top.first(), &self.embedding) {
+            (Some(p), _) => Some(format!("{} {:.0}%", p.label, p.prob * 100.0)),
+            (None, Some(_)) => Some("no labels (model has no classifier)".into()),
+            (None, None) => None,
+        }
     }
 
     fn matches(&self, filter: &str) -> bool {

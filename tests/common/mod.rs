@@ -17,7 +17,9 @@ use lookalike::Engine;
 pub fn engine() -> Arc<Engine> {
     static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
     ENGINE
-        .get_or_init(|| load_engine("lite0").expect("the bundled model loads"))
+        .get_or_init(|| {
+            load_engine(lookalike::ModelKind::Lite0, None).expect("the bundled model loads")
+        })
         .clone()
 }
 

@@ -1,0 +1,201 @@
+//! The model picker, and what happens when VGG16's weights are not on this machine: a dialog
+//! that asks before downloading about 553 MB (with a progress bar), or lets the user choose a
+//! weights file they already have.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Arc, Mutex};
+
+use eframe::egui;
+
+use super::app::LookalikeApp;
+use crate::model::{download, vgg16_source, ModelKind};
+
+/// The dialog shown while VGG16's weights are being sought.
+pub enum ModelDialog {
+    /// Asking whether to download or choose a file.
+    Missing,
+    Downloading {
+        progress: Arc<Mutex<(u64, u64)>>,
+        done: Receiver<Result<PathBuf, String>>,
+    },
+    ChoosingFile(Receiver<Option<PathBuf>>),
+    Failed(String),
+}
+
+fn model_title(kind: ModelKind) -> &'static str {
+    match kind {
+        ModelKind::Lite0 => "EfficientNet-Lite0 (built in)",
+        ModelKind::Vgg16 => "VGG16",
+    }
+}
+
+/// The toolbar's model picker.
+pub fn model_picker_ui(app: &mut LookalikeApp, ui: &mut egui::Ui) {
+    let current = ModelKind::from_name(&app.settings.model).unwrap_or_default();
+    let mut chosen = current;
+    let label = ui.label("Model:");
+    egui::ComboBox::from_id_salt("model-picker")
+        .selected_text(model_title(current))
+        .show_ui(ui, |ui| {
+            for kind in [ModelKind::Lite0, ModelKind::Vgg16] {
+                ui.selectable_value(&mut chosen, kind, model_title(kind));
+            }
+        })
+        .response
+        .labelled_by(label.id);
+    if chosen != current {
+        app.switch_model(ui.ctx(), chosen, None);
+    }
+}
+
+/// Draws the dialog, if one is open, and moves it along.
+pub fn model_dialog_ui(app: &mut LookalikeApp, ctx: &egui::Context) {
+    let Some(dialog) = app.model_dialog.take() else {
+        return;
+    };
+    let next = match dialog {
+        ModelDialog::Missing => missing_ui(ctx),
+        ModelDialog::Downloading { progress, done } => downloading_ui(app, ctx, progress, done),
+        ModelDialog::ChoosingFile(picked) => match picked.try_recv() {
+            Ok(Some(path)) => {
+                app.switch_model(ctx, ModelKind::Vgg16, Some(path));
+                None
+            }
+            Ok(None) | Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                Some(ModelDialog::Missing)
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                ctx.request_repaint_after(std::time::Duration::from_millis(100));
+                Some(ModelDialog::ChoosingFile(picked))
+            }
+        },
+        ModelDialog::Failed(reason) => failed_ui(ctx, reason),
+    };
+    app.model_dialog = next;
+}
+
+/// What the user picked in the "weights missing" dialog.
+enum Choice {
+    Download,
+    ChooseFile,
+    Cancel,
+}
+
+fn missing_ui(ctx: &egui::Context) -> Option<ModelDialog> {
+    let mut choice = None;
+    egui::Modal::new(egui::Id::unique("vgg16-missing")).show(ctx, |ui| {
+        ui.heading("VGG16 needs its weights");
+        ui.label("They are not on this computer: model.safetensors from timm/vgg16.tv_in1k on huggingface.co, about 553 MB.");
+        ui.label("Download them once, or choose the file if you already have it.");
+        ui.horizontal(|ui| {
+            if ui.button("Download (553 MB)").clicked() {
+                choice = Some(Choice::Download);
+            }
+            if ui.button("Choose file…").clicked() {
+                choice = Some(Choice::ChooseFile);
+            }
+            if ui.button("Cancel").clicked() {
+                choice = Some(Choice::Cancel);
+            }
+        });
+    });
+    match choice {
+        None => Some(ModelDialog::Missing),
+        Some(Choice::Cancel) => None,
+        Some(Choice::Download) => Some(start_download(ctx)),
+        Some(Choice::ChooseFile) => Some(choose_file(ctx)),
+    }
+}
+
+fn start_download(ctx: &egui::Context) -> ModelDialog {
+    let progress = Arc::new(Mutex::new((0u64, 0u64)));
+    let (send, done) = channel();
+    let (report, wake) = (progress.clone(), ctx.clone());
+    let spawned = std::thread::Builder::new()
+        .name("lookalike-model-download".into())
+        .spawn(move || {
+            let result = download::fetch(&vgg16_source(), &mut |d, t| {
+                if let Ok(mut p) = report.lock() {
+                    *p = (d, t);
+                }
+                wake.request_repaint();
+            });
+            let _ = send.send(result.map_err(|e| e.to_string()));
+            wake.request_repaint();
+        });
+    match spawned {
+        Ok(_) => ModelDialog::Downloading { progress, done },
+        Err(e) => ModelDialog::Failed(format!("cannot start the download: {e}")),
+    }
+}
+
+fn choose_file(ctx: &egui::Context) -> ModelDialog {
+    let (send, picked) = channel();
+    let wake = ctx.clone();
+    let spawned = std::thread::Builder::new()
+        .name("lookalike-weights-picker".into())
+        .spawn(move || {
+            let file = rfd::FileDialog::new()
+                .set_title("Choose VGG16 weights (model.safetensors)")
+                .add_filter("safetensors", &["safetensors"])
+                .pick_file();
+            let _ = send.send(file);
+            wake.request_repaint();
+        });
+    match spawned {
+        Ok(_) => ModelDialog::ChoosingFile(picked),
+        Err(e) => ModelDialog::Failed(format!("cannot show the file picker: {e}")),
+    }
+}
+
+fn downloading_ui(
+    app: &mut LookalikeApp,
+    ctx: &egui::Context,
+    progress: Arc<Mutex<(u64, u64)>>,
+    done: Receiver<Result<PathBuf, String>>,
+) -> Option<ModelDialog> {
+    match done.try_recv() {
+        Ok(Ok(path)) => {
+            app.switch_model(ctx, ModelKind::Vgg16, Some(path));
+            return None;
+        }
+        Ok(Err(reason)) => return Some(ModelDialog::Failed(reason)),
+        Err(_) => {}
+    }
+    let (bytes, total) = progress.lock().map(|p| *p).unwrap_or_default();
+    egui::Modal::new(egui::Id::unique("vgg16-download")).show(ctx, |ui| {
+        ui.heading("Downloading VGG16");
+        let fraction = if total > 0 {
+            bytes as f32 / total as f32
+        } else {
+            0.0
+        };
+        let text = format!("{:.0} / {:.0} MB", bytes as f64 / 1e6, total as f64 / 1e6);
+        ui.add(
+            egui::ProgressBar::new(fraction)
+                .text(text)
+                .desired_width(320.0),
+        );
+        ui.label("It goes into the Hugging Face cache; an interrupted download resumes next time.");
+    });
+    Some(ModelDialog::Downloading { progress, done })
+}
+
+fn failed_ui(ctx: &egui::Context, reason: String) -> Option<ModelDialog> {
+    let mut close = false;
+    let mut retry = false;
+    egui::Modal::new(egui::Id::unique("vgg16-failed")).show(ctx, |ui| {
+        ui.heading("VGG16 could not be loaded");
+        ui.label(&reason);
+        ui.horizontal(|ui| {
+            retry = ui.button("Try again").clicked();
+            close = ui.button("Close").clicked();
+        });
+    });
+    match (retry, close) {
+        (true, _) => Some(ModelDialog::Missing),
+        (_, true) => None,
+        _ => Some(ModelDialog::Failed(reason)),
+    }
+}
