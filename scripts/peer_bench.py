@@ -2,7 +2,12 @@
 """Side-by-side speed of lookalike and the equivalent PyTorch pipeline, in one run, on this
 machine, with the same number of threads. Run by a person, not by CI:
 
-    python3 scripts/peer_bench.py [--threads 2] [--seconds 5] [--lookalike target/release/lookalike] [DIR]
+    python3 scripts/peer_bench.py [--threads 2] [--seconds 5] [--lookalike target/release/lookalike]
+                                  [--vgg16 WEIGHTS] [DIR]
+
+With --vgg16, the VGG16 convolutional features (what lookalike embeds with) are timed too, at
+batch 1 and 8, against torchvision's `vgg16().features`; any VGG16 safetensors file will do
+(a features-only one is enough), since speed does not depend on the values.
 
 PyTorch runs EfficientNet-Lite0 with the same weights (read from models/ without torch's own
 loader) and the same conventions (TF "SAME" padding, BatchNorm eps 1e-3, ReLU6). The folder
@@ -149,12 +154,34 @@ def lookalike_bench(binary, threads, seconds, folder):
     return [json.loads(line) for line in out.splitlines()]
 
 
+def vgg16_rows(args):
+    """(name, lookalike img/s, PyTorch img/s) for VGG16's conv features at batch 1 and 8."""
+    import torchvision
+    features = torchvision.models.vgg16().features.eval()
+    rows = []
+    for batch in (1, 8):
+        x = torch.randn(batch, 3, 224, 224)
+        with torch.no_grad():
+            features(x)
+            runs, start = 0, time.perf_counter()
+            while runs < 2 or time.perf_counter() - start < args.seconds:
+                features(x)
+                runs += 1
+        theirs = runs * batch / (time.perf_counter() - start)
+        cmd = [args.lookalike, "bench", "--json", "--model", "vgg16", "--weights", args.vgg16,
+               "--threads", str(args.threads), "--seconds", str(args.seconds), "--batches", str(batch)]
+        row = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[0])
+        rows.append((f"VGG16 features, batch {batch}", row["images_per_second"], theirs))
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dir", nargs="?")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--lookalike", default=os.path.join(ROOT, "target/release/lookalike"))
+    ap.add_argument("--vgg16", help="a VGG16 safetensors file, to time VGG16 too")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model = Lite0(read_safetensors(os.path.join(ROOT, "models/efficientnet-lite0.safetensors")))
@@ -171,6 +198,9 @@ def main():
     for key, theirs in peer.items():
         mine = ours.get(key, float("nan"))
         print(f"{key:<28} {mine:>8.1f} img/s {theirs:>16.1f} img/s {mine / theirs:>6.2f}x")
+    if args.vgg16:
+        for key, mine, theirs in vgg16_rows(args):
+            print(f"{key:<28} {mine:>8.1f} img/s {theirs:>16.1f} img/s {mine / theirs:>6.2f}x")
     if "decode + preprocess" in ours:
         print(f"{'decode + preprocess':<28} {ours['decode + preprocess']:>8.1f} img/s")
 

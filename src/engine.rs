@@ -25,7 +25,7 @@ pub struct EngineOptions {
     pub threads: usize,
     /// Images per forward pass.
     pub batch_size: usize,
-    /// How many labels to keep per image.
+    /// How many labels to keep per image; 0 skips the classifier altogether.
     pub top_k: usize,
     /// Also make a thumbnail of at most this many pixels a side, from the same decode.
     pub thumbnail_side: Option<u32>,
@@ -219,7 +219,10 @@ impl Engine {
     pub fn embed_inputs(&self, inputs: &[&[f32]]) -> Result<Vec<ModelOutput>> {
         let side = self.info().preprocess.crop as usize;
         let batch = Tensor::from_vec(inputs.concat(), (inputs.len(), 3, side, side), &Device::Cpu)?;
-        let (embeddings, logits) = self.pool.install(|| self.model.forward(&batch))?;
+        let (embeddings, logits) = match self.options.top_k {
+            0 => (self.pool.install(|| self.model.embed(&batch))?, None),
+            _ => self.pool.install(|| self.model.forward(&batch))?,
+        };
         let embeddings = to_vec(&embeddings)?;
         let logits = logits.map(|l| to_vec(&l)).transpose()?;
         let dim = embeddings.len() / inputs.len();

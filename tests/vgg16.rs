@@ -277,3 +277,16 @@ fn without_weights_the_message_says_what_to_fetch_and_where_to_put_it() {
         );
     }
 }
+
+#[test]
+fn the_classifier_is_read_only_when_labels_are_wanted() {
+    let model = Vgg16::open(full_weights()).unwrap();
+    let embedding = model.embed(&formula_input()).unwrap();
+    assert_eq!(embedding.dims(), [1, 512]);
+    assert!(
+        !model.classifier_loaded(),
+        "embedding alone leaves the 411 MB layer on disk"
+    );
+    model.forward(&formula_input()).unwrap();
+    assert!(model.classifier_loaded());
+}

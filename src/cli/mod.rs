@@ -272,7 +272,8 @@ fn classify(model: &ModelArgs, top: usize, json: bool, images: &[PathBuf]) -> an
 }
 
 fn embed(model: &ModelArgs, json: bool, images: &[PathBuf]) -> anyhow::Result<i32> {
-    let engine = model.engine(5)?;
+    // No labels wanted: VGG16's 411 MB classifier is never read.
+    let engine = model.engine(0)?;
     let id = engine.info().id;
     let results = analyse_with_progress(&engine, images);
     let mut out = std::io::stdout().lock();

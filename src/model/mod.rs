@@ -53,6 +53,12 @@ pub trait Backbone: Send + Sync {
     /// `batch` is NCHW f32 of shape `[n, 3, crop, crop]`. Returns the raw (not normalised)
     /// embeddings `[n, dim]` and, if the model can classify, logits `[n, 1000]`.
     fn forward(&self, batch: &Tensor) -> Result<(Tensor, Option<Tensor>)>;
+
+    /// The embeddings alone, for callers that want no labels; models whose classifier is
+    /// costly skip it here.
+    fn embed(&self, batch: &Tensor) -> Result<Tensor> {
+        Ok(self.forward(batch)?.0)
+    }
 }
 
 /// The models lookalike knows by name.

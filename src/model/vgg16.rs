@@ -99,6 +99,11 @@ impl Vgg16 {
         self.has_head
     }
 
+    /// Whether the classifier has been read from the file (only once labels were wanted).
+    pub fn classifier_loaded(&self) -> bool {
+        self.head.get().is_some()
+    }
+
     /// The 512-channel 7×7 feature map after the last max-pool, NHWC, for one image (NCHW in).
     fn features(&self, image: &[f32]) -> Vec<f32> {
         let mut x = kernels::nchw_to_nhwc(image, 1, 3, INPUT_SIZE, INPUT_SIZE);
@@ -175,6 +180,22 @@ impl Backbone for Vgg16 {
     }
 
     fn forward(&self, batch: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+        let (embeddings, maps) = self.features_of(batch)?;
+        let logits = match self.has_head {
+            true => Some(self.classify(&maps, embeddings.dim(0)?)?),
+            false => None,
+        };
+        Ok((embeddings, logits))
+    }
+
+    fn embed(&self, batch: &Tensor) -> Result<Tensor> {
+        Ok(self.features_of(batch)?.0)
+    }
+}
+
+impl Vgg16 {
+    /// Embeddings `[n, 512]` and the NHWC feature maps they are the mean of.
+    fn features_of(&self, batch: &Tensor) -> Result<(Tensor, Vec<f32>)> {
         let (n, c, h, w) = batch.dims4()?;
         if (c, h, w) != (3, INPUT_SIZE, INPUT_SIZE) {
             return Err(Error::Model(format!(
@@ -188,12 +209,10 @@ impl Backbone for Vgg16 {
             maps.extend(self.features(image));
         }
         let pooled = kernels::global_average(&maps, n, EMBEDDING);
-        let embeddings = Tensor::from_vec(pooled, (n, EMBEDDING), &Device::Cpu)?;
-        let logits = match self.has_head {
-            true => Some(self.classify(&maps, n)?),
-            false => None,
-        };
-        Ok((embeddings, logits))
+        Ok((
+            Tensor::from_vec(pooled, (n, EMBEDDING), &Device::Cpu)?,
+            maps,
+        ))
     }
 }
 
