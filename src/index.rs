@@ -331,10 +331,13 @@ pub struct FileRecord<'a> {
     pub size_px: Option<(u32, u32)>,
     pub thumbnail: Option<&'a Thumbnail>,
     pub error: Option<&'a str>,
+    /// The file's content differs from what the index had: drop its vectors for all models.
+    pub content_changed: bool,
 }
 
 impl Writer<'_> {
-    /// Inserts or replaces a file's row (dropping its old vectors); returns its id.
+    /// Inserts or replaces a file's row (dropping its old vectors if its content changed);
+    /// returns its id.
     pub fn put_file(&self, r: &FileRecord<'_>) -> Result<i64> {
         // An upsert keeps the row's id, so another process holding that id (say, a second
         // indexer that planned the same folder) still finds the file afterwards.
@@ -364,10 +367,12 @@ impl Writer<'_> {
                 ],
                 |row| row.get(0),
             )?;
-        // New content: every model's old vector for this file is stale.
-        self.conn
-            .prepare_cached("DELETE FROM embeddings WHERE file_id = ?1")?
-            .execute([id])?;
+        if r.content_changed {
+            // New content: every model's old vector for this file is stale.
+            self.conn
+                .prepare_cached("DELETE FROM embeddings WHERE file_id = ?1")?
+                .execute([id])?;
+        }
         Ok(id)
     }
 

@@ -6,6 +6,7 @@
 //!   keeps its vector;
 //! - changed files are embedded again, new ones added, and files gone from the folder pruned.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -14,7 +15,7 @@ use crate::engine::{Analysis, Engine};
 use crate::error::{Error, Result};
 use crate::index::{fingerprint, mtime_ns, CachedImage, FileRecord, Index};
 use crate::model::ModelInfo;
-use crate::scan::{scan_folder, ImageEntry};
+use crate::scan::{scan_folder, ImageEntry, ScanResult};
 
 /// What one `index` run did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -92,7 +93,8 @@ pub struct Pending {
     pub size: u64,
     pub mtime_ns: i64,
     pub fingerprint: Vec<u8>,
-    /// True when the index had an older version of this file.
+    /// True when the index had this path with other content: its vectors, for every model,
+    /// are stale. False for a new file, or a known one that lacks this model's vector.
     pub changed: bool,
 }
 
@@ -131,8 +133,10 @@ pub fn plan(index: &Index, entry: &ImageEntry, info: &ModelInfo) -> Result<Plan>
         key,
         size: entry.size,
         mtime_ns: mtime,
+        changed: row
+            .as_ref()
+            .is_some_and(|r| r.fingerprint != fingerprint || r.size != entry.size),
         fingerprint,
-        changed: row.is_some(),
     }))
 }
 
@@ -147,6 +151,12 @@ pub fn store(
     index.in_transaction(|w| {
         let mut ids = Vec::with_capacity(batch.len());
         for (pending, result) in batch.iter().zip(results) {
+            if result.as_ref().err().is_some_and(is_transient) {
+                // Not the file's fault (it could not be opened, or the model failed): keep no
+                // record, so the next run tries again even though the file has not changed.
+                ids.push(None);
+                continue;
+            }
             let error = result.as_ref().err().map(reason_of);
             let analysis = result.as_ref().ok();
             let record = FileRecord {
@@ -157,6 +167,7 @@ pub fn store(
                 size_px: analysis.map(|a| (a.width, a.height)),
                 thumbnail: analysis.and_then(|a| a.thumbnail.as_ref()),
                 error: error.as_deref(),
+                content_changed: pending.changed,
             };
             let id = w.put_file(&record)?;
             if let Some(a) = analysis {
@@ -221,7 +232,7 @@ pub fn index_folder(
         new_ids[chunk_no * batch_size..][..ids.len()].copy_from_slice(&ids);
         on_progress(chunk_no * batch_size + chunk.len(), pending.len());
     }
-    report.removed = prune(index, dir, &scan.images)?;
+    report.removed = prune(index, dir, &scan)?;
     report.entries = slots
         .into_iter()
         .filter_map(|(path, slot)| match slot {
@@ -234,23 +245,42 @@ pub fn index_folder(
     Ok(report)
 }
 
-/// Deletes rows under `dir` whose files were not in this scan.
-pub fn prune(index: &mut Index, dir: &Path, scanned: &[ImageEntry]) -> Result<usize> {
+/// Deletes rows under `dir` whose files were not in this scan. Rows under an entry the scan
+/// could not read (an unreadable subfolder, say) are kept: their files may well be there.
+pub fn prune(index: &mut Index, dir: &Path, scan: &ScanResult) -> Result<usize> {
     let Ok(canonical_dir) = std::fs::canonicalize(dir) else {
         return Ok(0);
     };
-    let seen: std::collections::HashSet<PathBuf> = scanned
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let seen: HashSet<PathBuf> = scan.images.iter().map(|e| canonical(&e.path)).collect();
+    let unreadable: Vec<PathBuf> = scan
+        .problems
         .iter()
-        .map(|e| std::fs::canonicalize(&e.path).unwrap_or_else(|_| e.path.clone()))
+        .filter_map(|e| match e {
+            Error::File { path, .. } => Some(canonical(path)),
+            _ => None,
+        })
         .collect();
     let gone: Vec<i64> = index
         .files_under(&canonical_dir)?
         .into_iter()
-        .filter(|row| !seen.contains(&row.path))
+        .filter(|row| {
+            !seen.contains(&row.path) && !unreadable.iter().any(|u| row.path.starts_with(u))
+        })
         .map(|row| row.id)
         .collect();
     index.in_transaction(|w| gone.iter().try_for_each(|&id| w.delete_file(id)))?;
     Ok(gone.len())
+}
+
+/// Failures that say nothing about the file's content.
+fn is_transient(e: &Error) -> bool {
+    match e {
+        Error::File { reason, .. } => {
+            reason.starts_with("cannot open") || reason.starts_with("cannot read")
+        }
+        _ => true,
+    }
 }
 
 fn reason_of(e: &Error) -> String {

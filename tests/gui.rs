@@ -225,3 +225,24 @@ fn dropping_a_folder_on_the_window_opens_it() {
         "it joins the recent folders"
     );
 }
+
+/// Regression: Enter in the filter field took its focus away and then, the same frame, also
+/// sorted the grid by the selected image.
+#[test]
+fn enter_in_the_filter_does_not_sort_the_grid() {
+    let folder = folder_with(true, &[]);
+    let mut harness = open_app(folder.path());
+    harness.key_press(egui::Key::ArrowRight); // select an image, so Enter could sort by it
+    harness.run();
+    harness
+        .get_by_role_and_label(Role::TextInput, "Filter:")
+        .focus();
+    harness.run();
+    harness
+        .get_by_role_and_label(Role::TextInput, "Filter:")
+        .type_text("t");
+    harness.run();
+    harness.key_press(egui::Key::Enter);
+    harness.run();
+    assert_eq!(harness.state().gallery.query, None, "no sort");
+}

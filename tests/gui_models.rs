@@ -3,51 +3,14 @@
 //! (Its own test binary: it points the data and Hugging Face folders at temporary ones.)
 
 mod common;
+mod vgg16_file;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use candle_core::{Device, Tensor};
 use common::*;
 use eframe::egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
 use lookalike::index::CacheLocation;
-
-/// A features-only VGG16 file (no classifier), with small deterministic weights.
-fn write_features_only_vgg16(path: &std::path::Path) {
-    let convs = [
-        (0, 3, 64),
-        (2, 64, 64),
-        (5, 64, 128),
-        (7, 128, 128),
-        (10, 128, 256),
-        (12, 256, 256),
-        (14, 256, 256),
-        (17, 256, 512),
-        (19, 512, 512),
-        (21, 512, 512),
-        (24, 512, 512),
-        (26, 512, 512),
-        (28, 512, 512),
-    ];
-    let mut tensors = HashMap::new();
-    for (index, cin, cout) in convs {
-        let n = cout * cin * 9;
-        let scale = (6.0 / (cin * 9) as f32).sqrt();
-        let w: Vec<f32> = (0..n)
-            .map(|i| ((i * 2654435761usize % 1000) as f32 / 1000.0 - 0.5) * scale)
-            .collect();
-        tensors.insert(
-            format!("features.{index}.weight"),
-            Tensor::from_vec(w, (cout, cin, 3, 3), &Device::Cpu).unwrap(),
-        );
-        tensors.insert(
-            format!("features.{index}.bias"),
-            Tensor::zeros(cout, candle_core::DType::F32, &Device::Cpu).unwrap(),
-        );
-    }
-    candle_core::safetensors::save(&tensors, path).unwrap();
-}
 
 fn pick_model(harness: &mut egui_kittest::Harness<'_, lookalike::gui::LookalikeApp>, title: &str) {
     harness
@@ -90,7 +53,7 @@ fn choosing_vgg16_asks_before_downloading_and_uses_weights_from_the_models_folde
     // Weights in the models folder: VGG16 loads and the folder is indexed again with it.
     let models = data.path().join("lookalike/models");
     std::fs::create_dir_all(&models).unwrap();
-    write_features_only_vgg16(&models.join("vgg16.safetensors"));
+    vgg16_file::write_features_only(&models.join("vgg16.safetensors"));
     pick_model(&mut harness, "VGG16");
     step_until(
         &mut harness,

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+mod vgg16_file;
+
 use image::{Rgb, RgbImage};
 use lookalike::index::Index;
 use serde_json::Value;
@@ -412,4 +414,121 @@ fn two_similar_runs_sharing_an_index_each_rank_every_image() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// Regression: embedding a folder with a second model re-wrote each file's row and dropped
+/// the first model's vectors, so switching models back and forth re-embedded everything (and
+/// counted it as "updated").
+#[test]
+fn a_second_model_keeps_the_first_models_vectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    copy_seeds(dir.path(), &["Tiger.jpg", "bird01.jpg"]);
+    let weights = cache.path().join("vgg16-features.safetensors");
+    vgg16_file::write_features_only(&weights);
+    assert_eq!(
+        counts(&summary(dir.path(), cache.path())),
+        [2, 2, 0, 0, 0],
+        "lite0"
+    );
+    let out = lookalike()
+        .args(["index", "--json", "--model", "vgg16", "--weights"])
+        .arg(&weights)
+        .arg(dir.path())
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let vgg: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(counts(&vgg), [2, 2, 0, 0, 0], "new for vgg16, not updated");
+    assert_eq!(
+        counts(&summary(dir.path(), cache.path())),
+        [2, 0, 0, 2, 0],
+        "lite0's vectors are still there"
+    );
+}
+
+/// Regression: a file that could not be opened was stored as failed, and stayed failed until
+/// its mtime changed, even after it became readable.
+#[test]
+fn a_failure_that_is_not_the_files_fault_is_not_remembered() {
+    use lookalike::pipeline::{plan, store, Plan};
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    copy_seeds(dir.path(), &["Tiger.jpg"]);
+    let scan = lookalike::scan::scan_folder(dir.path()).unwrap();
+    let mut index = Index::open(cache.path()).unwrap();
+    let info = lookalike::model::lite0::INFO;
+    let Plan::Embed(pending) = plan(&index, &scan.images[0], &info).unwrap() else {
+        panic!("a new file is embedded")
+    };
+    let refused = Err(lookalike::Error::file(
+        &pending.path,
+        "cannot open: Permission denied",
+    ));
+    store(
+        &mut index,
+        &info,
+        std::slice::from_ref(&pending),
+        &[refused],
+    )
+    .unwrap();
+    assert!(
+        matches!(
+            plan(&index, &scan.images[0], &info).unwrap(),
+            Plan::Embed(_)
+        ),
+        "tried again next time"
+    );
+    let damaged = Err(lookalike::Error::file(
+        &pending.path,
+        "damaged or truncated image",
+    ));
+    store(
+        &mut index,
+        &info,
+        std::slice::from_ref(&pending),
+        &[damaged],
+    )
+    .unwrap();
+    assert!(
+        matches!(
+            plan(&index, &scan.images[0], &info).unwrap(),
+            Plan::KnownBad(_)
+        ),
+        "a bad file stays known"
+    );
+}
+
+/// Regression: `similar` filled the index without thumbnails, and the app then showed those
+/// images as grey placeholders for good.
+#[test]
+fn similar_stores_thumbnails_for_the_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    copy_seeds(dir.path(), &["Tiger.jpg", "bird01.jpg"]);
+    let out = lookalike()
+        .args(["similar", "--json"])
+        .arg(dir.path().join("Tiger.jpg"))
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let index = Index::open(cache.path()).unwrap();
+    let info = lookalike::model::lite0::INFO;
+    let images = index
+        .images_under(
+            &std::fs::canonicalize(dir.path()).unwrap(),
+            info.id,
+            info.revision,
+        )
+        .unwrap();
+    assert_eq!(images.len(), 2);
+    assert!(images.iter().all(|i| i.thumbnail.is_some()));
 }

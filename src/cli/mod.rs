@@ -324,7 +324,11 @@ fn similar(
             .unwrap_or(Path::new("."))
             .to_path_buf(),
     };
-    let engine = model.engine(5)?;
+    // What `similar` adds to the index is also what the app shows: thumbnails included.
+    let engine = match cache.no_cache {
+        true => model.engine(5)?,
+        false => model.engine_with_thumbnails()?,
+    };
     let query_vector = engine.analyse_file(query)?.embedding;
     let query_id = std::fs::canonicalize(query).ok();
     let found: Vec<(PathBuf, Vec<f32>)> = folder_vectors(&engine, cache, &dir)?

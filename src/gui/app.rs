@@ -93,6 +93,8 @@ pub struct LookalikeApp {
     /// Where the index lives (tests use their own folder).
     pub cache: CacheLocation,
     pub(super) model_dialog: Option<ModelDialog>,
+    /// A text field lost focus this frame (its Enter must not reach the grid).
+    text_field_left: bool,
 }
 
 /// Where a `--screenshot` run is.
@@ -183,6 +185,7 @@ impl LookalikeApp {
             status: String::new(),
             cache,
             model_dialog: None,
+            text_field_left: false,
         };
         // File names come in every script; a glyph no font has must draw as a box, never panic.
         ctx.set_missing_glyph_policy(egui::MissingGlyphPolicy::Tofu);
@@ -411,7 +414,8 @@ impl LookalikeApp {
     }
 
     fn handle_keys(&mut self, ctx: &egui::Context, columns: usize) {
-        if ctx.egui_wants_keyboard_input() {
+        // The Enter that submits a text field (and takes its focus away) is not a grid key.
+        if ctx.egui_wants_keyboard_input() || self.text_field_left {
             return;
         }
         if self.viewer.is_some() {
@@ -516,6 +520,7 @@ impl LookalikeApp {
                     .hint_text("Type a folder path and press Enter")
                     .desired_width(320.0),
             );
+            self.text_field_left = path_field.lost_focus();
             if path_field.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter)) {
                 let folder = PathBuf::from(self.path_input.trim());
                 if folder.is_dir() {
@@ -530,12 +535,14 @@ impl LookalikeApp {
             ui.separator();
             let mut filter = self.gallery.filter.clone();
             let filter_label = ui.label("Filter:");
-            ui.add(
-                egui::TextEdit::singleline(&mut filter)
-                    .hint_text("name or label")
-                    .desired_width(160.0),
-            )
-            .labelled_by(filter_label.id);
+            let filter_field = ui
+                .add(
+                    egui::TextEdit::singleline(&mut filter)
+                        .hint_text("name or label")
+                        .desired_width(160.0),
+                )
+                .labelled_by(filter_label.id);
+            self.text_field_left |= filter_field.lost_focus();
             self.gallery.set_filter(filter);
             ui.add(egui::Slider::new(&mut self.settings.thumbnail_size, 64.0..=256.0).text("Size"));
             if self.gallery.query.is_some() && ui.button("Back to folder order").clicked() {

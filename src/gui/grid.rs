@@ -167,7 +167,8 @@ fn tile_ui(
         (None, _) => child.label(""),
     };
     let response = response.on_hover_ui(|ui| hover_ui(ui, item));
-    if response.clicked() {
+    // The second click of a double-click is not a new sort: the grid may have moved under it.
+    if response.clicked() && !response.double_clicked() {
         actions.push(Action::Sort(index));
     }
     if response.double_clicked() {

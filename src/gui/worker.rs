@@ -157,7 +157,7 @@ impl Worker {
         if self.embed(index.as_mut(), &scan.images, todo) {
             if let Some(index) = index.as_mut() {
                 // Forget files that left the folder; a failure here only leaves stale rows.
-                let _ = prune(index, &folder, &scan.images);
+                let _ = prune(index, &folder, &scan);
             }
             self.send(Message::Finished);
         }
