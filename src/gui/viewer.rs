@@ -2,6 +2,7 @@
 //! current order and Esc to close. The full image is decoded off the UI thread.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver};
 
 use eframe::egui;
@@ -9,6 +10,9 @@ use egui::{Color32, Key, TextureHandle};
 
 use super::state::Gallery;
 use crate::decode::{decode_file, resize_rgb, SourceBox};
+
+/// The most recent image the viewer was asked to show.
+static LATEST_REQUEST: AtomicU64 = AtomicU64::new(0);
 
 /// Longest side the viewer decodes to; larger photos are scaled down to this.
 const VIEWER_SIDE: u32 = 2048;
@@ -26,10 +30,15 @@ pub struct Viewer {
 impl Viewer {
     pub fn open(index: usize, path: PathBuf) -> Self {
         let (send, receive) = channel();
+        // Holding an arrow key opens image after image; a load that is no longer the latest
+        // request by the time its thread runs is skipped, so large photos do not pile up.
+        let request = LATEST_REQUEST.fetch_add(1, Ordering::SeqCst) + 1;
         let spawned = std::thread::Builder::new()
             .name("lookalike-viewer".into())
             .spawn(move || {
-                let _ = send.send(load(&path));
+                if LATEST_REQUEST.load(Ordering::SeqCst) == request {
+                    let _ = send.send(load(&path));
+                }
             });
         let error = spawned.err().map(|e| format!("cannot start loading: {e}"));
         Viewer {
@@ -121,7 +130,13 @@ impl Viewer {
                 self.error = Some(e);
                 self.loading = None;
             }
-            Err(_) => ctx.request_repaint_after(std::time::Duration::from_millis(30)),
+            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                ctx.request_repaint_after(std::time::Duration::from_millis(30))
+            }
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                self.error = Some("the image could not be loaded".into());
+                self.loading = None;
+            }
         }
     }
 }
