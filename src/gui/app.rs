@@ -283,10 +283,11 @@ impl LookalikeApp {
         }
     }
 
-    /// Tells the background job which image the user is looking at, so it is embedded next.
-    pub fn prioritise(&mut self, index: usize) {
+    /// Tells the background job which images the user is looking at, so they are embedded
+    /// next.
+    pub fn prioritise(&mut self, on_screen: Vec<usize>) {
         if let Some(job) = &self.job {
-            job.prioritise(index);
+            job.prioritise(on_screen);
         }
     }
 

@@ -71,9 +71,11 @@ pub fn grid_ui(app: &mut LookalikeApp, ui: &mut egui::Ui) -> usize {
             range
         })
         .inner;
-    if let Some(&first) = order.get(visible.start * columns) {
-        app.prioritise(first);
-    }
+    let on_screen = visible
+        .flat_map(|row| row_items(&order, row, columns))
+        .copied()
+        .collect();
+    app.prioritise(on_screen);
     for action in actions {
         match action {
             Action::Sort(i) => app.sort_by(i),

@@ -57,14 +57,14 @@ impl Item {
         }
     }
 
-    fn matches(&self, filter: &str) -> bool {
-        let needle = filter.trim().to_lowercase();
+    /// Whether the name or the top-1 label contains `needle` (already lowercase).
+    fn matches(&self, needle: &str) -> bool {
         needle.is_empty()
-            || self.name.to_lowercase().contains(&needle)
+            || self.name.to_lowercase().contains(needle)
             || self
                 .top
                 .first()
-                .is_some_and(|p| p.label.to_lowercase().contains(&needle))
+                .is_some_and(|p| p.label.to_lowercase().contains(needle))
     }
 }
 
@@ -105,7 +105,8 @@ impl Gallery {
     pub fn set_analysis(&mut self, index: usize, analysis: Analysis) {
         if let Some(item) = self.items.get_mut(index) {
             item.set_analysis(analysis);
-            self.stale = true;
+            // In folder order with no filter, a new vector changes nothing on screen.
+            self.stale |= self.query.is_some() || !self.filter.trim().is_empty();
         }
     }
 
@@ -141,8 +142,9 @@ impl Gallery {
     fn rebuild(&mut self) {
         self.stale = false;
         self.score_against_query();
+        let needle = self.filter.trim().to_lowercase();
         let mut order: Vec<usize> = (0..self.items.len())
-            .filter(|&i| self.items[i].matches(&self.filter))
+            .filter(|&i| self.items[i].matches(&needle))
             .collect();
         if let Some(query) = self.query {
             let rank = |i: usize| match (i == query, self.scores[i]) {

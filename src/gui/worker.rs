@@ -6,8 +6,8 @@
 //! embedded first; and opening another folder cancels the job through its stop flag.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -43,7 +43,7 @@ pub enum Message {
 pub struct Job {
     pub messages: Receiver<Message>,
     cancel: Arc<AtomicBool>,
-    first_visible: Arc<AtomicUsize>,
+    visible: Arc<Mutex<Vec<usize>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -60,13 +60,13 @@ impl Job {
     ) -> Job {
         let (sender, messages) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
         let cancel = Arc::new(AtomicBool::new(false));
-        let first_visible = Arc::new(AtomicUsize::new(0));
+        let visible = Arc::new(Mutex::new(Vec::new()));
         let worker = Worker {
             engine,
             cache,
             sender,
             cancel: cancel.clone(),
-            first_visible: first_visible.clone(),
+            visible: visible.clone(),
             wake,
         };
         let thread = std::thread::Builder::new()
@@ -76,7 +76,7 @@ impl Job {
         Job {
             messages,
             cancel,
-            first_visible,
+            visible,
             thread,
         }
     }
@@ -90,10 +90,12 @@ impl Job {
         self.cancel.load(Ordering::Relaxed)
     }
 
-    /// Tells the worker which image (in folder order) the user sees first, so that it and
-    /// the ones after it are embedded next.
-    pub fn prioritise(&self, index: usize) {
-        self.first_visible.store(index, Ordering::Relaxed);
+    /// Tells the worker which images (folder indices) are on screen, so that they, and the
+    /// ones after the first of them in folder order, are embedded next.
+    pub fn prioritise(&self, on_screen: Vec<usize>) {
+        if let Ok(mut visible) = self.visible.lock() {
+            *visible = on_screen;
+        }
     }
 }
 
@@ -121,7 +123,7 @@ struct Worker {
     cache: CacheLocation,
     sender: Sender<Message>,
     cancel: Arc<AtomicBool>,
-    first_visible: Arc<AtomicUsize>,
+    visible: Arc<Mutex<Vec<usize>>>,
     wake: Arc<dyn Fn() + Send + Sync>,
 }
 
@@ -227,12 +229,22 @@ impl Worker {
 
     /// Up to `size` images not yet done, starting at the first visible one, then wrapping.
     fn next_batch(&self, done: &[bool], size: usize) -> Option<Vec<usize>> {
-        let start = self.first_visible.load(Ordering::Relaxed).min(done.len());
-        let picked: Vec<usize> = (start..done.len())
-            .chain(0..start)
-            .filter(|&i| !done[i])
-            .take(size)
-            .collect();
+        let visible = self.visible.lock().map(|v| v.clone()).unwrap_or_default();
+        let start = visible.first().copied().unwrap_or(0).min(done.len());
+        let candidates = visible
+            .into_iter()
+            .filter(|&i| i < done.len())
+            .chain(start..done.len())
+            .chain(0..start);
+        let mut picked = Vec::with_capacity(size);
+        for i in candidates {
+            if picked.len() == size {
+                break;
+            }
+            if !done[i] && !picked.contains(&i) {
+                picked.push(i);
+            }
+        }
         (!picked.is_empty()).then_some(picked)
     }
 
