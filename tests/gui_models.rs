@@ -18,7 +18,9 @@ fn pick_model(harness: &mut egui_kittest::Harness<'_, lookalike::gui::LookalikeA
         .click();
     harness.run();
     harness.get_by_label(title).click();
-    harness.run();
+    // A new model starts indexing at once, and its spinner keeps asking for frames: step a
+    // few frames rather than waiting for the window to settle.
+    harness.run_steps(4);
 }
 
 #[test]
