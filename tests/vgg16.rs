@@ -5,6 +5,8 @@
 //! embedding and the 1000 logits element by element (random weights make embeddings of
 //! different images nearly parallel, so a cosine would prove little).
 
+mod vgg16_file;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,22 +16,7 @@ use candle_core::{Device, Tensor};
 use lookalike::model::vgg16::Vgg16;
 use lookalike::model::Backbone;
 use serde_json::Value;
-
-const CONVS: [(usize, usize, usize); 13] = [
-    (0, 3, 64),
-    (2, 64, 64),
-    (5, 64, 128),
-    (7, 128, 128),
-    (10, 128, 256),
-    (12, 256, 256),
-    (14, 256, 256),
-    (17, 256, 512),
-    (19, 512, 512),
-    (21, 512, 512),
-    (24, 512, 512),
-    (26, 512, 512),
-    (28, 512, 512),
-];
+use vgg16_file::CONVS;
 
 /// Element `i` of tensor number `ordinal`, exactly as `scripts/vgg16_reference.py` computes it.
 fn formula(n: usize, ordinal: u64, fan_in: usize, is_bias: bool) -> Vec<f32> {

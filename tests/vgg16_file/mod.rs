@@ -1,12 +1,15 @@
 //! A small VGG16 weights file for tests that need the model but not its values: only the
 //! `features.*` tensors (no classifier), with deterministic weights scaled by the fan-in.
+//! Also the layout of VGG16's convolutions, shared with the parity test.
+#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 
-const CONVS: [(usize, usize, usize); 13] = [
+/// (index in `features`, input channels, output channels) of each 3×3 convolution.
+pub const CONVS: [(usize, usize, usize); 13] = [
     (0, 3, 64),
     (2, 64, 64),
     (5, 64, 128),
