@@ -3,8 +3,13 @@
 lookalike on big folders. Run by a person, not by CI.
 
     python3 scripts/make_test_images.py OUT_DIR N [WIDTH HEIGHT]
+    python3 scripts/make_test_images.py --photos SEED_DIR OUT_DIR N [WIDTH HEIGHT]
 
-Needs: Pillow.
+The second form makes camera-sized photos (default 4000×3000, 12 megapixels) from real ones:
+each seed photo is enlarged and given sensor-like noise, so that the files are as large and as
+slow to decode as a phone's (about 3–5 MB at quality 92).
+
+Needs: Pillow (and numpy for --photos).
 """
 import os
 import random
@@ -40,7 +45,24 @@ def main(out, count, width=640, height=480):
         picture(rng, w, h).save(os.path.join(out, f"img{i:05d}.jpg"), quality=88)
 
 
+def photos(seeds, out, count, width=4000, height=3000):
+    import numpy as np
+
+    os.makedirs(out, exist_ok=True)
+    rng = np.random.default_rng(1234)
+    names = sorted(n for n in os.listdir(seeds) if n.lower().endswith((".jpg", ".jpeg", ".png")))
+    for i in range(count):
+        seed = Image.open(os.path.join(seeds, names[i % len(names)])).convert("RGB")
+        big = np.asarray(seed.resize((width, height), Image.BICUBIC), dtype=np.float32)
+        big += rng.normal(0, 5, big.shape).astype(np.float32)
+        picture = Image.fromarray(np.clip(big, 0, 255).astype(np.uint8))
+        picture.save(os.path.join(out, f"photo{i:04d}.jpg"), quality=92)
+
+
 if __name__ == "__main__":
+    if len(sys.argv) >= 5 and sys.argv[1] == "--photos":
+        photos(sys.argv[2], sys.argv[3], int(sys.argv[4]), *map(int, sys.argv[5:7]))
+        sys.exit()
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     main(sys.argv[1], int(sys.argv[2]), *map(int, sys.argv[3:5]))

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
-use crate::decode::{decode_file, make_thumbnail, model_input, Thumbnail};
+use crate::decode::{decode_file_for, make_thumbnail, model_input, Thumbnail};
 use crate::error::{Error, Result};
 use crate::model::labels::{top_k, Prediction};
 use crate::model::{to_vec, Backbone, ModelInfo, ModelKind};
@@ -187,7 +187,10 @@ impl Engine {
     fn prepare(&self, path: &Path) -> Result<Prepared> {
         let pre = self.info().preprocess;
         let work = || -> Result<Prepared> {
-            let decoded = decode_file(path)?;
+            let needed = pre
+                .resize_shorter
+                .max(self.options.thumbnail_side.unwrap_or(0));
+            let decoded = decode_file_for(path, needed)?;
             let input = model_input(&decoded.rgb, &pre).map_err(|e| Error::file(path, e))?;
             let thumbnail = match self.options.thumbnail_side {
                 Some(side) => {
@@ -197,8 +200,8 @@ impl Engine {
             };
             Ok(Prepared {
                 input,
-                width: decoded.rgb.width(),
-                height: decoded.rgb.height(),
+                width: decoded.full_size.0,
+                height: decoded.full_size.1,
                 thumbnail,
             })
         };

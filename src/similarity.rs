@@ -1,4 +1,10 @@
 //! Cosine similarity over L2-normalised embeddings: ranking a collection against one vector.
+//!
+//! The app re-sorts the whole grid on every click, so scoring runs in parallel and the sort
+//! works on packed integer keys: 100,000 vectors of 1,280 numbers take a few tens of
+//! milliseconds (`lookalike bench` measures it).
+
+use rayon::prelude::*;
 
 /// Scales `v` to unit length in place; a zero vector stays zero.
 pub fn l2_normalise(v: &mut [f32]) {
@@ -10,7 +16,58 @@ pub fn l2_normalise(v: &mut [f32]) {
 
 /// Cosine similarity of two unit vectors.
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    // Sixteen independent sums let the compiler keep the loop in SIMD registers; one running
+    // sum would force it to add in order, one number at a time.
+    const LANES: usize = 16;
+    let mut sums = [0.0f32; LANES];
+    let (a_blocks, b_blocks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = (a_blocks.remainder().iter())
+        .zip(b_blocks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a_blocks.zip(b_blocks) {
+        for lane in 0..LANES {
+            sums[lane] += x[lane] * y[lane];
+        }
+    }
+    sums.iter().sum::<f32>() + tail
+}
+
+/// Every item's cosine to `query`, computed in parallel; `None` where an item has no vector.
+pub fn scores(query: &[f32], items: &[Option<&[f32]>]) -> Vec<Option<f32>> {
+    items
+        .par_iter()
+        .with_min_len(256)
+        .map(|v| v.map(|v| cosine(query, v)))
+        .collect()
+}
+
+/// Sorts item indices for a similarity view: `first` (the query) leads, then every scored item
+/// best first, then the unscored ones. Ties keep index order, so the result is deterministic.
+pub fn similarity_order(indices: &mut [usize], first: usize, scores: &[Option<f32>]) {
+    let key = |i: usize| -> u64 {
+        match (i == first, scores.get(i).copied().flatten()) {
+            (true, _) => 0,
+            (false, Some(score)) => 1 << 32 | u64::from(descending_bits(score)),
+            (false, None) => 2 << 32,
+        }
+    };
+    let mut keyed: Vec<(u64, usize)> = indices.iter().map(|&i| (key(i), i)).collect();
+    keyed.par_sort_unstable();
+    for (slot, (_, i)) in indices.iter_mut().zip(keyed) {
+        *slot = i;
+    }
+}
+
+/// Bits of `score` that sort as unsigned integers from the highest score to the lowest.
+fn descending_bits(score: f32) -> u32 {
+    let bits = score.to_bits();
+    let ascending = if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 1 << 31
+    };
+    !ascending
 }
 
 /// Indices of `items` with their cosine to `query`, best first. Ties keep their input order,
@@ -19,13 +76,14 @@ pub fn rank<'a, I>(query: &[f32], items: I) -> Vec<(usize, f32)>
 where
     I: IntoIterator<Item = &'a [f32]>,
 {
-    let mut scored: Vec<(usize, f32)> = items
+    let items: Vec<Option<&[f32]>> = items.into_iter().map(Some).collect();
+    let scores = scores(query, &items);
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    similarity_order(&mut order, usize::MAX, &scores);
+    order
         .into_iter()
-        .map(|v| cosine(query, v))
-        .enumerate()
-        .collect();
-    scored.sort_by(|a, b| b.1.total_cmp(&a.1));
-    scored
+        .filter_map(|i| scores[i].map(|s| (i, s)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -46,6 +104,30 @@ mod tests {
             vec![2, 1, 0]
         );
         assert!((ranked[1].1 - 0.8).abs() < 1e-6);
+    }
+
+    #[test]
+    fn similarity_order_puts_the_query_first_and_unscored_last() {
+        let scores = [Some(0.2), None, Some(-0.5), Some(0.9), Some(0.2), Some(1.0)];
+        let mut order: Vec<usize> = (0..scores.len()).collect();
+        similarity_order(&mut order, 3, &scores);
+        // 3 is the query even though 5 scores higher; 0 and 4 tie and keep index order.
+        assert_eq!(order, vec![3, 5, 0, 4, 2, 1]);
+    }
+
+    #[test]
+    fn descending_bits_order_every_kind_of_score() {
+        let scores = [1.0f32, 0.5, 1e-30, 0.0, -0.0, -1e-30, -0.5, -1.0];
+        let keys: Vec<u32> = scores.iter().map(|&s| descending_bits(s)).collect();
+        assert!(keys.windows(2).all(|w| w[0] <= w[1]), "{keys:?}");
+    }
+
+    #[test]
+    fn cosine_matches_a_plain_sum_on_odd_lengths() {
+        let a: Vec<f32> = (0..1283).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..1283).map(|i| (i as f32 * 0.11).cos()).collect();
+        let plain: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+        assert!((cosine(&a, &b) as f64 - plain).abs() < 1e-3);
     }
 
     #[test]

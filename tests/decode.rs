@@ -7,7 +7,9 @@ use std::path::Path;
 
 use corpus::with_orientation;
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
-use lookalike::decode::{decode_file, decode_reader, jpeg_is_complete, model_input};
+use lookalike::decode::{
+    decode_bytes_for, decode_file, decode_reader, jpeg_is_complete, jpeg_scale_eighths, model_input,
+};
 use lookalike::model::lite0::INFO;
 
 /// A 40×20 picture: left half red, right half blue.
@@ -187,4 +189,71 @@ fn model_input_is_normalised_chw_from_the_centre_crop() {
 fn the_seed_png_named_jpg_is_detected_by_content() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/seed-images/input.jpg");
     assert_eq!(decode_file(&path).unwrap().format, ImageFormat::Png);
+}
+
+/// A `width × height` JPEG, left half red and right half blue, with some texture so that it
+/// compresses like a photo rather than a flat fill.
+fn large_red_blue_jpeg(width: u32, height: u32) -> Vec<u8> {
+    let img = RgbImage::from_fn(width, height, |x, y| {
+        let grain = ((x * 7 + y * 13) % 17) as u8;
+        if x < width / 2 {
+            Rgb([230 + grain, grain, grain])
+        } else {
+            Rgb([grain, grain, 230 + grain])
+        }
+    });
+    encode(&DynamicImage::ImageRgb8(img), ImageFormat::Jpeg)
+}
+
+#[test]
+fn a_large_jpeg_decodes_at_a_fraction_of_its_size_when_that_is_enough() {
+    let bytes = large_red_blue_jpeg(2400, 1600);
+    // Shorter side 1600; a use needing 256 keeps the half size (800 ≥ 2 × 256).
+    let reduced = decode_bytes_for(&bytes, 256).unwrap();
+    assert_eq!(reduced.rgb.dimensions(), (1200, 800));
+    assert_eq!(reduced.full_size, (2400, 1600));
+    assert!(reduced.rgb.get_pixel(100, 400)[0] > 200, "left is red");
+    assert!(reduced.rgb.get_pixel(1100, 400)[2] > 200, "right is blue");
+    // Needing 600 leaves no room to reduce: the full image comes back.
+    let full = decode_bytes_for(&bytes, 600).unwrap();
+    assert_eq!(full.rgb.dimensions(), (2400, 1600));
+    assert_eq!(full.full_size, (2400, 1600));
+    // Not a JPEG: decoded in full.
+    let png = encode(
+        &DynamicImage::ImageRgb8(RgbImage::new(2400, 1600)),
+        ImageFormat::Png,
+    );
+    assert_eq!(
+        decode_bytes_for(&png, 256).unwrap().rgb.dimensions(),
+        (2400, 1600)
+    );
+}
+
+#[test]
+fn a_reduced_jpeg_decode_still_applies_exif_orientation() {
+    let bytes = with_orientation(&large_red_blue_jpeg(2400, 1600), 6);
+    let reduced = decode_bytes_for(&bytes, 256).unwrap();
+    // Orientation 6 turns the picture a quarter clockwise: red (left) ends up on top.
+    assert_eq!(reduced.rgb.dimensions(), (800, 1200));
+    assert_eq!(reduced.full_size, (1600, 2400));
+    assert!(reduced.rgb.get_pixel(400, 100)[0] > 200, "top is red");
+    assert!(reduced.rgb.get_pixel(400, 1100)[2] > 200, "bottom is blue");
+}
+
+#[test]
+fn a_truncated_large_jpeg_is_still_reported_as_truncated() {
+    let bytes = large_red_blue_jpeg(2400, 1600);
+    let err = decode_bytes_for(&bytes[..bytes.len() / 2], 256)
+        .err()
+        .expect("a cut-off JPEG must fail");
+    assert!(err.contains("truncated"), "{err}");
+}
+
+#[test]
+fn the_reduction_keeps_at_least_twice_what_is_needed() {
+    assert_eq!(jpeg_scale_eighths(3000, 256), 2); // 12 MP: a quarter, 750 ≥ 512
+    assert_eq!(jpeg_scale_eighths(4096, 256), 1); // an eighth, 512
+    assert_eq!(jpeg_scale_eighths(1024, 256), 4); // a half, 512
+    assert_eq!(jpeg_scale_eighths(1023, 256), 8); // in full
+    assert_eq!(jpeg_scale_eighths(600, 256), 8); // the seed elephant: in full
 }

@@ -126,3 +126,45 @@ fn every_seed_image_matches_reference_label_and_embedding() {
         );
     }
 }
+
+/// A seed photo enlarged to camera size, as a JPEG file.
+fn enlarged_photo(dir: &Path, name: &str, shorter: u32) -> PathBuf {
+    let seed = image::open(data("seed-images").join(name))
+        .unwrap()
+        .to_rgb8();
+    let scale = shorter as f64 / seed.width().min(seed.height()) as f64;
+    let (w, h) = (
+        (seed.width() as f64 * scale) as u32,
+        (seed.height() as f64 * scale) as u32,
+    );
+    let big = image::imageops::resize(&seed, w, h, image::imageops::FilterType::CatmullRom);
+    let path = dir.join(name);
+    big.save(&path).unwrap();
+    path
+}
+
+#[test]
+fn a_camera_sized_jpeg_decoded_at_reduced_size_embeds_like_a_full_decode() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new(ModelKind::Lite0, EngineOptions::default()).unwrap();
+    let pre = engine.info().preprocess;
+    for name in ["elephant.jpg", "Tiger.jpg", "style.jpg", "bird01.jpg"] {
+        let path = enlarged_photo(dir.path(), name, 2400);
+        // The engine's own path: the JPEG is decoded at a quarter of its size.
+        let reduced = engine.analyse_file(&path).unwrap();
+        let full_image = lookalike::decode::decode_file(&path).unwrap();
+        assert_eq!(
+            (reduced.width, reduced.height),
+            full_image.rgb.dimensions(),
+            "{name}: the full size is reported"
+        );
+        let input = lookalike::decode::model_input(&full_image.rgb, &pre).unwrap();
+        let full = engine.embed_inputs(&[&input]).unwrap().remove(0);
+        let similarity = cosine(&reduced.embedding, &full.embedding);
+        assert!(
+            similarity >= 0.995,
+            "{name}: cosine between reduced and full decode is {similarity}"
+        );
+        assert_eq!(reduced.top[0].class, full.top[0].class, "{name}: top-1");
+    }
+}

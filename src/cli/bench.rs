@@ -1,7 +1,8 @@
-//! `lookalike bench`: throughput of the forward pass on generated input, and of decoding and
-//! the whole pipeline on a real folder. Speed is measured here, never asserted in tests.
+//! `lookalike bench`: throughput of the forward pass and of a similarity sort on generated
+//! input, and of decoding, thumbnails and the whole pipeline on a real folder. Speed is
+//! measured here, never asserted in tests.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
@@ -11,8 +12,12 @@ use clap::Args;
 use rayon::prelude::*;
 use serde_json::json;
 
-use lookalike::decode::{decode_file, model_input};
+use lookalike::decode::{
+    decode_file, decode_file_for, make_thumbnail, model_input, THUMBNAIL_SIDE,
+};
+use lookalike::engine::Engine;
 use lookalike::scan::scan_folder;
+use lookalike::similarity::{l2_normalise, scores, similarity_order};
 
 use super::ModelArgs;
 
@@ -26,6 +31,9 @@ pub struct BenchArgs {
     /// Minimum seconds to spend on each measurement.
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
+    /// How many vectors the similarity sort is timed on (0 skips it).
+    #[arg(long, default_value_t = 100_000)]
+    sort_items: usize,
     /// Print one JSON object per measurement.
     #[arg(long)]
     json: bool,
@@ -55,48 +63,116 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
             threads,
         );
     }
+    if args.sort_items > 0 {
+        bench_sort(args, engine.info().dim)?;
+    }
     if let Some(dir) = &args.dir {
-        let scan = scan_folder(dir)?;
-        let paths: Vec<PathBuf> = scan.images.into_iter().map(|e| e.path).collect();
-        anyhow::ensure!(!paths.is_empty(), "{} holds no images", dir.display());
-        let pre = engine.info().preprocess;
-        let start = Instant::now();
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()?;
-        let decoded = pool.install(|| {
-            paths
-                .par_iter()
-                .filter(|p| {
-                    decode_file(p)
-                        .and_then(|d| model_input(&d.rgb, &pre))
-                        .is_ok()
-                })
-                .count()
-        });
-        report(
-            args.json,
-            "decode + preprocess",
-            decoded,
-            start.elapsed(),
-            threads,
-        );
-        let start = Instant::now();
-        let never = AtomicBool::new(false);
-        let bar = super::progress_bar(paths.len());
-        let results =
-            engine.analyse_files(&paths, &never, &mut |done, _| bar.set_position(done as u64));
-        bar.finish_and_clear();
-        let ok = results.iter().filter(|r| r.is_ok()).count();
-        report(
-            args.json,
-            &format!("end to end {id} ({} images)", paths.len()),
-            ok,
-            start.elapsed(),
-            threads,
-        );
+        bench_folder(args, &engine, dir)?;
     }
     Ok(0)
+}
+
+/// Times what the app does on a click: score every vector against one, then order them all.
+fn bench_sort(args: &BenchArgs, dim: usize) -> anyhow::Result<()> {
+    let count = args.sort_items;
+    // Random unit vectors, from a fixed-seed generator so every run sorts the same data.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut random = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let vectors: Vec<Vec<f32>> = (0..count)
+        .map(|_| {
+            let mut v: Vec<f32> = (0..dim).map(|_| random()).collect();
+            l2_normalise(&mut v);
+            v
+        })
+        .collect();
+    let items: Vec<Option<&[f32]>> = vectors.iter().map(|v| Some(v.as_slice())).collect();
+    let mut order: Vec<usize> = (0..count).collect();
+    let mut sort = |query: usize| {
+        let scores = scores(&vectors[query], &items);
+        similarity_order(&mut order, query, &scores);
+    };
+    sort(0); // warm-up: first touch of the score and key buffers
+    let (mut runs, mut worst) = (0, Duration::ZERO);
+    let start = Instant::now();
+    while runs < 5 || start.elapsed() < Duration::from_secs_f64(args.seconds.min(2.0)) {
+        let one = Instant::now();
+        sort(runs % count);
+        worst = worst.max(one.elapsed());
+        runs += 1;
+    }
+    let mean = start.elapsed() / runs as u32;
+    let what = format!("similarity sort {count}×{dim}");
+    let threads = rayon::current_num_threads();
+    if args.json {
+        println!(
+            "{}",
+            json!({"what": what, "milliseconds": mean.as_secs_f64() * 1e3, "worst_milliseconds": worst.as_secs_f64() * 1e3, "threads": threads})
+        );
+    } else {
+        println!(
+            "{what:<40} {:8.1} ms   (worst {:.1} ms of {runs}, {threads} threads)",
+            mean.as_secs_f64() * 1e3,
+            worst.as_secs_f64() * 1e3
+        );
+    }
+    Ok(())
+}
+
+/// Times decoding, thumbnails and end-to-end analysis of the images in `dir`.
+fn bench_folder(args: &BenchArgs, engine: &Engine, dir: &Path) -> anyhow::Result<()> {
+    let scan = scan_folder(dir)?;
+    let paths: Vec<PathBuf> = scan.images.into_iter().map(|e| e.path).collect();
+    anyhow::ensure!(!paths.is_empty(), "{} holds no images", dir.display());
+    let threads = engine.threads();
+    let pre = engine.info().preprocess;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
+    let count_ok = |work: &(dyn Fn(&Path) -> bool + Sync)| {
+        let start = Instant::now();
+        let ok = pool.install(|| paths.par_iter().filter(|p| work(p)).count());
+        (ok, start.elapsed())
+    };
+    let (ok, elapsed) = count_ok(&|p| {
+        decode_file_for(p, pre.resize_shorter)
+            .and_then(|d| model_input(&d.rgb, &pre))
+            .is_ok()
+    });
+    report(args.json, "decode + model input", ok, elapsed, threads);
+    let (ok, elapsed) = count_ok(&|p| {
+        decode_file_for(p, THUMBNAIL_SIDE)
+            .and_then(|d| make_thumbnail(&d.rgb, THUMBNAIL_SIDE))
+            .is_ok()
+    });
+    report(args.json, "decode + thumbnail", ok, elapsed, threads);
+    // The same without JPEG scaling, to show what it saves.
+    let (ok, elapsed) = count_ok(&|p| {
+        decode_file(p)
+            .and_then(|d| make_thumbnail(&d.rgb, THUMBNAIL_SIDE))
+            .is_ok()
+    });
+    report(
+        args.json,
+        "decode + thumbnail, full-size decode",
+        ok,
+        elapsed,
+        threads,
+    );
+    let start = Instant::now();
+    let never = AtomicBool::new(false);
+    let bar = super::progress_bar(paths.len());
+    let results =
+        engine.analyse_files(&paths, &never, &mut |done, _| bar.set_position(done as u64));
+    bar.finish_and_clear();
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    let what = format!("end to end {} ({} images)", engine.info().id, paths.len());
+    report(args.json, &what, ok, start.elapsed(), threads);
+    Ok(())
 }
 
 /// Runs `work` until `budget` has passed and at least three times; returns (runs, time).

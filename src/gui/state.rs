@@ -8,7 +8,7 @@ use crate::decode::Thumbnail;
 use crate::engine::Analysis;
 use crate::model::labels::Prediction;
 use crate::scan::ImageEntry;
-use crate::similarity::cosine;
+use crate::similarity::{scores, similarity_order};
 
 /// One image of the open folder.
 #[derive(Debug, Clone)]
@@ -147,15 +147,7 @@ impl Gallery {
             .filter(|&i| self.items[i].matches(&needle))
             .collect();
         if let Some(query) = self.query {
-            let rank = |i: usize| match (i == query, self.scores[i]) {
-                (true, _) => (0, 0.0),
-                (false, Some(score)) => (1, -score),
-                (false, None) => (2, 0.0),
-            };
-            order.sort_by(|&a, &b| {
-                let (ra, rb) = (rank(a), rank(b));
-                ra.0.cmp(&rb.0).then(ra.1.total_cmp(&rb.1)).then(a.cmp(&b))
-            });
+            similarity_order(&mut order, query, &self.scores);
         }
         self.order = order;
     }
@@ -165,9 +157,9 @@ impl Gallery {
             self.scores.iter_mut().for_each(|s| *s = None);
             return;
         };
-        for (score, item) in self.scores.iter_mut().zip(&self.items) {
-            *score = item.embedding.as_deref().map(|v| cosine(&query, v));
-        }
+        let vectors: Vec<Option<&[f32]>> =
+            self.items.iter().map(|i| i.embedding.as_deref()).collect();
+        self.scores = scores(&query, &vectors);
     }
 
     /// Moves the selection by `step` places in display order (clamped to the ends).
