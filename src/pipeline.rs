@@ -215,22 +215,41 @@ pub fn index_folder(
     }
     let mut new_ids = vec![None; pending.len()];
     let batch_size = engine.batch_size() * 2;
-    for (chunk_no, chunk) in pending.chunks(batch_size).enumerate() {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(Error::Cancelled);
-        }
-        let paths: Vec<PathBuf> = chunk.iter().map(|p| p.path.clone()).collect();
-        let results = engine.analyse_batch(&paths);
-        let ids = store(index, &info, chunk, &results)?;
-        for ((p, result), id) in chunk.iter().zip(&results).zip(&ids) {
-            match (result, id) {
-                (Err(e), _) => report.failed.push(Failure::new(&p.path, reason_of(e))),
-                (Ok(_), _) if p.changed => report.updated += 1,
-                (Ok(_), _) => report.new += 1,
+    let mut chunks = pending.chunks(batch_size).enumerate();
+    let mut store_error = None;
+    engine.analyse_stream(
+        || match cancel.load(Ordering::Relaxed) {
+            true => None,
+            false => chunks.next().map(|(chunk_no, chunk)| {
+                let paths = chunk.iter().map(|p| p.path.clone()).collect();
+                ((chunk_no, chunk), paths)
+            }),
+        },
+        |(chunk_no, chunk), results| {
+            let ids = match store(index, &info, chunk, &results) {
+                Ok(ids) => ids,
+                Err(e) => {
+                    store_error = Some(e);
+                    return false;
+                }
+            };
+            for ((p, result), id) in chunk.iter().zip(&results).zip(&ids) {
+                match (result, id) {
+                    (Err(e), _) => report.failed.push(Failure::new(&p.path, reason_of(e))),
+                    (Ok(_), _) if p.changed => report.updated += 1,
+                    (Ok(_), _) => report.new += 1,
+                }
             }
-        }
-        new_ids[chunk_no * batch_size..][..ids.len()].copy_from_slice(&ids);
-        on_progress(chunk_no * batch_size + chunk.len(), pending.len());
+            new_ids[chunk_no * batch_size..][..ids.len()].copy_from_slice(&ids);
+            on_progress(chunk_no * batch_size + chunk.len(), pending.len());
+            true
+        },
+    );
+    if let Some(e) = store_error {
+        return Err(e);
+    }
+    if cancel.load(Ordering::Relaxed) {
+        return Err(Error::Cancelled);
     }
     report.removed = prune(index, dir, &scan)?;
     report.entries = slots

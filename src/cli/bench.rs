@@ -26,7 +26,7 @@ pub struct BenchArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// Batch sizes to time the forward pass at.
-    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
     batches: Vec<usize>,
     /// Minimum seconds to spend on each measurement.
     #[arg(long, default_value_t = 5.0)]

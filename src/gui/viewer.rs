@@ -9,7 +9,7 @@ use eframe::egui;
 use egui::{Color32, Key, TextureHandle};
 
 use super::state::Gallery;
-use crate::decode::{decode_file, resize_rgb, SourceBox};
+use crate::decode::{decode_file_for, resize_rgb, SourceBox};
 
 /// The most recent image the viewer was asked to show.
 static LATEST_REQUEST: AtomicU64 = AtomicU64::new(0);
@@ -148,7 +148,11 @@ fn fit_rect(image: egui::Vec2, room: egui::Vec2) -> egui::Vec2 {
 }
 
 fn load(path: &std::path::Path) -> Result<egui::ColorImage, String> {
-    let rgb = decode_file(path).map_err(|e| e.to_string())?.rgb;
+    // Asking for the longest side as the shorter one is more than needed, but it lets a huge
+    // JPEG decode at reduced size without knowing its shape first.
+    let rgb = decode_file_for(path, VIEWER_SIDE)
+        .map_err(|e| e.to_string())?
+        .rgb;
     let (w, h) = (rgb.width(), rgb.height());
     let scale = (VIEWER_SIDE as f64 / w.max(h) as f64).min(1.0);
     let (sw, sh) = (

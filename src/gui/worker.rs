@@ -193,59 +193,48 @@ impl Worker {
     }
 
     /// Embeds what is left, the images the user is looking at first, storing each batch in
-    /// the index. Returns false if the job was cancelled.
+    /// the index. The next batch decodes while the model runs on this one. Returns false if
+    /// the job was cancelled.
     fn embed(&self, mut index: Option<&mut Index>, images: &[ImageEntry], todo: Vec<Todo>) -> bool {
         let info = self.engine.info().clone();
-        let mut done: Vec<bool> = todo.iter().map(|t| matches!(t, Todo::Done)).collect();
-        while let Some(next) = self.next_batch(&done, self.engine.batch_size()) {
-            if self.cancel.load(Ordering::Relaxed) {
-                return false;
-            }
-            let paths: Vec<PathBuf> = next.iter().map(|&i| images[i].path.clone()).collect();
-            let results = self.engine.analyse_batch(&paths);
-            let pending: Vec<Pending> = next
-                .iter()
-                .filter_map(|&i| match &todo[i] {
-                    Todo::Embed(Some(p)) => Some(p.clone()),
-                    _ => None,
-                })
-                .collect();
-            if let Some(index) = index.as_deref_mut().filter(|_| pending.len() == next.len()) {
-                // A failed write only means this batch is embedded again next time.
-                let _ = store(index, &info, &pending, &results);
-            }
-            for (i, result) in next.into_iter().zip(results) {
-                done[i] = true;
-                if !self.send(Message::Analysed {
-                    index: i,
-                    result: result.map_err(|e| reason_of(&e)),
-                }) {
-                    return false;
+        let mut taken: Vec<bool> = todo.iter().map(|t| matches!(t, Todo::Done)).collect();
+        let (visible, cancel) = (&self.visible, &self.cancel);
+        let batch_size = self.engine.batch_size();
+        let mut finished = true;
+        self.engine.analyse_stream(
+            || {
+                if cancel.load(Ordering::Relaxed) {
+                    return None;
                 }
-            }
-        }
-        true
-    }
-
-    /// Up to `size` images not yet done, starting at the first visible one, then wrapping.
-    fn next_batch(&self, done: &[bool], size: usize) -> Option<Vec<usize>> {
-        let visible = self.visible.lock().map(|v| v.clone()).unwrap_or_default();
-        let start = visible.first().copied().unwrap_or(0).min(done.len());
-        let candidates = visible
-            .into_iter()
-            .filter(|&i| i < done.len())
-            .chain(start..done.len())
-            .chain(0..start);
-        let mut picked = Vec::with_capacity(size);
-        for i in candidates {
-            if picked.len() == size {
-                break;
-            }
-            if !done[i] && !picked.contains(&i) {
-                picked.push(i);
-            }
-        }
-        (!picked.is_empty()).then_some(picked)
+                let on_screen = visible.lock().map(|v| v.clone()).unwrap_or_default();
+                let next = next_batch(&on_screen, &taken, batch_size)?;
+                next.iter().for_each(|&i| taken[i] = true);
+                let paths = next.iter().map(|&i| images[i].path.clone()).collect();
+                Some((next, paths))
+            },
+            |next, results| {
+                let pending: Vec<Pending> = next
+                    .iter()
+                    .filter_map(|&i| match &todo[i] {
+                        Todo::Embed(Some(p)) => Some(p.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                if let Some(index) = index.as_deref_mut().filter(|_| pending.len() == next.len()) {
+                    // A failed write only means this batch is embedded again next time.
+                    let _ = store(index, &info, &pending, &results);
+                }
+                for (i, result) in next.into_iter().zip(results) {
+                    let result = result.map_err(|e| reason_of(&e));
+                    if !self.send(Message::Analysed { index: i, result }) {
+                        finished = false;
+                        return false;
+                    }
+                }
+                true
+            },
+        );
+        finished && !self.cancel.load(Ordering::Relaxed)
     }
 
     /// Sends a message and wakes the window; false once the job is cancelled or abandoned.
@@ -291,4 +280,24 @@ fn problem_entry(e: &crate::Error) -> (PathBuf, String) {
         crate::Error::File { path, reason } => (path.clone(), reason.clone()),
         other => (PathBuf::new(), other.to_string()),
     }
+}
+
+/// Up to `size` images not yet taken: the ones on screen first, then onwards from the first of
+/// them, wrapping round to the start.
+fn next_batch(on_screen: &[usize], taken: &[bool], size: usize) -> Option<Vec<usize>> {
+    let start = on_screen.first().copied().unwrap_or(0).min(taken.len());
+    let candidates = (on_screen.iter().copied())
+        .filter(|&i| i < taken.len())
+        .chain(start..taken.len())
+        .chain(0..start);
+    let mut picked = Vec::with_capacity(size);
+    for i in candidates {
+        if picked.len() == size {
+            break;
+        }
+        if !taken[i] && !picked.contains(&i) {
+            picked.push(i);
+        }
+    }
+    (!picked.is_empty()).then_some(picked)
 }
