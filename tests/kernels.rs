@@ -52,8 +52,12 @@ fn candle_depthwise(x: &Tensor, w: &Tensor, bias: &[f32], g: &ConvGeometry) -> T
 #[test]
 fn depthwise_matches_candle_grouped_conv() {
     // (batch, height, width, channels, kernel, stride): kernel 3 and 5, stride 1 and 2,
-    // odd and even sizes, batches above 1.
+    // odd and even sizes, batches above 1; channel counts that use every block size of the
+    // kernel (64, 16, 1), and rows wide enough for its four-pixel path.
     let cases = [
+        (1, 14, 14, 144, 5, 1),
+        (2, 12, 21, 97, 3, 2),
+        (1, 9, 30, 64, 3, 1),
         (1, 7, 7, 8, 3, 1),
         (3, 9, 11, 16, 3, 2),
         (2, 15, 13, 24, 5, 1),

@@ -59,17 +59,7 @@ pub fn dense(
         inputs * outputs,
         "dense: weight is not inputs × outputs"
     );
-    // Start from bias (+ residual) so that gemm accumulates onto it: one pass fewer over memory.
-    let mut out = match residual {
-        Some(res) => {
-            assert_eq!(res.len(), rows * outputs, "dense: residual shape");
-            let mut out = res.to_vec();
-            out.par_chunks_mut(outputs)
-                .for_each(|row| row.iter_mut().zip(bias).for_each(|(o, b)| *o += b));
-            out
-        }
-        None => bias.repeat(rows),
-    };
+    let mut out = vec![0.0f32; rows * outputs];
     if rows > 0 && inputs > 0 {
         // SAFETY: the asserts above prove that every index gemm reads or writes is inside
         // `x` (rows × inputs), `w` (inputs × outputs) and `out` (rows × outputs), all row-major.
@@ -81,14 +71,14 @@ pub fn dense(
                 out.as_mut_ptr(),
                 1,
                 outputs as isize,
-                true,
+                false,
                 x.as_ptr(),
                 1,
                 inputs as isize,
                 w.as_ptr(),
                 1,
                 outputs as isize,
-                1.0,
+                0.0,
                 1.0,
                 false,
                 false,
@@ -97,11 +87,41 @@ pub fn dense(
             );
         }
     }
-    if act != Activation::None {
-        out.par_chunks_mut(1 << 14)
-            .for_each(|chunk| chunk.iter_mut().for_each(|v| *v = act.apply(*v)));
+    if let Some(res) = residual {
+        assert_eq!(res.len(), rows * outputs, "dense: residual shape");
     }
+    // Bias, residual and activation in one parallel pass while each chunk is in cache.
+    let rows_per_chunk = (CHUNK_VALUES / outputs.max(1)).max(1);
+    out.par_chunks_mut(rows_per_chunk * outputs)
+        .enumerate()
+        .for_each(|(chunk, values)| {
+            let res = residual.map(|r| &r[chunk * rows_per_chunk * outputs..][..values.len()]);
+            for (row_no, row) in values.chunks_exact_mut(outputs).enumerate() {
+                let res_row = res.map(|r| &r[row_no * outputs..][..outputs]);
+                finish_row(row, bias, res_row, act);
+            }
+        });
     out
+}
+
+/// About how many values one parallel task of an elementwise pass handles.
+const CHUNK_VALUES: usize = 1 << 14;
+
+/// `row = act(row + bias (+ residual))`.
+#[inline]
+fn finish_row(row: &mut [f32], bias: &[f32], residual: Option<&[f32]>, act: Activation) {
+    match residual {
+        Some(res) => {
+            for ((v, b), r) in row.iter_mut().zip(bias).zip(res) {
+                *v = act.apply(*v + b + r);
+            }
+        }
+        None => {
+            for (v, b) in row.iter_mut().zip(bias) {
+                *v = act.apply(*v + b);
+            }
+        }
+    }
 }
 
 /// Shape and padding of one convolution over an NHWC batch.
@@ -193,6 +213,10 @@ pub fn depthwise(
     act: Activation,
 ) -> Vec<f32> {
     let c = g.channels;
+    assert!(
+        g.kernel * g.kernel <= MAX_TAPS,
+        "depthwise: kernel too large"
+    );
     assert_eq!(x.len(), g.input_len(), "depthwise: input shape");
     assert_eq!(w.len(), g.kernel * g.kernel * c, "depthwise: weight shape");
     assert_eq!(bias.len(), c, "depthwise: bias shape");
@@ -268,6 +292,10 @@ unsafe fn depthwise_row_portable(
 /// One output row (all columns, all channels). Inlined into each SIMD variant so that the
 /// channel loops are vectorised for that instruction set. `FUSED` uses fused multiply-add, which
 /// only the variants compiled with FMA may ask for (elsewhere it is a slow library call).
+///
+/// Each pixel's channels go in blocks of 64, then 16, then one: a block's sums stay in
+/// registers across all kernel taps and are stored once, instead of being loaded and stored
+/// again for every tap.
 #[inline(always)]
 fn depthwise_row<const FUSED: bool>(
     x: &[f32],
@@ -280,29 +308,151 @@ fn depthwise_row<const FUSED: bool>(
 ) {
     let c = g.channels;
     let (image, oy) = (row / g.out_height, row % g.out_height);
-    for px in out.chunks_exact_mut(c) {
-        px.copy_from_slice(bias);
+    let image_data = &x[image * g.height * g.width * c..][..g.height * g.width * c];
+    let mut taps = [(0usize, 0usize); MAX_TAPS];
+    let step = g.stride * c;
+    let mut ox = 0;
+    while ox < g.out_width {
+        let count = valid_taps(g, oy, ox, &mut taps);
+        let taps = &taps[..count];
+        // Where QUAD pixels in a row all have every horizontal tap inside the image, they
+        // share one list of taps and each weight load serves all of them.
+        if ox + QUAD <= g.out_width && columns_inside(g, ox, QUAD) {
+            let pixels = &mut out[ox * c..(ox + QUAD) * c];
+            let mut start = 0;
+            while start + 64 <= c {
+                depthwise_quad::<64, FUSED>(image_data, w, bias, act, taps, step, start, pixels);
+                start += 64;
+            }
+            while start + 16 <= c {
+                depthwise_quad::<16, FUSED>(image_data, w, bias, act, taps, step, start, pixels);
+                start += 16;
+            }
+            while start < c {
+                depthwise_quad::<1, FUSED>(image_data, w, bias, act, taps, step, start, pixels);
+                start += 1;
+            }
+            ox += QUAD;
+            continue;
+        }
+        let px = &mut out[ox * c..(ox + 1) * c];
+        let mut start = 0;
+        while start + 64 <= c {
+            depthwise_block::<64, FUSED>(image_data, w, bias, act, taps, start, px);
+            start += 64;
+        }
+        while start + 16 <= c {
+            depthwise_block::<16, FUSED>(image_data, w, bias, act, taps, start, px);
+            start += 16;
+        }
+        while start < c {
+            depthwise_block::<1, FUSED>(image_data, w, bias, act, taps, start, px);
+            start += 1;
+        }
+        ox += 1;
     }
+}
+
+/// Output pixels a row computes together where it can; see [`depthwise_quad`].
+const QUAD: usize = 4;
+
+/// Whether output columns `ox..ox + count` read no horizontal padding.
+#[inline(always)]
+fn columns_inside(g: &ConvGeometry, ox: usize, count: usize) -> bool {
+    let first = ox * g.stride;
+    let last = (ox + count - 1) * g.stride + g.kernel - 1;
+    first >= g.pad_left && last - g.pad_left < g.width
+}
+
+/// Like [`depthwise_block`] for [`QUAD`] neighbouring pixels at once, whose inputs lie `step`
+/// values apart: the four sets of sums stay in registers, and each weight is loaded once.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn depthwise_quad<const B: usize, const FUSED: bool>(
+    image: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    act: Activation,
+    taps: &[(usize, usize)],
+    step: usize,
+    start: usize,
+    pixels: &mut [f32],
+) {
+    let c = pixels.len() / QUAD;
+    let mut sums = [[0.0f32; B]; QUAD];
+    for pixel_sums in sums.iter_mut() {
+        pixel_sums.copy_from_slice(&bias[start..start + B]);
+    }
+    for &(input_at, weight_at) in taps {
+        let weights = &w[weight_at + start..][..B];
+        for (q, pixel_sums) in sums.iter_mut().enumerate() {
+            let input = &image[input_at + q * step + start..][..B];
+            for ((s, i), t) in pixel_sums.iter_mut().zip(input).zip(weights) {
+                *s = if FUSED { i.mul_add(*t, *s) } else { *s + i * t };
+            }
+        }
+    }
+    for (q, pixel_sums) in sums.iter().enumerate() {
+        for (o, s) in pixels[q * c + start..][..B].iter_mut().zip(pixel_sums) {
+            *o = act.apply(*s);
+        }
+    }
+}
+
+/// The most kernel taps a depthwise kernel may have (7×7).
+const MAX_TAPS: usize = 49;
+
+/// For output pixel (oy, ox): the offsets into the image and into the weights of every tap
+/// that falls inside the image (padding taps are left out). Returns how many there are.
+#[inline(always)]
+fn valid_taps(
+    g: &ConvGeometry,
+    oy: usize,
+    ox: usize,
+    taps: &mut [(usize, usize); MAX_TAPS],
+) -> usize {
+    let mut count = 0;
     for ky in 0..g.kernel {
         let Some(iy) = ConvGeometry::source(oy, ky, g.stride, g.pad_top, g.height) else {
             continue;
         };
-        let in_row = &x[(image * g.height + iy) * g.width * c..][..g.width * c];
-        for (ox, px) in out.chunks_exact_mut(c).enumerate() {
-            for kx in 0..g.kernel {
-                let Some(ix) = ConvGeometry::source(ox, kx, g.stride, g.pad_left, g.width) else {
-                    continue;
-                };
-                let input = &in_row[ix * c..][..c];
-                let taps = &w[(ky * g.kernel + kx) * c..][..c];
-                for ((o, i), t) in px.iter_mut().zip(input).zip(taps) {
-                    *o = if FUSED { i.mul_add(*t, *o) } else { *o + i * t };
-                }
-            }
+        for kx in 0..g.kernel {
+            let Some(ix) = ConvGeometry::source(ox, kx, g.stride, g.pad_left, g.width) else {
+                continue;
+            };
+            taps[count] = (
+                (iy * g.width + ix) * g.channels,
+                (ky * g.kernel + kx) * g.channels,
+            );
+            count += 1;
         }
     }
-    if act != Activation::None {
-        out.iter_mut().for_each(|v| *v = act.apply(*v));
+    count
+}
+
+/// Channels `start..start + B` of one output pixel `px`, summed over `taps` (input offset,
+/// weight offset) of one image's NHWC data.
+#[inline(always)]
+fn depthwise_block<const B: usize, const FUSED: bool>(
+    image: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    act: Activation,
+    taps: &[(usize, usize)],
+    start: usize,
+    px: &mut [f32],
+) {
+    let mut sums = [0.0f32; B];
+    sums.copy_from_slice(&bias[start..start + B]);
+    for &(input_at, weight_at) in taps {
+        let input = &image[input_at + start..][..B];
+        let weights = &w[weight_at + start..][..B];
+        for ((s, i), t) in sums.iter_mut().zip(input).zip(weights) {
+            *s = if FUSED { i.mul_add(*t, *s) } else { *s + i * t };
+        }
+    }
+    for (o, s) in px[start..start + B].iter_mut().zip(sums) {
+        *o = act.apply(s);
     }
 }
 
@@ -428,16 +578,26 @@ pub fn nchw_to_nhwc(
     width: usize,
 ) -> Vec<f32> {
     let plane = height * width;
+    assert_eq!(
+        x.len(),
+        batch * channels * plane,
+        "nchw_to_nhwc: input shape"
+    );
     let mut out = vec![0.0f32; x.len()];
-    for n in 0..batch {
-        let src = &x[n * channels * plane..][..channels * plane];
-        let dst = &mut out[n * channels * plane..][..channels * plane];
-        for (p, px) in dst.chunks_exact_mut(channels).enumerate() {
-            for (ch, v) in px.iter_mut().enumerate() {
-                *v = src[ch * plane + p];
+    // One task per image row: each writes its own pixels.
+    let row_len = (width * channels).max(1);
+    out.par_chunks_mut(row_len)
+        .enumerate()
+        .for_each(|(row, dst)| {
+            let (n, y) = (row / height.max(1), row % height.max(1));
+            let src = &x[n * channels * plane..][..channels * plane];
+            for (col, px) in dst.chunks_exact_mut(channels).enumerate() {
+                let p = y * width + col;
+                for (ch, v) in px.iter_mut().enumerate() {
+                    *v = src[ch * plane + p];
+                }
             }
-        }
-    }
+        });
     out
 }
 
