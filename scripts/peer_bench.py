@@ -10,7 +10,9 @@ batch 1 and 8, against torchvision's `vgg16().features`; any VGG16 safetensors f
 (a features-only one is enough), since speed does not depend on the values.
 
 PyTorch runs EfficientNet-Lite0 with the same weights (read from models/ without torch's own
-loader) and the same conventions (TF "SAME" padding, BatchNorm eps 1e-3, ReLU6). The folder
+loader) and the same conventions (TF "SAME" padding, BatchNorm eps 1e-3, ReLU6), twice: with
+BatchNorm folded into the convolutions as lookalike does (the stricter peer), and as the
+shipped reference in ../shared/reference-tools runs it, with BatchNorm as its own op. The folder
 pipeline is what a tutorial user runs: PIL decode, resize and crop, batches of 50; it is
 compared with `lookalike bench`'s end to end and with a whole `lookalike index --no-cache` run
 timed from outside. Thumbnails are compared with PIL's `Image.thumbnail` on as many threads.
@@ -120,6 +122,19 @@ def preprocess(path):
     return (x - 127.0) / 128.0
 
 
+def shipped_reference(weights):
+    """The reference implementation as shipped in ../shared/reference-tools (BatchNorm as its
+    own op, as the tutorial's model runs), on the same weights; None where it is not present."""
+    tools = os.path.join(ROOT, "..", "shared", "reference-tools")
+    if not os.path.exists(os.path.join(tools, "lite0_ref.py")):
+        return None
+    sys.path.insert(0, tools)
+    import lite0_ref
+    reference = object.__new__(lite0_ref.Lite0)
+    reference.sd, reference.padding = weights, "same"
+    return reference.features
+
+
 def time_forward(model, batch, seconds):
     x = torch.randn(batch, 3, 224, 224)
     model(x)
@@ -223,8 +238,13 @@ def main():
     ap.add_argument("--vgg16", help="a VGG16 safetensors file, to time VGG16 too")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    model = Lite0(read_safetensors(os.path.join(ROOT, "models/efficientnet-lite0.safetensors")))
+    weights = read_safetensors(os.path.join(ROOT, "models/efficientnet-lite0.safetensors"))
+    model = Lite0(weights)
     peer = {f"forward lite0 batch {b}": time_forward(model, b, args.seconds) for b in (1, 16)}
+    reference = shipped_reference(weights)
+    if reference:
+        for b in (1, 16):
+            peer[f"forward lite0 batch {b} vs shipped reference"] = time_forward(reference, b, args.seconds)
     ours = {}
     for row in lookalike_bench(args.lookalike, args.threads, args.seconds, args.dir):
         key = "end to end" if row["what"].startswith("end to end") else row["what"]
@@ -236,17 +256,17 @@ def main():
         ours["index --no-cache, wall clock"] = lookalike_index(args.lookalike, args.threads, args.dir)
         print(f"PyTorch pipeline: {done} images in {seconds:.1f} s", file=sys.stderr)
         peer["decode + thumbnail"] = time_thumbnails(args.dir, args.threads)
-    print(f"{'work':<30} {'lookalike':>12} {'PyTorch ' + torch.__version__ + ' / PIL':>24} {'ratio':>7}")
-    rows = [(key, ours.get(key, float("nan")), theirs) for key, theirs in peer.items()]
+    print(f"{'work':<44} {'lookalike':>12} {'PyTorch ' + torch.__version__ + ' / PIL':>24} {'ratio':>7}")
+    rows = [(key, ours.get(key.split(" vs ")[0], float("nan")), theirs) for key, theirs in peer.items()]
     if args.vgg16:
         rows += vgg16_rows(args)
     for key, mine, theirs in rows:
-        print(f"{key:<30} {mine:>8.1f} img/s {theirs:>18.1f} img/s {mine / theirs:>6.2f}x")
+        print(f"{key:<44} {mine:>8.1f} img/s {theirs:>18.1f} img/s {mine / theirs:>6.2f}x")
     for key, value in ours.items():
         if key.startswith("similarity sort"):
-            print(f"{key:<30} {value:>8.1f} ms")
+            print(f"{key:<44} {value:>8.1f} ms")
         elif key.startswith("decode") and key not in peer:
-            print(f"{key:<30} {value:>8.1f} img/s")
+            print(f"{key:<44} {value:>8.1f} img/s")
 
 if __name__ == "__main__":
     main()

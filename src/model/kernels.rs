@@ -379,21 +379,28 @@ fn depthwise_quad<const B: usize, const FUSED: bool>(
     pixels: &mut [f32],
 ) {
     let c = pixels.len() / QUAD;
-    let mut sums = [[0.0f32; B]; QUAD];
-    for pixel_sums in sums.iter_mut() {
-        pixel_sums.copy_from_slice(&bias[start..start + B]);
-    }
-    for &(input_at, weight_at) in taps {
-        let weights = &w[weight_at + start..][..B];
-        for (q, pixel_sums) in sums.iter_mut().enumerate() {
-            let input = &image[input_at + q * step + start..][..B];
-            for ((s, i), t) in pixel_sums.iter_mut().zip(input).zip(weights) {
-                *s = if FUSED { i.mul_add(*t, *s) } else { *s + i * t };
-            }
+    // Four named sets of sums rather than an array of them: indexed by a loop variable, the
+    // compiler would keep them in memory instead of registers.
+    let mut s0 = [0.0f32; B];
+    s0.copy_from_slice(&bias[start..start + B]);
+    let (mut s1, mut s2, mut s3) = (s0, s0, s0);
+    let fma = |s: &mut [f32; B], input: &[f32], weights: &[f32; B]| {
+        for ((s, i), t) in s.iter_mut().zip(input).zip(weights) {
+            *s = if FUSED { i.mul_add(*t, *s) } else { *s + i * t };
         }
+    };
+    for &(input_at, weight_at) in taps {
+        // A local copy, so that each weight is loaded once for all four pixels.
+        let mut weights = [0.0f32; B];
+        weights.copy_from_slice(&w[weight_at + start..][..B]);
+        let at = input_at + start;
+        fma(&mut s0, &image[at..][..B], &weights);
+        fma(&mut s1, &image[at + step..][..B], &weights);
+        fma(&mut s2, &image[at + 2 * step..][..B], &weights);
+        fma(&mut s3, &image[at + 3 * step..][..B], &weights);
     }
-    for (q, pixel_sums) in sums.iter().enumerate() {
-        for (o, s) in pixels[q * c + start..][..B].iter_mut().zip(pixel_sums) {
+    for (q, sums) in [s0, s1, s2, s3].iter().enumerate() {
+        for (o, s) in pixels[q * c + start..][..B].iter_mut().zip(sums) {
             *o = act.apply(*s);
         }
     }
