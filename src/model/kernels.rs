@@ -59,44 +59,28 @@ pub fn dense(
         inputs * outputs,
         "dense: weight is not inputs × outputs"
     );
-    let mut out = vec![0.0f32; rows * outputs];
-    if rows > 0 && inputs > 0 {
-        // SAFETY: the asserts above prove that every index gemm reads or writes is inside
-        // `x` (rows × inputs), `w` (inputs × outputs) and `out` (rows × outputs), all row-major.
-        unsafe {
-            gemm::gemm(
-                rows,
-                outputs,
-                inputs,
-                out.as_mut_ptr(),
-                1,
-                outputs as isize,
-                false,
-                x.as_ptr(),
-                1,
-                inputs as isize,
-                w.as_ptr(),
-                1,
-                outputs as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::Rayon(0),
-            );
-        }
-    }
     if let Some(res) = residual {
         assert_eq!(res.len(), rows * outputs, "dense: residual shape");
     }
-    // Bias, residual and activation in one parallel pass while each chunk is in cache.
-    let rows_per_chunk = (CHUNK_VALUES / outputs.max(1)).max(1);
-    out.par_chunks_mut(rows_per_chunk * outputs)
+    let mut out = vec![0.0f32; rows * outputs];
+    if outputs == 0 {
+        return out;
+    }
+    // Each task multiplies a band of rows on one thread and finishes them (bias, residual,
+    // activation) while they are still in cache: one parallel region per layer, where gemm's
+    // own threading would need a second pass and a second round of waking threads.
+    let band = rows
+        .div_ceil(rayon::current_num_threads())
+        .max(MIN_ROWS_PER_TASK);
+    out.par_chunks_mut(band * outputs)
         .enumerate()
-        .for_each(|(chunk, values)| {
-            let res = residual.map(|r| &r[chunk * rows_per_chunk * outputs..][..values.len()]);
-            for (row_no, row) in values.chunks_exact_mut(outputs).enumerate() {
+        .for_each(|(task, out_band)| {
+            let first = task * band;
+            let band_rows = out_band.len() / outputs;
+            let x_band = &x[first * inputs..][..band_rows * inputs];
+            multiply(x_band, w, out_band, band_rows, inputs, outputs);
+            let res = residual.map(|r| &r[first * outputs..][..band_rows * outputs]);
+            for (row_no, row) in out_band.chunks_exact_mut(outputs).enumerate() {
                 let res_row = res.map(|r| &r[row_no * outputs..][..outputs]);
                 finish_row(row, bias, res_row, act);
             }
@@ -104,8 +88,44 @@ pub fn dense(
     out
 }
 
-/// About how many values one parallel task of an elementwise pass handles.
-const CHUNK_VALUES: usize = 1 << 14;
+/// Fewer rows than this per task, and splitting costs more than it saves.
+const MIN_ROWS_PER_TASK: usize = 16;
+
+/// `out = x · w` on the calling thread, for row-major `x` (rows × inputs), `w` (inputs ×
+/// outputs) and `out` (rows × outputs).
+fn multiply(x: &[f32], w: &[f32], out: &mut [f32], rows: usize, inputs: usize, outputs: usize) {
+    assert!(x.len() == rows * inputs && w.len() == inputs * outputs);
+    assert_eq!(out.len(), rows * outputs);
+    if rows == 0 || inputs == 0 {
+        out.fill(0.0);
+        return;
+    }
+    // SAFETY: the asserts above prove that every index gemm reads or writes is inside `x`,
+    // `w` and `out`, with the shapes and row-major strides passed here.
+    unsafe {
+        gemm::gemm(
+            rows,
+            outputs,
+            inputs,
+            out.as_mut_ptr(),
+            1,
+            outputs as isize,
+            false,
+            x.as_ptr(),
+            1,
+            inputs as isize,
+            w.as_ptr(),
+            1,
+            outputs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
 
 /// `row = act(row + bias (+ residual))`.
 #[inline]
