@@ -159,8 +159,10 @@ impl Engine {
     /// Analyses batches as `next_batch` hands them out, each with a tag of the caller's, and
     /// gives each batch's results to `on_batch`, in order. Decoding the next batch (on its own
     /// threads) overlaps with running the model on the current one, so neither the decoders nor
-    /// the network wait for the other. `next_batch` is asked for at most one batch ahead;
-    /// returning `None` from it, or `false` from `on_batch`, ends the stream.
+    /// the network wait for the other. At most two batches are taken ahead of the one the
+    /// model is on (one decoded and waiting, one decoding), so a caller choosing what comes
+    /// next, like the app with the images on screen, is never far behind. Returning `None`
+    /// from `next_batch`, or `false` from `on_batch`, ends the stream.
     pub fn analyse_stream<T: Send>(
         &self,
         mut next_batch: impl FnMut() -> Option<(T, Vec<PathBuf>)> + Send,

@@ -170,3 +170,62 @@ fn symmetric_padding_conv_matches_candle() {
     );
     assert!(max_abs_diff(&got, &expected) < 1e-4);
 }
+
+/// An inverted-residual block the plain way: expansion, depthwise, projection, each in full.
+fn block_layer_by_layer(
+    x: &[f32],
+    g: &ConvGeometry,
+    weights: &[Vec<f32>; 6],
+    skip: bool,
+) -> Vec<f32> {
+    let [ew, eb, dw, db, pw, pb] = weights;
+    let pixels = g.batch * g.height * g.width;
+    let expanded = kernels::dense(x, pixels, ew, eb, Activation::Relu6, None);
+    let spread = kernels::depthwise(&expanded, g, dw, db, Activation::Relu6);
+    let out_pixels = g.batch * g.out_height * g.out_width;
+    let residual = skip.then_some(x);
+    kernels::dense(&spread, out_pixels, pw, pb, Activation::None, residual)
+}
+
+#[test]
+fn the_fused_block_matches_its_layers_run_one_by_one() {
+    // (batch, height, width, inputs, hidden, outputs, kernel, stride, skip). The wide ones
+    // are split into several bands per thread, so rows carried from band to band are covered.
+    let cases = [
+        (1, 28, 28, 24, 144, 24, 3, 1, true),
+        (2, 15, 13, 16, 96, 24, 3, 2, false),
+        (1, 30, 64, 40, 240, 40, 5, 1, true),
+        (2, 33, 48, 40, 240, 80, 5, 2, false),
+        (1, 7, 7, 192, 1152, 320, 3, 1, false),
+        (3, 1, 1, 8, 48, 8, 5, 1, true),
+    ];
+    for (i, &(n, h, w, cin, hidden, cout, k, s, skip)) in cases.iter().enumerate() {
+        let g = ConvGeometry::same(n, h, w, hidden, k, s);
+        let seed = 10 * i as u64;
+        let x = noise(n * h * w * cin, seed);
+        let scale = |v: Vec<f32>, by: f32| v.into_iter().map(|x| x * by).collect::<Vec<_>>();
+        let weights = [
+            scale(noise(cin * hidden, seed + 1), 0.5),
+            noise(hidden, seed + 2),
+            noise(k * k * hidden, seed + 3),
+            noise(hidden, seed + 4),
+            scale(noise(hidden * cout, seed + 5), 0.1),
+            noise(cout, seed + 6),
+        ];
+        let expected = block_layer_by_layer(&x, &g, &weights, skip);
+        let pointwise = |w: usize, b: usize| kernels::Pointwise {
+            w: &weights[w],
+            bias: &weights[b],
+        };
+        let got = kernels::inverted_residual(
+            &x,
+            &g,
+            pointwise(0, 1),
+            pointwise(2, 3),
+            pointwise(4, 5),
+            skip,
+        );
+        let diff = max_abs_diff(&got, &expected);
+        assert!(diff < 1e-4, "case {i} {:?}: differs by {diff}", cases[i]);
+    }
+}

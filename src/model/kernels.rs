@@ -483,6 +483,196 @@ fn depthwise_block<const B: usize, const FUSED: bool>(
     }
 }
 
+/// The weights of one 1×1 convolution: `w` is `[inputs, outputs]` and `bias` `[outputs]`.
+#[derive(Clone, Copy)]
+pub struct Pointwise<'a> {
+    pub w: &'a [f32],
+    pub bias: &'a [f32],
+}
+
+/// One inverted-residual block (MobileNet's and EfficientNet's MBConv): a 1×1 expansion with
+/// ReLU6, a depthwise k×k convolution with ReLU6, a 1×1 projection, and the input added back
+/// when `skip`. `g` is the depthwise convolution's geometry (its channels are the expanded
+/// ones).
+///
+/// Computed band by band of output rows, each thread on its own rows: the expanded rows a band
+/// needs are made just before the depthwise kernel reads them and the depthwise output goes
+/// straight into the projection, so the expanded activation, six times wider than the input,
+/// never travels through main memory. Rows shared with the previous band are kept, not
+/// recomputed. The result is the same as running the three layers one after another.
+pub fn inverted_residual(
+    x: &[f32],
+    g: &ConvGeometry,
+    expand: Pointwise,
+    depthwise: Pointwise,
+    project: Pointwise,
+    skip: bool,
+) -> Vec<f32> {
+    let (hidden, outputs) = (g.channels, project.bias.len());
+    let inputs = expand.w.len() / hidden.max(1);
+    let image_len = g.height * g.width * inputs;
+    assert_eq!(
+        x.len(),
+        g.batch * image_len,
+        "inverted_residual: input shape"
+    );
+    assert_eq!(
+        expand.bias.len(),
+        hidden,
+        "inverted_residual: expansion shape"
+    );
+    assert_eq!(depthwise.w.len(), g.kernel * g.kernel * hidden);
+    assert_eq!(project.w.len(), hidden * outputs);
+    assert!(
+        g.kernel * g.kernel <= MAX_TAPS,
+        "depthwise: kernel too large"
+    );
+    let same_shape = g.stride == 1 && inputs == outputs;
+    assert!(
+        !skip || same_shape,
+        "inverted_residual: a skip needs equal shapes"
+    );
+    let out_row_len = g.out_width * outputs;
+    let mut out = vec![0.0f32; g.batch * g.out_height * out_row_len];
+    if out.is_empty() {
+        return out;
+    }
+    // Split each image's output rows so that every thread has one range.
+    let ranges_per_image = rayon::current_num_threads().div_ceil(g.batch).max(1);
+    let range_rows = g.out_height.div_ceil(ranges_per_image);
+    out.par_chunks_mut(g.out_height * out_row_len)
+        .enumerate()
+        .flat_map(|(image, image_out)| {
+            image_out
+                .par_chunks_mut(range_rows * out_row_len)
+                .enumerate()
+                .map(move |(range, rows)| (image, range * range_rows, rows))
+        })
+        .for_each(|(image, first_row, rows)| {
+            let image_x = &x[image * image_len..][..image_len];
+            let layers = BlockLayers {
+                expand,
+                depthwise,
+                project,
+                skip,
+            };
+            BAND_SCRATCH.with(|scratch| {
+                let mut scratch = scratch.borrow_mut();
+                block_rows(image_x, g, &layers, first_row, rows, &mut scratch);
+            });
+        });
+    out
+}
+
+struct BlockLayers<'a> {
+    expand: Pointwise<'a>,
+    depthwise: Pointwise<'a>,
+    project: Pointwise<'a>,
+    skip: bool,
+}
+
+/// A thread's reusable buffers for [`inverted_residual`]: expanded input rows, and one band of
+/// depthwise output.
+#[derive(Default)]
+struct BandScratch {
+    expanded: Vec<f32>,
+    spread: Vec<f32>,
+}
+
+thread_local! {
+    static BAND_SCRATCH: std::cell::RefCell<BandScratch> =
+        std::cell::RefCell::new(BandScratch::default());
+}
+
+/// About how many bytes of expanded rows a band works on: well inside a core's L2 cache.
+const BAND_BYTES: usize = 384 * 1024;
+
+/// Output rows `first_row..` of one image (as many as `out` holds), band by band.
+fn block_rows(
+    image_x: &[f32],
+    g: &ConvGeometry,
+    layers: &BlockLayers,
+    first_row: usize,
+    out: &mut [f32],
+    scratch: &mut BandScratch,
+) {
+    let (hidden, inputs) = (g.channels, layers.expand.w.len() / g.channels);
+    let outputs = layers.project.bias.len();
+    let in_row = g.width * hidden; // one expanded input row
+    let out_row = g.out_width * outputs;
+    let end_row = first_row + out.len() / out_row;
+    let band = (BAND_BYTES / (4 * g.stride * in_row).max(1)).max(1);
+    let row_kernel = depthwise_row_kernel();
+    let mut have = 0..0; // input rows held in `scratch.expanded`
+    let mut start = first_row;
+    while start < end_row {
+        let stop = (start + band).min(end_row);
+        // Input rows this band reads, without the padding.
+        let needed_from = (start * g.stride).saturating_sub(g.pad_top);
+        let needed_to = ((stop - 1) * g.stride + g.kernel)
+            .saturating_sub(g.pad_top)
+            .min(g.height);
+        // Keep the rows the previous band already expanded; expand the rest.
+        let kept = match have.end > needed_from && have.start <= needed_from {
+            true => have.end - needed_from,
+            false => 0,
+        };
+        let expanded = &mut scratch.expanded;
+        if kept > 0 {
+            let from = (needed_from - have.start) * in_row;
+            expanded.copy_within(from..from + kept * in_row, 0);
+        }
+        expanded.resize((needed_to - needed_from) * in_row, 0.0);
+        let new_rows = needed_from + kept..needed_to;
+        let new_pixels = new_rows.len() * g.width;
+        let fresh = &mut expanded[kept * in_row..];
+        let source = &image_x[new_rows.start * g.width * inputs..][..new_pixels * inputs];
+        multiply(source, layers.expand.w, fresh, new_pixels, inputs, hidden);
+        for row in fresh.chunks_exact_mut(hidden) {
+            finish_row(row, layers.expand.bias, None, Activation::Relu6);
+        }
+        have = needed_from..needed_to;
+        // The depthwise convolution over just these rows: the same geometry, shifted.
+        let sub = ConvGeometry {
+            batch: 1,
+            height: needed_to - needed_from,
+            out_height: stop - start,
+            pad_top: g.pad_top + needed_from - start * g.stride,
+            ..*g
+        };
+        let spread = &mut scratch.spread;
+        let spread_row = g.out_width * hidden;
+        spread.resize((stop - start) * spread_row, 0.0);
+        for (r, spread_out) in spread.chunks_exact_mut(spread_row).enumerate() {
+            let dw = layers.depthwise;
+            // SAFETY: `depthwise_row_kernel` only returns a variant whose CPU features were detected.
+            unsafe {
+                row_kernel(
+                    expanded,
+                    &sub,
+                    dw.w,
+                    dw.bias,
+                    Activation::Relu6,
+                    r,
+                    spread_out,
+                )
+            }
+        }
+        // The projection, with the input added back.
+        let pixels = (stop - start) * g.out_width;
+        let band_out = &mut out[(start - first_row) * out_row..][..pixels * outputs];
+        multiply(spread, layers.project.w, band_out, pixels, hidden, outputs);
+        let residual = layers
+            .skip
+            .then(|| &image_x[start * g.width * inputs..][..pixels * inputs]);
+        for (p, row) in band_out.chunks_exact_mut(outputs).enumerate() {
+            let res = residual.map(|r| &r[p * outputs..][..outputs]);
+            finish_row(row, layers.project.bias, res, Activation::None);
+        }
+        start = stop;
+    }
+}
+
 /// Dense k×k convolution over NHWC by im2col and one gemm, fused with bias and activation.
 ///
 /// `w` is `[kernel, kernel, in_channels, out_channels]`; `bias` is `[out_channels]`.
