@@ -229,3 +229,32 @@ fn the_fused_block_matches_its_layers_run_one_by_one() {
         assert!(diff < 1e-4, "case {i} {:?}: differs by {diff}", cases[i]);
     }
 }
+
+#[test]
+fn winograd_convolution_matches_direct_convolution() {
+    // (batch, height, width, inputs, outputs): odd and even sizes, channel counts that use the
+    // 16-wide path, the one-by-one remainder, or both; deep layers (computed layer-wide) and
+    // wide ones (computed tile row by tile row).
+    let cases = [
+        (1, 40, 64, 16, 16),
+        (2, 33, 50, 16, 24),
+        (1, 14, 14, 64, 64),
+        (2, 7, 9, 20, 24),
+        (1, 1, 1, 16, 3),
+        (1, 28, 28, 48, 130),
+        (3, 5, 4, 3, 17),
+    ];
+    for (i, &(n, h, w, cin, cout)) in cases.iter().enumerate() {
+        let g = ConvGeometry::symmetric(n, h, w, cin, 3, 1, 1);
+        let seed = 50 + 10 * i as u64;
+        let x = noise(n * h * w * cin, seed);
+        let weights = noise(9 * cin * cout, seed + 1);
+        let bias = noise(cout, seed + 2);
+        let direct = kernels::conv2d(&x, &g, &weights, &bias, Activation::Relu);
+        let transformed = lookalike::model::winograd::WinogradWeights::new(&weights, cin, cout);
+        let fast =
+            lookalike::model::winograd::conv3x3(&x, n, h, w, &transformed, &bias, Activation::Relu);
+        let diff = max_abs_diff(&fast, &direct);
+        assert!(diff < 1e-4, "case {i} {:?}: differs by {diff}", cases[i]);
+    }
+}

@@ -8,6 +8,7 @@ pub mod kernels;
 pub mod labels;
 pub mod lite0;
 pub mod vgg16;
+pub mod winograd;
 
 use std::path::{Path, PathBuf};
 
