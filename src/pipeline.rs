@@ -109,7 +109,11 @@ pub fn plan(index: &Index, entry: &ImageEntry, info: &ModelInfo) -> Result<Plan>
                 return Ok(Plan::KnownBad(error.clone()));
             }
             if let Some(image) = index.image(row.id, info.id, info.revision)? {
-                return Ok(Plan::Cached(image));
+                // A row without a thumbnail (written by an older lookalike) is made again,
+                // or the app would show that image as a grey placeholder for good.
+                if image.thumbnail.is_some() {
+                    return Ok(Plan::Cached(image));
+                }
             }
         }
     }
@@ -123,7 +127,8 @@ pub fn plan(index: &Index, entry: &ImageEntry, info: &ModelInfo) -> Result<Plan>
         None => None,
     };
     if let Some(old) = reusable.filter(|r| r.error.is_none()) {
-        if let Some(image) = index.image(old.id, info.id, info.revision)? {
+        let image = index.image(old.id, info.id, info.revision)?;
+        if let Some(image) = image.filter(|i| i.thumbnail.is_some()) {
             index.update_location(old.id, &key, entry.size, mtime)?;
             return Ok(Plan::Cached(CachedImage { path: key, ..image }));
         }

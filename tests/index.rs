@@ -532,3 +532,32 @@ fn similar_stores_thumbnails_for_the_app() {
     assert_eq!(images.len(), 2);
     assert!(images.iter().all(|i| i.thumbnail.is_some()));
 }
+
+/// Regression: rows that older versions stored without a thumbnail stayed that way, and the
+/// app showed those images as grey placeholders for good.
+#[test]
+fn a_row_without_a_thumbnail_is_made_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    copy_seeds(dir.path(), &["Tiger.jpg", "bird01.jpg"]);
+    assert_eq!(counts(&summary(dir.path(), cache.path())), [2, 2, 0, 0, 0]);
+    let db = rusqlite::Connection::open(cache.path().join("index.sqlite3")).unwrap();
+    let key = std::fs::canonicalize(dir.path().join("Tiger.jpg")).unwrap();
+    let cleared = db
+        .execute(
+            "UPDATE files SET thumbnail = NULL WHERE path = ?1",
+            [key.as_os_str().as_encoded_bytes()],
+        )
+        .unwrap();
+    assert_eq!(cleared, 1);
+    drop(db);
+    // Tiger.jpg is analysed again (as new for this model); bird01.jpg is served as it was.
+    assert_eq!(counts(&summary(dir.path(), cache.path())), [2, 1, 0, 1, 0]);
+    let index = Index::open(cache.path()).unwrap();
+    let info = lookalike::model::lite0::INFO;
+    let canonical_dir = std::fs::canonicalize(dir.path()).unwrap();
+    let images = index
+        .images_under(&canonical_dir, info.id, info.revision)
+        .unwrap();
+    assert!(images.iter().all(|i| i.thumbnail.is_some()));
+}
