@@ -90,8 +90,9 @@ pub fn decode_bytes_for(
 
 /// JPEG stores 8×8 blocks of frequencies, so it can be decoded straight to 1/2, 1/4 or 1/8 of
 /// its size by keeping only the low frequencies: most of the inverse transform, the colour
-/// conversion and the resize then work on a fraction of the pixels. A 12-megapixel photo
-/// decodes several times faster this way.
+/// conversion and the resize then work on a fraction of the pixels. Measured here, thumbnails
+/// of 12-megapixel photos come 1.4 times as fast this way (49 a second against 36 on two
+/// threads); reading the compressed data, which no scale avoids, is most of what is left.
 ///
 /// The scale kept is the smallest whose shorter side is still at least twice `min_shorter`, so
 /// the antialiased resize that follows still shrinks by 2× or more and the model sees

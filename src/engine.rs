@@ -1,9 +1,10 @@
 //! The engine: a loaded model plus the threads it runs on, turning files into embeddings and
 //! labels. The command line and the desktop app both go through here.
 //!
-//! Files are decoded in parallel, then embedded in batches. A file that fails, even by making
-//! a decoder panic, yields an error naming it, and the rest go on. Long runs take a stop flag
-//! and report progress through a callback.
+//! Files are decoded in parallel on the engine's decoding threads while its network threads
+//! embed the batch before. A file that fails, even by making a decoder panic, yields an error
+//! naming it, and the rest go on. Long runs take a stop flag and report progress through a
+//! callback.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -21,7 +22,8 @@ use crate::similarity::l2_normalise;
 /// How an engine runs.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
-    /// Worker threads for decoding and inference; 0 means one per core.
+    /// Threads in each of the engine's two pools, one decoding and one running the network;
+    /// 0 means one per core.
     pub threads: usize,
     /// Images per forward pass. The model itself runs two images at a time, so this mostly
     /// sets how much decoding overlaps with inference and how often progress is reported.
@@ -186,11 +188,6 @@ impl Engine {
                 }
             }
         });
-    }
-
-    /// Analyses one batch of files together: decoded in parallel, embedded in one pass.
-    pub fn analyse_batch(&self, paths: &[PathBuf]) -> Vec<Result<Analysis>> {
-        self.embed_prepared(paths, self.prepare_batch(paths))
     }
 
     /// Decodes and preprocesses `paths` in parallel on the decoding threads.
