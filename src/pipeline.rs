@@ -102,18 +102,20 @@ pub struct Pending {
 pub fn plan(index: &Index, entry: &ImageEntry, info: &ModelInfo) -> Result<Plan> {
     let key = std::fs::canonicalize(&entry.path).unwrap_or_else(|_| entry.path.clone());
     let mtime = mtime_ns(entry.modified);
+    // What the index can serve for a row. One without a thumbnail (written by an older
+    // lookalike) is made again, or the app would show a grey placeholder for good.
+    let servable = |id: i64| -> Result<Option<CachedImage>> {
+        let image = index.image(id, info.id, info.revision)?;
+        Ok(image.filter(|i| i.thumbnail.is_some()))
+    };
     let row = index.lookup(&key)?;
     if let Some(row) = &row {
         if row.size == entry.size && row.mtime_ns == mtime {
             if let Some(error) = &row.error {
                 return Ok(Plan::KnownBad(error.clone()));
             }
-            if let Some(image) = index.image(row.id, info.id, info.revision)? {
-                // A row without a thumbnail (written by an older lookalike) is made again,
-                // or the app would show that image as a grey placeholder for good.
-                if image.thumbnail.is_some() {
-                    return Ok(Plan::Cached(image));
-                }
+            if let Some(image) = servable(row.id)? {
+                return Ok(Plan::Cached(image));
             }
         }
     }
@@ -127,8 +129,7 @@ pub fn plan(index: &Index, entry: &ImageEntry, info: &ModelInfo) -> Result<Plan>
         None => None,
     };
     if let Some(old) = reusable.filter(|r| r.error.is_none()) {
-        let image = index.image(old.id, info.id, info.revision)?;
-        if let Some(image) = image.filter(|i| i.thumbnail.is_some()) {
+        if let Some(image) = servable(old.id)? {
             index.update_location(old.id, &key, entry.size, mtime)?;
             return Ok(Plan::Cached(CachedImage { path: key, ..image }));
         }

@@ -42,11 +42,12 @@ pub fn scores(query: &[f32], items: &[Option<&[f32]>]) -> Vec<Option<f32>> {
         .collect()
 }
 
-/// Sorts item indices for a similarity view: `first` (the query) leads, then every scored item
-/// best first, then the unscored ones. Ties keep index order, so the result is deterministic.
-pub fn similarity_order(indices: &mut [usize], first: usize, scores: &[Option<f32>]) {
+/// Sorts item indices for a similarity view: `first` (the query, if it is among them) leads,
+/// then every scored item best first, then the unscored ones. Ties keep index order, so the
+/// result is deterministic.
+pub fn similarity_order(indices: &mut [usize], first: Option<usize>, scores: &[Option<f32>]) {
     let key = |i: usize| -> u64 {
-        match (i == first, scores.get(i).copied().flatten()) {
+        match (Some(i) == first, scores.get(i).copied().flatten()) {
             (true, _) => 0,
             (false, Some(score)) => 1 << 32 | u64::from(descending_bits(score)),
             (false, None) => 2 << 32,
@@ -79,7 +80,7 @@ where
     let items: Vec<Option<&[f32]>> = items.into_iter().map(Some).collect();
     let scores = scores(query, &items);
     let mut order: Vec<usize> = (0..items.len()).collect();
-    similarity_order(&mut order, usize::MAX, &scores);
+    similarity_order(&mut order, None, &scores);
     order
         .into_iter()
         .filter_map(|i| scores[i].map(|s| (i, s)))
@@ -110,7 +111,7 @@ mod tests {
     fn similarity_order_puts_the_query_first_and_unscored_last() {
         let scores = [Some(0.2), None, Some(-0.5), Some(0.9), Some(0.2), Some(1.0)];
         let mut order: Vec<usize> = (0..scores.len()).collect();
-        similarity_order(&mut order, 3, &scores);
+        similarity_order(&mut order, Some(3), &scores);
         // 3 is the query even though 5 scores higher; 0 and 4 tie and keep index order.
         assert_eq!(order, vec![3, 5, 0, 4, 2, 1]);
     }

@@ -94,7 +94,7 @@ fn bench_sort(args: &BenchArgs, dim: usize) -> anyhow::Result<()> {
     let mut order: Vec<usize> = (0..count).collect();
     let mut sort = |query: usize| {
         let scores = scores(&vectors[query], &items);
-        similarity_order(&mut order, query, &scores);
+        similarity_order(&mut order, Some(query), &scores);
     };
     sort(0); // warm-up: first touch of the score and key buffers
     let (mut runs, mut worst) = (0, Duration::ZERO);

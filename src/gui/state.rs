@@ -147,7 +147,7 @@ impl Gallery {
             .filter(|&i| self.items[i].matches(&needle))
             .collect();
         if let Some(query) = self.query {
-            similarity_order(&mut order, query, &self.scores);
+            similarity_order(&mut order, Some(query), &self.scores);
         }
         self.order = order;
     }

@@ -80,10 +80,7 @@ pub fn dense(
             let x_band = &x[first * inputs..][..band_rows * inputs];
             multiply(x_band, w, out_band, band_rows, inputs, outputs);
             let res = residual.map(|r| &r[first * outputs..][..band_rows * outputs]);
-            for (row_no, row) in out_band.chunks_exact_mut(outputs).enumerate() {
-                let res_row = res.map(|r| &r[row_no * outputs..][..outputs]);
-                finish_row(row, bias, res_row, act);
-            }
+            finish_rows(out_band, bias, res, act);
         });
     out
 }
@@ -100,45 +97,83 @@ fn multiply(x: &[f32], w: &[f32], out: &mut [f32], rows: usize, inputs: usize, o
         out.fill(0.0);
         return;
     }
-    // SAFETY: the asserts above prove that every index gemm reads or writes is inside `x`,
-    // `w` and `out`, with the shapes and row-major strides passed here.
+    // SAFETY: the asserts above prove that every index read or written is inside `x`, `w`
+    // and `out`, with the shapes and row strides passed here.
     unsafe {
-        gemm::gemm(
+        multiply_strided(
             rows,
-            outputs,
             inputs,
-            out.as_mut_ptr(),
-            1,
-            outputs as isize,
-            false,
+            outputs,
             x.as_ptr(),
-            1,
-            inputs as isize,
+            inputs,
             w.as_ptr(),
-            1,
-            outputs as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
+            out.as_mut_ptr(),
+            outputs,
+        )
     }
 }
 
-/// `row = act(row + bias (+ residual))`.
+/// `out = x · w` on the calling thread, where row `r` of `x` (`inputs` values) starts at
+/// `x + r * x_stride` and row `r` of `out` (`outputs` values) at `out + r * out_stride`, and
+/// `w` is a contiguous row-major `inputs × outputs`.
+///
+/// # Safety
+/// Every row of `x`, `w` and `out` so described must be inside one live allocation, and
+/// nothing else may read or write `out`'s rows meanwhile.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn multiply_strided(
+    rows: usize,
+    inputs: usize,
+    outputs: usize,
+    x: *const f32,
+    x_stride: usize,
+    w: *const f32,
+    out: *mut f32,
+    out_stride: usize,
+) {
+    // gemm takes (column stride, row stride) pairs, and `out = alpha · out + beta · x · w`:
+    // alpha 0 with `read_dst` false overwrites `out` without reading it.
+    gemm::gemm(
+        rows,
+        outputs,
+        inputs,
+        out,
+        1,
+        out_stride as isize,
+        false,
+        x,
+        1,
+        x_stride as isize,
+        w,
+        1,
+        outputs as isize,
+        0.0,
+        1.0,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    );
+}
+
+/// `out = act(out + bias (+ residual))`, where `out` (and `residual`, the same size) hold whole
+/// rows of `bias.len()` values.
 #[inline]
-fn finish_row(row: &mut [f32], bias: &[f32], residual: Option<&[f32]>, act: Activation) {
+fn finish_rows(out: &mut [f32], bias: &[f32], residual: Option<&[f32]>, act: Activation) {
+    let width = bias.len().max(1);
     match residual {
         Some(res) => {
-            for ((v, b), r) in row.iter_mut().zip(bias).zip(res) {
-                *v = act.apply(*v + b + r);
+            for (row, res) in out.chunks_exact_mut(width).zip(res.chunks_exact(width)) {
+                for ((v, b), r) in row.iter_mut().zip(bias).zip(res) {
+                    *v = act.apply(*v + b + r);
+                }
             }
         }
         None => {
-            for (v, b) in row.iter_mut().zip(bias) {
-                *v = act.apply(*v + b);
+            for row in out.chunks_exact_mut(width) {
+                for (v, b) in row.iter_mut().zip(bias) {
+                    *v = act.apply(*v + b);
+                }
             }
         }
     }
@@ -628,9 +663,7 @@ fn block_rows(
         let fresh = &mut expanded[kept * in_row..];
         let source = &image_x[new_rows.start * g.width * inputs..][..new_pixels * inputs];
         multiply(source, layers.expand.w, fresh, new_pixels, inputs, hidden);
-        for row in fresh.chunks_exact_mut(hidden) {
-            finish_row(row, layers.expand.bias, None, Activation::Relu6);
-        }
+        finish_rows(fresh, layers.expand.bias, None, Activation::Relu6);
         have = needed_from..needed_to;
         // The depthwise convolution over just these rows: the same geometry, shifted.
         let sub = ConvGeometry {
@@ -665,10 +698,7 @@ fn block_rows(
         let residual = layers
             .skip
             .then(|| &image_x[start * g.width * inputs..][..pixels * inputs]);
-        for (p, row) in band_out.chunks_exact_mut(outputs).enumerate() {
-            let res = residual.map(|r| &r[p * outputs..][..outputs]);
-            finish_row(row, layers.project.bias, res, Activation::None);
-        }
+        finish_rows(band_out, layers.project.bias, residual, Activation::None);
         start = stop;
     }
 }

@@ -15,7 +15,7 @@
 
 use rayon::prelude::*;
 
-use super::kernels::Activation;
+use super::kernels::{self, Activation};
 
 /// Values per transformed tile: 4 × 4.
 const TILE_VALUES: usize = 16;
@@ -57,10 +57,6 @@ impl WinogradWeights {
         }
         WinogradWeights { u, inputs, outputs }
     }
-
-    pub fn outputs(&self) -> usize {
-        self.outputs
-    }
 }
 
 /// A 3×3, stride 1, pad 1 convolution of NHWC `x` (`batch × height × width × inputs`), with
@@ -82,12 +78,13 @@ pub fn conv3x3(
     );
     assert_eq!(bias.len(), outputs, "winograd: bias shape");
     let shape = Tiles {
+        batch,
         height,
         width,
         rows: height.div_ceil(2),
         columns: width.div_ceil(2),
     };
-    let tiles = batch * shape.rows * shape.columns;
+    let tiles = shape.count();
     let mut out = vec![0.0f32; batch * height * width * outputs];
     if tiles == 0 || outputs == 0 {
         return out;
@@ -124,29 +121,14 @@ struct Layer<'a> {
 /// transform of one row, while its tiles are in cache.
 fn by_tile_rows(layer: &Layer, out: &mut [f32]) {
     let (inputs, outputs) = (layer.weights.inputs, layer.weights.outputs);
-    let shape = &layer.shape;
-    let row_len = shape.width * outputs;
-    out.par_chunks_mut(shape.height * row_len)
-        .enumerate()
-        .for_each(|(image, image_out)| {
-            image_out
-                .par_chunks_mut(2 * row_len)
-                .enumerate()
-                .for_each(|(ty, two_rows)| {
-                    SCRATCH.with(|scratch| {
-                        let mut scratch = scratch.borrow_mut();
-                        let Scratch {
-                            transformed,
-                            products,
-                        } = &mut *scratch;
-                        transformed.resize(shape.columns * TILE_VALUES * inputs, 0.0);
-                        products.resize(shape.columns * TILE_VALUES * outputs, 0.0);
-                        transform_input_row(layer.x, shape, inputs, image, ty, transformed);
-                        multiply_tiles(transformed, layer.weights, shape.columns, products, false);
-                        transform_output_row(products, layer, two_rows);
-                    });
-                });
-        });
+    let columns = layer.shape.columns;
+    for_each_tile_row(layer, out, |tile_row, two_rows| {
+        with_scratch(columns, inputs, outputs, |transformed, products| {
+            transform_input_row(layer.x, &layer.shape, inputs, tile_row, transformed);
+            multiply_tiles(transformed, layer.weights, columns, products, false);
+            transform_output_row(products, layer, two_rows);
+        })
+    });
 }
 
 /// Each step over the whole layer, in parallel: all input transforms, the 16 products side by
@@ -154,7 +136,46 @@ fn by_tile_rows(layer: &Layer, out: &mut [f32]) {
 fn whole_layer(layer: &Layer, out: &mut [f32]) {
     let (inputs, outputs) = (layer.weights.inputs, layer.weights.outputs);
     let shape = &layer.shape;
-    let tiles = out.len() / outputs / shape.width / shape.height * shape.rows * shape.columns;
+    let tiles = shape.count();
+    with_scratch(tiles, inputs, outputs, |transformed, products| {
+        let tile_row_in = shape.columns * TILE_VALUES * inputs;
+        transformed
+            .par_chunks_mut(tile_row_in)
+            .enumerate()
+            .for_each(|(tile_row, row)| {
+                transform_input_row(layer.x, shape, inputs, tile_row, row);
+            });
+        multiply_tiles(transformed, layer.weights, tiles, products, true);
+        let tile_row_out = shape.columns * TILE_VALUES * outputs;
+        for_each_tile_row(layer, out, |tile_row, two_rows| {
+            let row_products = &products[tile_row * tile_row_out..][..tile_row_out];
+            transform_output_row(row_products, layer, two_rows);
+        });
+    });
+}
+
+/// Calls `work(tile_row, rows)` in parallel for every tile row of every image, with the one or
+/// two output rows (one at an odd bottom edge) that the tile row covers.
+fn for_each_tile_row(layer: &Layer, out: &mut [f32], work: impl Fn(usize, &mut [f32]) + Sync) {
+    let shape = &layer.shape;
+    let row_len = shape.width * layer.weights.outputs;
+    out.par_chunks_mut(shape.height * row_len)
+        .enumerate()
+        .for_each(|(image, image_out)| {
+            image_out
+                .par_chunks_mut(2 * row_len)
+                .enumerate()
+                .for_each(|(ty, two_rows)| work(image * shape.rows + ty, two_rows));
+        });
+}
+
+/// Runs `work` with this thread's scratch buffers sized for `tiles` tiles.
+fn with_scratch<R>(
+    tiles: usize,
+    inputs: usize,
+    outputs: usize,
+    work: impl FnOnce(&mut [f32], &mut [f32]) -> R,
+) -> R {
     SCRATCH.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
         let Scratch {
@@ -163,39 +184,25 @@ fn whole_layer(layer: &Layer, out: &mut [f32]) {
         } = &mut *scratch;
         transformed.resize(tiles * TILE_VALUES * inputs, 0.0);
         products.resize(tiles * TILE_VALUES * outputs, 0.0);
-        let tile_row_in = shape.columns * TILE_VALUES * inputs;
-        transformed
-            .par_chunks_mut(tile_row_in)
-            .enumerate()
-            .for_each(|(tile_row, row)| {
-                let (image, ty) = (tile_row / shape.rows, tile_row % shape.rows);
-                transform_input_row(layer.x, shape, inputs, image, ty, row);
-            });
-        multiply_tiles(transformed, layer.weights, tiles, products, true);
-        let row_len = shape.width * outputs;
-        let tile_row_out = shape.columns * TILE_VALUES * outputs;
-        out.par_chunks_mut(shape.height * row_len)
-            .enumerate()
-            .for_each(|(image, image_out)| {
-                image_out
-                    .par_chunks_mut(2 * row_len)
-                    .enumerate()
-                    .for_each(|(ty, two_rows)| {
-                        let tile_row = image * shape.rows + ty;
-                        let row_products = &products[tile_row * tile_row_out..][..tile_row_out];
-                        transform_output_row(row_products, layer, two_rows);
-                    });
-            });
-    });
+        work(transformed, products)
+    })
 }
 
 /// How the output is cut into 2×2 tiles.
 struct Tiles {
+    batch: usize,
     height: usize,
     width: usize,
     /// Tiles down and across one image.
     rows: usize,
     columns: usize,
+}
+
+impl Tiles {
+    /// Tiles in the whole batch.
+    fn count(&self) -> usize {
+        self.batch * self.rows * self.columns
+    }
 }
 
 /// The calling thread's reusable buffers: transformed input `[tiles, 16, inputs]` and the
@@ -211,16 +218,16 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 
-/// `Bᵀ d B` for every 4×4 input block `d` (zeros outside the image) of tile row `ty` of
-/// `image`, per channel, into `out_row` (`[columns, 16, inputs]`).
+/// `Bᵀ d B` for every 4×4 input block `d` (zeros outside the image) of one tile row (counted
+/// across the batch), per channel, into `out_row` (`[columns, 16, inputs]`).
 fn transform_input_row(
     x: &[f32],
     shape: &Tiles,
     inputs: usize,
-    image: usize,
-    ty: usize,
+    tile_row: usize,
     out_row: &mut [f32],
 ) {
+    let (image, ty) = (tile_row / shape.rows, tile_row % shape.rows);
     let zeros = [0.0f32; 16];
     let pixel = |y: isize, x_at: isize| -> Option<&[f32]> {
         let inside =
@@ -312,26 +319,15 @@ fn multiply_tiles(
         // `k` writes only columns `k * outputs..(k + 1) * outputs` of each row of `products`,
         // so no two threads write the same value, and `products` outlives this loop.
         unsafe {
-            gemm::gemm(
+            kernels::multiply_strided(
                 tiles,
-                outputs,
                 inputs,
-                (products_at as *mut f32).add(k * outputs),
-                1,
-                (TILE_VALUES * outputs) as isize,
-                false,
+                outputs,
                 transformed.as_ptr().add(k * inputs),
-                1,
-                (TILE_VALUES * inputs) as isize,
+                TILE_VALUES * inputs,
                 weights.u.as_ptr().add(k * inputs * outputs),
-                1,
-                outputs as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
+                (products_at as *mut f32).add(k * outputs),
+                TILE_VALUES * outputs,
             );
         }
     };
