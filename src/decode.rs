@@ -65,7 +65,7 @@ pub fn files_decoded() -> usize {
 pub fn decode_file(path: &Path) -> Result<DecodedImage> {
     FILES_DECODED.fetch_add(1, Ordering::Relaxed);
     let bytes = read_file(path)?;
-    decode_bytes(&bytes).map_err(|reason| Error::file(path, reason))
+    decode_bytes(&bytes).map_err(|reason| Error::unusable(path, reason))
 }
 
 /// Reads and decodes one image file for a use that needs at least `min_shorter` pixels on the
@@ -74,7 +74,7 @@ pub fn decode_file(path: &Path) -> Result<DecodedImage> {
 pub fn decode_file_for(path: &Path, min_shorter: u32) -> Result<DecodedImage> {
     FILES_DECODED.fetch_add(1, Ordering::Relaxed);
     let bytes = read_file(path)?;
-    decode_bytes_for(&bytes, min_shorter).map_err(|reason| Error::file(path, reason))
+    decode_bytes_for(&bytes, min_shorter).map_err(|reason| Error::unusable(path, reason))
 }
 
 /// [`decode_bytes`], at reduced size where a JPEG allows it.
@@ -157,14 +157,13 @@ pub fn jpeg_scale_eighths(shorter: u32, min_shorter: u32) -> u32 {
 
 /// Reads a whole file, refusing ones too large to be a photo.
 pub fn read_file(path: &Path) -> Result<Vec<u8>> {
-    let file =
-        std::fs::File::open(path).map_err(|e| Error::file(path, format!("cannot open: {e}")))?;
+    let file = std::fs::File::open(path).map_err(|e| Error::unreadable(path, "cannot open", e))?;
     let len = file
         .metadata()
-        .map_err(|e| Error::file(path, format!("cannot read: {e}")))?
+        .map_err(|e| Error::unreadable(path, "cannot read", e))?
         .len();
     if len > MAX_FILE_BYTES {
-        return Err(Error::file(
+        return Err(Error::unusable(
             path,
             format!(
                 "file too large ({} MiB, limit {} MiB)",
@@ -177,7 +176,7 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
     BufReader::new(file)
         .take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+        .map_err(|e| Error::unreadable(path, "cannot read", e))?;
     Ok(bytes)
 }
 

@@ -14,10 +14,13 @@ use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
 use crate::decode::{decode_file_for, make_thumbnail, model_input, Thumbnail};
-use crate::error::{Error, Result};
+use crate::error::{Error, FileErrorKind, Result};
 use crate::model::labels::{top_k, Prediction};
 use crate::model::{to_vec, Backbone, ModelInfo, ModelKind};
 use crate::similarity::l2_normalise;
+
+/// How many of its most probable labels an image keeps in the index and the app.
+pub const LABELS_KEPT: usize = 5;
 
 /// How an engine runs.
 #[derive(Debug, Clone)]
@@ -45,7 +48,7 @@ impl Default for EngineOptions {
             // from 2 to 32 took 3.8–4.1 s, within noise. 8 keeps progress reports frequent and
             // the batch decoded ahead small.
             batch_size: 8,
-            top_k: 5,
+            top_k: LABELS_KEPT,
             thumbnail_side: None,
             weights: None,
         }
@@ -144,7 +147,7 @@ impl Engine {
     ) -> Vec<Result<Analysis>> {
         let mut chunks = paths.chunks(self.options.batch_size);
         let mut results = Vec::with_capacity(paths.len());
-        self.analyse_stream(
+        let streamed = self.analyse_stream(
             || match cancel.load(Ordering::Relaxed) {
                 true => None,
                 false => chunks.next().map(|chunk| ((), chunk.to_vec())),
@@ -155,7 +158,11 @@ impl Engine {
                 true
             },
         );
-        results.resize_with(paths.len(), || Err(Error::Cancelled));
+        let missing = |e: &Error| Error::Model(e.to_string());
+        match streamed {
+            Ok(()) => results.resize_with(paths.len(), || Err(Error::Cancelled)),
+            Err(e) => results.resize_with(paths.len(), || Err(missing(&e))),
+        }
         results
     }
 
@@ -165,29 +172,34 @@ impl Engine {
     /// the network wait for the other. At most two batches are taken ahead of the one the
     /// model is on (one decoded and waiting, one decoding), so a caller choosing what comes
     /// next, like the app with the images on screen, is never far behind. Returning `None`
-    /// from `next_batch`, or `false` from `on_batch`, ends the stream.
+    /// from `next_batch`, or `false` from `on_batch`, ends the stream. Fails only if the thread
+    /// that decodes ahead cannot be started.
     pub fn analyse_stream<T: Send>(
         &self,
         mut next_batch: impl FnMut() -> Option<(T, Vec<PathBuf>)> + Send,
         mut on_batch: impl FnMut(T, Vec<Result<Analysis>>) -> bool,
-    ) {
+    ) -> Result<()> {
         std::thread::scope(|scope| {
             // One decoded batch waits while the model runs on another.
             let (decoded, ready) = std::sync::mpsc::sync_channel(1);
-            scope.spawn(move || {
-                while let Some((tag, paths)) = next_batch() {
-                    let prepared = self.prepare_batch(&paths);
-                    if decoded.send((tag, paths, prepared)).is_err() {
-                        break; // the consumer has stopped
+            std::thread::Builder::new()
+                .name("lookalike-batches".into())
+                .spawn_scoped(scope, move || {
+                    while let Some((tag, paths)) = next_batch() {
+                        let prepared = self.prepare_batch(&paths);
+                        if decoded.send((tag, paths, prepared)).is_err() {
+                            break; // the consumer has stopped
+                        }
                     }
-                }
-            });
+                })
+                .map_err(|e| Error::Model(format!("cannot start the batch thread: {e}")))?;
             for (tag, paths, prepared) in ready {
                 if !on_batch(tag, self.embed_prepared(&paths, prepared)) {
                     break;
                 }
             }
-        });
+            Ok(())
+        })
     }
 
     /// Decodes and preprocesses `paths` in parallel on the decoding threads.
@@ -213,7 +225,12 @@ impl Engine {
         };
         let mut outputs = match outputs {
             Ok(outputs) => outputs.into_iter(),
-            Err(e) => return paths.iter().map(|p| Err(Error::file(p, &e))).collect(),
+            Err(e) => {
+                return paths
+                    .iter()
+                    .map(|p| Err(Error::file(p, FileErrorKind::Model, &e)))
+                    .collect()
+            }
         };
         prepared
             .into_iter()
@@ -241,10 +258,10 @@ impl Engine {
                 .resize_shorter
                 .max(self.options.thumbnail_side.unwrap_or(0));
             let decoded = decode_file_for(path, needed)?;
-            let input = model_input(&decoded.rgb, &pre).map_err(|e| Error::file(path, e))?;
+            let input = model_input(&decoded.rgb, &pre).map_err(|e| Error::unusable(path, e))?;
             let thumbnail = match self.options.thumbnail_side {
                 Some(side) => {
-                    Some(make_thumbnail(&decoded.rgb, side).map_err(|e| Error::file(path, e))?)
+                    Some(make_thumbnail(&decoded.rgb, side).map_err(|e| Error::unusable(path, e))?)
                 }
                 None => None,
             };
@@ -261,7 +278,7 @@ impl Engine {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            Err(Error::file(
+            Err(Error::unusable(
                 path,
                 format!("the decoder crashed on this file: {what}"),
             ))

@@ -422,7 +422,7 @@ pub fn fingerprint(path: &Path) -> Result<Vec<u8>> {
         }
         Ok(bytes)
     };
-    let bytes = read().map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    let bytes = read().map_err(|e| Error::unreadable(path, "cannot read", e))?;
     Ok(xxhash_rust::xxh3::xxh3_128(&bytes).to_le_bytes().to_vec())
 }
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::decode::sniff_format;
-use crate::error::Error;
+use crate::error::{Error, FileErrorKind};
 
 /// Extensions that promise an image. A file with one of these whose content is not an image
 /// is reported as a problem; other non-image files (notes, sidecars) are quietly passed over.
@@ -66,13 +66,18 @@ pub fn scan_folder(root: &Path) -> Result<ScanResult, Error> {
             Ok(_) => {}
             Err(e) => {
                 let path = e.path().unwrap_or(root).to_path_buf();
-                let reason = match e.loop_ancestor() {
-                    Some(ancestor) => format!("symlink loop back to {}", ancestor.display()),
-                    None => e
-                        .io_error()
-                        .map_or_else(|| e.to_string(), |io| io.to_string()),
+                let (kind, reason) = match e.loop_ancestor() {
+                    Some(ancestor) => (
+                        FileErrorKind::Unusable,
+                        format!("symlink loop back to {}", ancestor.display()),
+                    ),
+                    None => (
+                        FileErrorKind::Unreadable,
+                        e.io_error()
+                            .map_or_else(|| e.to_string(), |io| io.to_string()),
+                    ),
                 };
-                result.problems.push(Error::file(path, reason));
+                result.problems.push(Error::file(path, kind, reason));
             }
         }
     }
@@ -86,21 +91,20 @@ fn classify_file(path: &Path) -> Result<Option<ImageEntry>, Error> {
     let read = File::open(path).and_then(|mut f| read_up_to(&mut f, &mut head));
     let head_len = match read {
         Ok(n) => n,
-        Err(e) if promises_image => return Err(Error::file(path, format!("cannot read: {e}"))),
+        Err(e) if promises_image => return Err(Error::unreadable(path, "cannot read", e)),
         Err(_) => return Ok(None),
     };
     if sniff_format(&head[..head_len]).is_none() {
         return match (promises_image, head_len) {
             (false, _) => Ok(None),
-            (true, 0) => Err(Error::file(path, "empty file")),
-            (true, _) => Err(Error::file(
+            (true, 0) => Err(Error::unusable(path, "empty file")),
+            (true, _) => Err(Error::unusable(
                 path,
                 "not an image: the content matches no supported format",
             )),
         };
     }
-    let meta =
-        std::fs::metadata(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    let meta = std::fs::metadata(path).map_err(|e| Error::unreadable(path, "cannot read", e))?;
     Ok(Some(ImageEntry {
         path: path.to_path_buf(),
         size: meta.len(),

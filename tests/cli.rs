@@ -1,16 +1,13 @@
 //! The command line as a script would use it: the tutorial's three results, the JSON shapes,
 //! exit codes, and files that fail without stopping the rest.
 
-use std::path::{Path, PathBuf};
+mod seeds;
+use seeds::seed;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
-
-fn seed(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/seed-images")
-        .join(name)
-}
 
 fn lookalike(args: &[&std::ffi::OsStr]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lookalike"))

@@ -1,17 +1,14 @@
 //! The engine's batch loop: results in order with failures in place, decoding overlapped with
 //! the model but never far ahead of it, and stopping when asked.
 
-use std::path::{Path, PathBuf};
+mod seeds;
+use seeds::seed;
+
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use lookalike::similarity::cosine;
 use lookalike::{Engine, EngineOptions, Error, ModelKind};
-
-fn seed(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/seed-images")
-        .join(name)
-}
 
 fn engine(batch_size: usize) -> Engine {
     let options = EngineOptions {
@@ -63,17 +60,19 @@ fn the_stream_takes_at_most_two_batches_ahead_and_stops_when_told() {
     let engine = engine(1);
     let mut handed_out = 0;
     let mut delivered = Vec::new();
-    engine.analyse_stream(
-        || {
-            handed_out += 1;
-            (handed_out <= 20).then(|| (handed_out, vec![seed("Tiger.jpg")]))
-        },
-        |tag, results| {
-            assert!(results[0].is_ok());
-            delivered.push(tag);
-            false // stop after the first batch
-        },
-    );
+    engine
+        .analyse_stream(
+            || {
+                handed_out += 1;
+                (handed_out <= 20).then(|| (handed_out, vec![seed("Tiger.jpg")]))
+            },
+            |tag, results| {
+                assert!(results[0].is_ok());
+                delivered.push(tag);
+                false // stop after the first batch
+            },
+        )
+        .unwrap();
     assert_eq!(delivered, vec![1]);
     assert!(
         handed_out <= 3,

@@ -218,9 +218,9 @@ fn dropping_a_folder_on_the_window_opens_it() {
     harness.step();
     wait_until_indexed(&mut harness);
     assert_eq!(tile_names(&harness).len(), 8);
-    assert_eq!(harness.state().folder.as_deref(), Some(folder.path()));
+    assert_eq!(harness.state().folder(), Some(folder.path()));
     assert_eq!(
-        harness.state().settings.recent[0],
+        harness.state().settings().recent[0],
         folder.path(),
         "it joins the recent folders"
     );
@@ -234,6 +234,10 @@ fn enter_in_the_filter_does_not_sort_the_grid() {
     let mut harness = open_app(folder.path());
     harness.key_press(egui::Key::ArrowRight); // select an image, so Enter could sort by it
     harness.run();
+    assert!(
+        harness.state().gallery().selected.is_some(),
+        "an image is selected"
+    );
     harness
         .get_by_role_and_label(Role::TextInput, "Filter:")
         .focus();
@@ -244,5 +248,5 @@ fn enter_in_the_filter_does_not_sort_the_grid() {
     harness.run();
     harness.key_press(egui::Key::Enter);
     harness.run();
-    assert_eq!(harness.state().gallery.query, None, "no sort");
+    assert_eq!(harness.state().gallery().query, None, "no sort");
 }

@@ -11,6 +11,7 @@ use common::*;
 use eframe::egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
 use lookalike::index::CacheLocation;
+use lookalike::ModelKind;
 
 fn pick_model(harness: &mut egui_kittest::Harness<'_, lookalike::gui::LookalikeApp>, title: &str) {
     harness
@@ -47,8 +48,8 @@ fn choosing_vgg16_asks_before_downloading_and_uses_weights_from_the_models_folde
     harness.get_by_label("Cancel").click();
     harness.run();
     assert_eq!(
-        harness.state().settings.model,
-        "lite0",
+        harness.state().settings().model,
+        ModelKind::Lite0,
         "cancel keeps the current model"
     );
 
@@ -64,10 +65,10 @@ fn choosing_vgg16_asks_before_downloading_and_uses_weights_from_the_models_folde
         |h| h.state().is_idle(),
     );
     harness.run();
-    assert_eq!(harness.state().settings.model, "vgg16");
+    assert_eq!(harness.state().settings().model, ModelKind::Vgg16);
     let dims: Vec<usize> = harness
         .state()
-        .gallery
+        .gallery()
         .items
         .iter()
         .filter_map(|i| i.embedding.as_ref().map(Vec::len))

@@ -1,6 +1,9 @@
 //! The persistent index through the command line: incremental updates, crash safety, recovery
 //! from a damaged file, and two indexers at once.
 
+mod seeds;
+use seeds::seed;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -10,12 +13,6 @@ mod vgg16_file;
 use image::{Rgb, RgbImage};
 use lookalike::index::Index;
 use serde_json::Value;
-
-fn seed(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/seed-images")
-        .join(name)
-}
 
 fn lookalike() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lookalike"))
@@ -467,9 +464,10 @@ fn a_failure_that_is_not_the_files_fault_is_not_remembered() {
     let Plan::Embed(pending) = plan(&index, &scan.images[0], &info).unwrap() else {
         panic!("a new file is embedded")
     };
-    let refused = Err(lookalike::Error::file(
+    let refused = Err(lookalike::Error::unreadable(
         &pending.path,
-        "cannot open: Permission denied",
+        "cannot open",
+        "Permission denied",
     ));
     store(
         &mut index,
@@ -485,7 +483,7 @@ fn a_failure_that_is_not_the_files_fault_is_not_remembered() {
         ),
         "tried again next time"
     );
-    let damaged = Err(lookalike::Error::file(
+    let damaged = Err(lookalike::Error::unusable(
         &pending.path,
         "damaged or truncated image",
     ));

@@ -5,6 +5,9 @@
 //! embedding and the 1000 logits element by element (random weights make embeddings of
 //! different images nearly parallel, so a cosine would prove little).
 
+mod seeds;
+use seeds::seed;
+
 mod vgg16_file;
 
 use std::collections::HashMap;
@@ -13,7 +16,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use candle_core::{Device, Tensor};
-use lookalike::model::vgg16::Vgg16;
+use lookalike::model::weights::open_vgg16;
 use lookalike::model::Backbone;
 use serde_json::Value;
 use vgg16_file::CONVS;
@@ -120,7 +123,7 @@ fn formula_input() -> Tensor {
 #[test]
 fn embedding_and_logits_match_torchvision() {
     let reference = reference();
-    let model = Vgg16::open(full_weights()).unwrap();
+    let model = open_vgg16(full_weights()).unwrap();
     assert!(model.has_classifier());
     let (embedding, logits) = model.forward(&formula_input()).unwrap();
     let embedding = embedding.flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -140,7 +143,7 @@ fn embedding_and_logits_match_torchvision() {
 
 #[test]
 fn a_batch_matches_single_images() {
-    let model = Vgg16::open(full_weights()).unwrap();
+    let model = open_vgg16(full_weights()).unwrap();
     let one = formula_input();
     let other = (one.clone() * -0.5).unwrap();
     let batch = Tensor::cat(&[&one, &other], 0).unwrap();
@@ -149,12 +152,6 @@ fn a_batch_matches_single_images() {
     let together = together.get(1).unwrap().to_vec1::<f32>().unwrap();
     let alone = alone.get(0).unwrap().to_vec1::<f32>().unwrap();
     assert_close("second image of a batch", &together, &alone);
-}
-
-fn seed(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/seed-images")
-        .join(name)
 }
 
 #[test]
@@ -193,7 +190,9 @@ fn classify_and_embed_run_end_to_end_with_a_weights_file() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), images.len(), "one line per image");
+    for line in stdout.lines() {
         let v: Value = serde_json::from_str(line).unwrap();
         assert_eq!(v["model"], "vgg16");
         assert_eq!(v["dim"], 512);
@@ -212,7 +211,7 @@ fn a_features_only_file_embeds_and_has_no_labels() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("features-only.safetensors");
     write_weights(&path, false);
-    let model = Vgg16::open(&path).unwrap();
+    let model = open_vgg16(&path).unwrap();
     assert!(!model.has_classifier());
     let (embedding, logits) = model.forward(&formula_input()).unwrap();
     assert!(logits.is_none());
@@ -267,7 +266,7 @@ fn without_weights_the_message_says_what_to_fetch_and_where_to_put_it() {
 
 #[test]
 fn the_classifier_is_read_only_when_labels_are_wanted() {
-    let model = Vgg16::open(full_weights()).unwrap();
+    let model = open_vgg16(full_weights()).unwrap();
     let embedding = model.embed(&formula_input()).unwrap();
     assert_eq!(embedding.dims(), [1, 512]);
     assert!(

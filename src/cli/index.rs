@@ -1,16 +1,15 @@
 //! `lookalike index` and `lookalike cache`: the on-disk index from the command line.
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
 use lookalike::index::{clear, CacheLocation, Index};
-use lookalike::pipeline::{index_folder, Failure, IndexReport};
-use lookalike::scan::scan_folder;
+use lookalike::pipeline::{IndexEvent, IndexReport, Indexer};
 use lookalike::Engine;
 
 use super::{progress_bar, ModelArgs};
@@ -59,49 +58,59 @@ pub enum CacheAction {
 
 /// Indexes `dir` and prints the summary. Exit code 0 whenever the folder could be read.
 pub fn run(model: &ModelArgs, cache: &CacheArgs, dir: &Path, json: bool) -> anyhow::Result<i32> {
-    let report = match cache.open()? {
-        Some(mut index) => update_with_progress(&model.engine_with_thumbnails()?, &mut index, dir)?,
-        None => analyse_without_index(&model.engine(5)?, dir)?,
+    let mut index = cache.open()?;
+    // Without an index nothing is kept or shown but the counts: no labels, no thumbnails.
+    let engine = match index {
+        Some(_) => model.engine_with_thumbnails()?,
+        None => model.engine(0)?,
     };
+    let (report, _) = index_folder(&engine, index.as_mut(), dir, false)?;
     print_report(&report, json)?;
     Ok(0)
 }
 
-/// `index --no-cache`: every image is decoded and embedded, and nothing is kept.
-fn analyse_without_index(engine: &Engine, dir: &Path) -> anyhow::Result<IndexReport> {
-    let started = Instant::now();
-    let scan = scan_folder(dir)?;
-    let paths: Vec<PathBuf> = scan.images.into_iter().map(|e| e.path).collect();
-    let results = super::analyse_with_progress(engine, &paths);
-    let mut report = IndexReport::default();
-    for problem in &scan.problems {
-        report.failed.push(Failure::from_error(problem));
-    }
-    for (path, result) in paths.iter().zip(&results) {
-        match result {
-            Ok(_) => report.new += 1,
-            Err(e) => report.failed.push(Failure::from_error(e).named(path)),
-        }
-    }
-    report.images = report.new;
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
-}
+/// Every image of a folder with its vector, in folder order.
+pub type FolderVectors = Vec<(PathBuf, Vec<f32>)>;
 
-/// Runs the incremental index with a progress bar on a terminal.
-pub fn update_with_progress(
+/// Runs the indexer on `dir` (storing into `index`, if any) with a progress bar on a
+/// terminal; with `keep_vectors`, also returns every readable image's vector. A failure of
+/// the index stops the run with its error.
+pub fn index_folder(
     engine: &Engine,
-    index: &mut Index,
+    index: Option<&mut Index>,
     dir: &Path,
-) -> anyhow::Result<IndexReport> {
+    keep_vectors: bool,
+) -> anyhow::Result<(IndexReport, FolderVectors)> {
     let bar = progress_bar(usize::MAX);
     let never = AtomicBool::new(false);
-    let report = index_folder(engine, index, dir, &never, &mut |done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
+    let mut paths = Vec::new();
+    let mut vectors: Vec<Option<Vec<f32>>> = Vec::new();
+    let report = Indexer::new(engine, index, &never).run(dir, &mut |event| {
+        match event {
+            IndexEvent::Scanned { images, .. } if keep_vectors => {
+                paths = images.iter().map(|e| e.path.clone()).collect();
+                vectors = vec![None; images.len()];
+            }
+            IndexEvent::Ready {
+                position, analysis, ..
+            } if keep_vectors => vectors[position] = Some(analysis.embedding),
+            IndexEvent::Progress { done, total } => {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            }
+            IndexEvent::IndexFailed(_) => return ControlFlow::Break(()),
+            _ => {}
+        }
+        ControlFlow::Continue(())
     });
     bar.finish_and_clear();
-    report.with_context(|| format!("indexing {}", dir.display()))
+    let report = report.with_context(|| format!("indexing {}", dir.display()))?;
+    let found = paths
+        .into_iter()
+        .zip(vectors)
+        .filter_map(|(path, vector)| Some((path, vector?)))
+        .collect();
+    Ok((report, found))
 }
 
 fn print_report(report: &IndexReport, json: bool) -> anyhow::Result<()> {

@@ -19,8 +19,8 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
+use lookalike::engine::LABELS_KEPT;
 use lookalike::model::find_vgg16_weights;
-use lookalike::scan::scan_folder;
 use lookalike::similarity::rank;
 use lookalike::{Analysis, Engine, EngineOptions, ModelKind};
 
@@ -58,7 +58,7 @@ pub enum Command {
         #[command(flatten)]
         model: ModelArgs,
         /// How many labels to print per image.
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        #[arg(long, default_value_t = LABELS_KEPT as u16, value_parser = clap::value_parser!(u16).range(1..=1000))]
         top: u16,
         /// One JSON object per line instead of text.
         #[arg(long)]
@@ -153,7 +153,7 @@ impl ModelArgs {
 
     /// An engine that also makes thumbnails, for the index (the app shows them).
     fn engine_with_thumbnails(&self) -> anyhow::Result<Engine> {
-        self.build_engine(5, Some(lookalike::decode::THUMBNAIL_SIDE))
+        self.build_engine(LABELS_KEPT, Some(lookalike::decode::THUMBNAIL_SIDE))
     }
 
     fn build_engine(&self, top_k: usize, thumbnail_side: Option<u32>) -> anyhow::Result<Engine> {
@@ -325,13 +325,19 @@ fn similar(
             .to_path_buf(),
     };
     // What `similar` adds to the index is also what the app shows: thumbnails included.
-    let engine = match cache.no_cache {
-        true => model.engine(5)?,
-        false => model.engine_with_thumbnails()?,
+    // Without an index, no labels: nothing here shows them.
+    let mut index = cache.open()?;
+    let engine = match index {
+        Some(_) => model.engine_with_thumbnails()?,
+        None => model.engine(0)?,
     };
     let query_vector = engine.analyse_file(query)?.embedding;
     let query_id = std::fs::canonicalize(query).ok();
-    let found: Vec<(PathBuf, Vec<f32>)> = folder_vectors(&engine, cache, &dir)?
+    let (report, found) = index::index_folder(&engine, index.as_mut(), &dir, true)?;
+    for failure in &report.failed {
+        eprintln!("skipped {}: {}", failure.file, failure.error);
+    }
+    let found: Vec<(PathBuf, Vec<f32>)> = found
         .into_iter()
         .filter(|(p, _)| std::fs::canonicalize(p).ok() != query_id)
         .collect();
@@ -361,47 +367,6 @@ fn similar(
     Ok(0)
 }
 
-/// Every readable image under `dir` with its embedding: from the index (updating it first)
-/// unless the cache is off. Unreadable files are reported on stderr and skipped.
-fn folder_vectors(
-    engine: &Engine,
-    cache: &CacheArgs,
-    dir: &Path,
-) -> anyhow::Result<Vec<(PathBuf, Vec<f32>)>> {
-    if let Some(mut index) = cache.open()? {
-        let report = index::update_with_progress(engine, &mut index, dir)?;
-        for failure in &report.failed {
-            eprintln!("skipped {}: {}", failure.file, failure.error);
-        }
-        let info = engine.info();
-        let mut found = Vec::with_capacity(report.entries.len());
-        for (path, id) in report.entries {
-            match index.image(id, info.id, info.revision)? {
-                Some(image) => found.push((path, image.embedding)),
-                None => eprintln!(
-                    "skipped {}: changed while it was being indexed",
-                    path.display()
-                ),
-            }
-        }
-        return Ok(found);
-    }
-    let scan = scan_folder(dir)?;
-    for problem in &scan.problems {
-        eprintln!("skipped {problem}");
-    }
-    let candidates: Vec<PathBuf> = scan.images.into_iter().map(|e| e.path).collect();
-    let results = analyse_with_progress(engine, &candidates);
-    let mut found = Vec::new();
-    for (path, result) in candidates.into_iter().zip(results) {
-        match result {
-            Ok(a) => found.push((path, a.embedding)),
-            Err(e) => eprintln!("skipped {e}"),
-        }
-    }
-    Ok(found)
-}
-
 /// Analyses files, with a progress bar on stderr when it is a terminal and the run is long.
 fn analyse_with_progress(engine: &Engine, paths: &[PathBuf]) -> Vec<lookalike::Result<Analysis>> {
     let bar = progress_bar(paths.len());
@@ -429,10 +394,7 @@ fn report_failure(
     path: &Path,
     e: &lookalike::Error,
 ) -> std::io::Result<()> {
-    let reason = match e {
-        lookalike::Error::File { reason, .. } => reason.clone(),
-        other => other.to_string(),
-    };
+    let reason = e.reason();
     if json {
         writeln!(out, "{}", json!({"file": display(path), "error": reason}))?;
     }

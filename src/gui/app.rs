@@ -1,56 +1,26 @@
-//! The eframe app: owns the window's state, feeds it from the background job's messages, and
-//! draws the toolbar, the progress bar, the grid, the problems list and the viewer.
+//! The eframe app: owns the window's state and hands each panel the part it draws. Panels
+//! return what the user asked for (toolbar, grid and dialog actions), and the app applies it
+//! here, so every change of state happens in one place.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eframe::egui;
-use egui::{Key, TextureHandle};
+use egui::Key;
 
-use super::grid;
+use super::grid::{Grid, GridAction};
+use super::indexing::{FrameTimes, Indexing, Problems, Progress};
 use super::models::ModelDialog;
+use super::screenshot::{Screenshot, ScreenshotPlan};
+use super::settings::Settings;
 use super::state::Gallery;
+use super::status::{empty_ui, problems_ui, status_ui};
+use super::toolbar::{Toolbar, ToolbarAction, ToolbarView};
 use super::viewer::Viewer;
-use super::worker::{Job, Message};
 use crate::engine::{Engine, EngineOptions};
 use crate::index::CacheLocation;
 use crate::model::{find_vgg16_weights, ModelKind};
-
-/// What survives a restart (eframe persistence); the window size is kept by eframe itself.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct Settings {
-    pub last_folder: Option<PathBuf>,
-    pub recent: Vec<PathBuf>,
-    pub thumbnail_size: f32,
-    pub model: String,
-    /// A VGG16 weights file the user chose in the app.
-    pub vgg16_weights: Option<PathBuf>,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            last_folder: None,
-            recent: Vec::new(),
-            thumbnail_size: 160.0,
-            model: "lite0".into(),
-            vgg16_weights: None,
-        }
-    }
-}
-
-const RECENT_FOLDERS: usize = 10;
-
-/// A run that opens a folder, waits for indexing, optionally clicks one image, saves a
-/// screenshot of the window and quits (`--screenshot FILE --select NAME`).
-#[derive(Debug, Clone)]
-pub struct ScreenshotPlan {
-    pub file: PathBuf,
-    pub select: Option<String>,
-}
 
 /// How the window starts.
 #[derive(Debug, Clone, Default)]
@@ -63,66 +33,25 @@ pub struct Startup {
     pub cache: CacheLocation,
 }
 
-/// How far indexing has got.
-#[derive(Debug, Clone, Copy)]
-pub struct Progress {
-    pub done: usize,
-    pub total: usize,
-    pub started: Instant,
-    pub finished: bool,
-}
-
 /// The desktop app.
 pub struct LookalikeApp {
-    pub settings: Settings,
+    settings: Settings,
     engine: Result<Arc<Engine>, String>,
-    pub folder: Option<PathBuf>,
-    pub path_input: String,
-    pub gallery: Gallery,
-    pub problems: Vec<(PathBuf, String)>,
-    pub progress: Option<Progress>,
-    pub show_problems: bool,
-    job: Option<Job>,
-    pub(super) textures: HashMap<usize, TextureHandle>,
-    pub(super) scroll_to_top: bool,
-    pub(super) viewer: Option<Viewer>,
-    picker: Option<std::sync::mpsc::Receiver<Option<PathBuf>>>,
-    screenshot: Option<ScreenshotState>,
-    pub frame_times: FrameTimes,
-    pub status: String,
     /// Where the index lives (tests use their own folder).
-    pub cache: CacheLocation,
-    pub(super) model_dialog: Option<ModelDialog>,
-    /// A text field lost focus this frame (its Enter must not reach the grid).
-    text_field_left: bool,
-}
-
-/// Where a `--screenshot` run is.
-struct ScreenshotState {
-    plan: ScreenshotPlan,
-    selected: bool,
-    settle_frames: u32,
-    requested: bool,
-    image: Arc<std::sync::Mutex<Option<Arc<egui::ColorImage>>>>,
-}
-
-/// Frame durations, to report responsiveness while indexing.
-#[derive(Debug, Default, Clone)]
-pub struct FrameTimes {
-    pub while_indexing: Vec<f32>,
-}
-
-impl FrameTimes {
-    /// (median, 99th percentile, worst) in milliseconds.
-    pub fn summary(&self) -> Option<(f32, f32, f32)> {
-        let mut t = self.while_indexing.clone();
-        if t.is_empty() {
-            return None;
-        }
-        t.sort_by(f32::total_cmp);
-        let at = |q: f64| t[((t.len() - 1) as f64 * q) as usize];
-        Some((at(0.5), at(0.99), t[t.len() - 1]))
-    }
+    cache: CacheLocation,
+    folder: Option<PathBuf>,
+    gallery: Gallery,
+    grid: Grid,
+    indexing: Indexing,
+    toolbar: Toolbar,
+    problems: Problems,
+    show_problems: bool,
+    viewer: Option<Viewer>,
+    picker: Option<std::sync::mpsc::Receiver<Option<PathBuf>>>,
+    model_dialog: Option<ModelDialog>,
+    screenshot: Option<Screenshot>,
+    frame_times: FrameTimes,
+    status: String,
 }
 
 impl LookalikeApp {
@@ -132,16 +61,16 @@ impl LookalikeApp {
             .storage
             .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
             .unwrap_or_default();
-        let kind = ModelKind::from_name(&settings.model).unwrap_or_default();
+        let kind = settings.model;
         let engine = match load_engine(kind, settings.vgg16_weights.clone()) {
             Ok(engine) => Ok(engine),
             // The chosen model is gone (weights deleted, say): start on the built-in one.
             Err(_) if kind != ModelKind::Lite0 => load_engine(ModelKind::Lite0, None),
             Err(e) => Err(e),
         };
-        settings.model = engine
-            .as_ref()
-            .map_or(settings.model, |e| e.info().id.to_string());
+        if let Ok(engine) = &engine {
+            settings.model = ModelKind::from_name(engine.info().id).unwrap_or_default();
+        }
         if start.folder.is_none() {
             start.folder = settings.last_folder.clone().filter(|f| f.is_dir());
         }
@@ -155,97 +84,82 @@ impl LookalikeApp {
         engine: Result<Arc<Engine>, String>,
         start: Startup,
     ) -> Self {
-        let Startup {
-            folder,
-            screenshot,
-            cache,
-        } = start;
         let mut app = LookalikeApp {
             settings,
             engine,
+            cache: start.cache,
             folder: None,
-            path_input: String::new(),
             gallery: Gallery::default(),
-            problems: Vec::new(),
-            progress: None,
+            grid: Grid::default(),
+            indexing: Indexing::default(),
+            toolbar: Toolbar::default(),
+            problems: Problems::new(),
             show_problems: false,
-            job: None,
-            textures: HashMap::new(),
-            scroll_to_top: false,
             viewer: None,
             picker: None,
-            screenshot: screenshot.map(|plan| ScreenshotState {
-                plan,
-                selected: false,
-                settle_frames: 0,
-                requested: false,
-                image: Default::default(),
-            }),
+            model_dialog: None,
+            screenshot: start.screenshot.map(Screenshot::new),
             frame_times: FrameTimes::default(),
             status: String::new(),
-            cache,
-            model_dialog: None,
-            text_field_left: false,
         };
         // File names come in every script; a glyph no font has must draw as a box, never panic.
         ctx.set_missing_glyph_policy(egui::MissingGlyphPolicy::Tofu);
         if let Err(e) = &app.engine {
             app.status = format!("The model could not be loaded: {e}");
         }
-        if let Some(folder) = folder {
+        if let Some(folder) = start.folder {
             app.open_folder(ctx, folder);
         }
         app
     }
 
-    /// Opens a folder: cancels any running job and starts indexing this one.
-    pub fn open_folder(&mut self, ctx: &egui::Context, folder: PathBuf) {
-        self.job = None; // dropping the job cancels it
-        self.gallery = Gallery::default();
-        self.problems.clear();
-        self.textures.clear();
-        self.viewer = None;
-        self.scroll_to_top = true;
-        self.path_input = folder.to_string_lossy().into_owned();
-        self.remember(&folder);
-        self.folder = Some(folder.clone());
-        let engine = match &self.engine {
-            Ok(engine) => engine.clone(),
-            Err(e) => {
-                self.status = format!("Cannot index: the model could not be loaded: {e}");
-                return;
-            }
-        };
-        let wake_ctx = ctx.clone();
-        let wake = Arc::new(move || wake_ctx.request_repaint());
-        self.job = Some(Job::start(folder, engine, self.cache.clone(), wake));
-        self.progress = Some(Progress {
-            done: 0,
-            total: 0,
-            started: Instant::now(),
-            finished: false,
-        });
-        self.status = "Scanning…".into();
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
-    fn remember(&mut self, folder: &Path) {
-        self.settings.last_folder = Some(folder.to_path_buf());
-        self.settings.recent.retain(|f| f != folder);
-        self.settings.recent.insert(0, folder.to_path_buf());
-        self.settings.recent.truncate(RECENT_FOLDERS);
+    pub fn folder(&self) -> Option<&Path> {
+        self.folder.as_deref()
+    }
+
+    pub fn gallery(&self) -> &Gallery {
+        &self.gallery
+    }
+
+    pub fn status(&self) -> &str {
+        &self.status
+    }
+
+    pub fn progress(&self) -> Option<Progress> {
+        self.indexing.progress()
     }
 
     /// True once the open folder has been fully indexed (or nothing is open).
     pub fn is_idle(&self) -> bool {
-        self.job.is_none() && self.picker.is_none()
+        !self.indexing.is_running() && self.picker.is_none()
+    }
+
+    /// Opens a folder: cancels any running job and starts indexing this one.
+    pub fn open_folder(&mut self, ctx: &egui::Context, folder: PathBuf) {
+        self.gallery = Gallery::default();
+        self.problems.clear();
+        self.grid.clear();
+        self.viewer = None;
+        self.toolbar.path_input = folder.to_string_lossy().into_owned();
+        self.settings.remember(&folder);
+        self.folder = Some(folder.clone());
+        // Dropping the old job cancels it.
+        self.indexing = Indexing::default();
+        match &self.engine {
+            Ok(engine) => {
+                self.indexing = Indexing::start(folder, engine.clone(), self.cache.clone(), ctx);
+                self.status = "Scanning…".into();
+            }
+            Err(e) => self.status = format!("Cannot index: the model could not be loaded: {e}"),
+        }
     }
 
     pub fn cancel_indexing(&mut self) {
-        if let Some(job) = self.job.take() {
-            job.cancel();
-            if let Some(p) = &mut self.progress {
-                p.finished = true;
-            }
+        if self.indexing.cancel() {
             self.status = "Cancelled.".into();
         }
     }
@@ -253,7 +167,12 @@ impl LookalikeApp {
     /// Sorts the grid by similarity to an item, and scrolls to the top.
     pub fn sort_by(&mut self, index: usize) {
         self.gallery.sort_by_similarity(index);
-        self.scroll_to_top = true;
+        self.grid.scroll_to_top();
+    }
+
+    pub fn back_to_folder_order(&mut self) {
+        self.gallery.folder_order();
+        self.grid.scroll_to_top();
     }
 
     /// Switches the model (re-indexing the open folder with it). VGG16 without weights opens
@@ -264,7 +183,7 @@ impl LookalikeApp {
         match load_engine(kind, weights.clone()) {
             Ok(engine) => {
                 self.engine = Ok(engine);
-                self.settings.model = kind.name().into();
+                self.settings.model = kind;
                 if kind == ModelKind::Vgg16 && weights.is_some() {
                     self.settings.vgg16_weights = weights;
                 }
@@ -283,93 +202,9 @@ impl LookalikeApp {
         }
     }
 
-    /// Tells the background job which images the user is looking at, so they are embedded
-    /// next.
-    pub fn prioritise(&mut self, on_screen: Vec<usize>) {
-        if let Some(job) = &self.job {
-            job.prioritise(on_screen);
-        }
-    }
-
-    pub fn back_to_folder_order(&mut self) {
-        self.gallery.folder_order();
-        self.scroll_to_top = true;
-    }
-
-    /// Applies every waiting message from the background job.
-    fn drain_messages(&mut self) {
-        let Some(job) = &self.job else { return };
-        let mut finished = false;
-        while let Ok(message) = job.messages.try_recv() {
-            match message {
-                Message::Scanned { images, problems } => {
-                    self.gallery = Gallery::new(&images);
-                    self.problems.extend(problems);
-                    if let Some(p) = &mut self.progress {
-                        p.total = images.len();
-                    }
-                    self.status = format!("{} images", images.len());
-                }
-                Message::Analysed { index, result } => {
-                    match result {
-                        Ok(analysis) => self.gallery.set_analysis(index, analysis),
-                        Err(reason) => {
-                            let path = self
-                                .gallery
-                                .items
-                                .get(index)
-                                .map(|i| i.path.clone())
-                                .unwrap_or_default();
-                            self.gallery.set_failed(index);
-                            self.problems.push((path, reason));
-                        }
-                    }
-                    if let Some(p) = &mut self.progress {
-                        p.done += 1;
-                    }
-                }
-                Message::Finished => finished = true,
-                Message::Warning(warning) => self.problems.push((PathBuf::new(), warning)),
-                Message::FolderFailed(reason) => {
-                    self.status = reason;
-                    finished = true;
-                }
-            }
-        }
-        if finished {
-            self.job = None;
-            if let Some(p) = &mut self.progress {
-                p.finished = true;
-            }
-            if std::env::var_os("LOOKALIKE_FRAME_REPORT").is_some() {
-                if let Some((median, p99, worst)) = self.frame_times.summary() {
-                    let frames = self.frame_times.while_indexing.len();
-                    eprintln!("frame times while indexing ({frames} frames): median {median:.1} ms, p99 {p99:.1} ms, worst {worst:.1} ms");
-                }
-            }
-            let indexed = self.gallery.analysed();
-            self.status = match self.problems.len() {
-                0 => format!("{indexed} images indexed"),
-                failed => format!("{indexed} images indexed, {failed} could not be read"),
-            };
-        }
-    }
-
-    fn poll_picker(&mut self, ctx: &egui::Context) {
-        let Some(picker) = &self.picker else { return };
-        match picker.try_recv() {
-            Ok(Some(folder)) => {
-                self.picker = None;
-                self.open_folder(ctx, folder);
-            }
-            Ok(None) => {
-                self.picker = None;
-                self.status =
-                    "No folder chosen. You can also type a path or drop a folder on the window."
-                        .into();
-            }
-            Err(std::sync::mpsc::TryRecvError::Empty) => {}
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => self.picker = None,
+    pub fn open_viewer(&mut self, index: usize) {
+        if let Some(item) = self.gallery.items.get(index) {
+            self.viewer = Some(Viewer::open(index, item.path.clone()));
         }
     }
 
@@ -394,29 +229,51 @@ impl LookalikeApp {
         }
     }
 
-    fn handle_dropped_folders(&mut self, ctx: &egui::Context) {
-        let dropped: Vec<PathBuf> = ctx.input(|i| {
-            i.raw
-                .dropped_files
-                .iter()
-                .map(|f| f.path().to_path_buf())
-                .collect()
-        });
-        if let Some(path) = dropped.into_iter().next() {
-            let folder = if path.is_dir() {
-                Some(path)
-            } else {
-                path.parent().map(Path::to_path_buf)
-            };
-            if let Some(folder) = folder {
+    fn poll_picker(&mut self, ctx: &egui::Context) {
+        let Some(picker) = &self.picker else { return };
+        match picker.try_recv() {
+            Ok(Some(folder)) => {
+                self.picker = None;
                 self.open_folder(ctx, folder);
             }
+            Ok(None) => {
+                self.picker = None;
+                self.status =
+                    "No folder chosen. You can also type a path or drop a folder on the window."
+                        .into();
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => {}
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => self.picker = None,
+        }
+    }
+
+    fn handle_dropped_folders(&mut self, ctx: &egui::Context) {
+        let dropped: Option<PathBuf> =
+            ctx.input(|i| i.raw.dropped_files.first().map(|f| f.path().to_path_buf()));
+        let folder = dropped.and_then(|path| match path.is_dir() {
+            true => Some(path),
+            false => path.parent().map(Path::to_path_buf),
+        });
+        if let Some(folder) = folder {
+            self.open_folder(ctx, folder);
+        }
+    }
+
+    /// Applies what the background job reported since the last frame.
+    fn drain_messages(&mut self) {
+        let was_running = self.indexing.is_running();
+        if let Some(status) = self.indexing.drain(&mut self.gallery, &mut self.problems) {
+            self.status = status;
+        }
+        let finished = was_running && !self.indexing.is_running();
+        if finished && std::env::var_os("LOOKALIKE_FRAME_REPORT").is_some() {
+            self.frame_times.report();
         }
     }
 
     fn handle_keys(&mut self, ctx: &egui::Context, columns: usize) {
         // The Enter that submits a text field (and takes its focus away) is not a grid key.
-        if ctx.egui_wants_keyboard_input() || self.text_field_left {
+        if ctx.egui_wants_keyboard_input() || self.toolbar.text_field_left {
             return;
         }
         if self.viewer.is_some() {
@@ -434,207 +291,87 @@ impl LookalikeApp {
                 self.gallery.move_selection(step);
             }
         }
-        if pressed(Key::Enter) {
-            if let Some(selected) = self.gallery.selected {
-                self.sort_by(selected);
-            }
-        }
-        if pressed(Key::Space) {
-            if let Some(selected) = self.gallery.selected {
-                self.open_viewer(selected);
-            }
+        let selected = self.gallery.selected;
+        match selected {
+            Some(i) if pressed(Key::Enter) => self.sort_by(i),
+            Some(i) if pressed(Key::Space) => self.open_viewer(i),
+            _ => {}
         }
         if pressed(Key::Escape) && self.gallery.query.is_some() {
             self.back_to_folder_order();
         }
     }
 
-    pub fn open_viewer(&mut self, index: usize) {
-        if let Some(item) = self.gallery.items.get(index) {
-            self.viewer = Some(Viewer::open(index, item.path.clone()));
-        }
-    }
-
-    /// Drives a `--screenshot` run: select once indexed, let textures load, capture, save, quit.
-    fn screenshot_step(&mut self, ctx: &egui::Context) {
-        let Some(shot) = &mut self.screenshot else {
-            return;
-        };
-        if !(self.job.is_none() && self.progress.is_some_and(|p| p.finished)) {
-            return;
-        }
-        if !shot.selected {
-            shot.selected = true;
-            let wanted = shot.plan.select.clone();
-            if let Some(name) = wanted {
-                match self.gallery.items.iter().position(|i| i.name == name) {
-                    Some(index) => self.sort_by(index),
-                    None => eprintln!("--select: no image named {name} in the folder"),
-                }
-            }
-            ctx.request_repaint();
-            return;
-        }
-        let Some(shot) = &mut self.screenshot else {
-            return;
-        };
-        if shot.settle_frames < 10 {
-            shot.settle_frames += 1;
-            ctx.request_repaint();
-            return;
-        }
-        if !shot.requested {
-            shot.requested = true;
-            let slot = shot.image.clone();
-            let wake = ctx.clone();
-            ctx.request_screenshot(move |image| {
-                if let Ok(mut slot) = slot.lock() {
-                    *slot = Some(image);
-                }
-                wake.request_repaint();
-            });
-            return;
-        }
-        let image = shot.image.lock().ok().and_then(|mut s| s.take());
-        if let Some(image) = image {
-            let file = shot.plan.file.clone();
-            match save_png(&image, &file) {
-                Ok(()) => eprintln!("saved screenshot to {}", file.display()),
-                Err(e) => eprintln!("error: cannot save screenshot to {}: {e}", file.display()),
-            }
-            if let Some((median, p99, worst)) = self.frame_times.summary() {
-                eprintln!("frame times while indexing: median {median:.1} ms, p99 {p99:.1} ms, worst {worst:.1} ms");
-            }
-            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
-        } else {
-            ctx.request_repaint_after(Duration::from_millis(50));
-        }
-    }
-
     fn toolbar_ui(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal_wrapped(|ui| {
-            if ui.button("Open folder…").clicked() {
-                self.pick_folder(ui.ctx());
-            }
-            let path_field = ui.add(
-                egui::TextEdit::singleline(&mut self.path_input)
-                    .hint_text("Type a folder path and press Enter")
-                    .desired_width(320.0),
-            );
-            self.text_field_left = path_field.lost_focus();
-            if path_field.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter)) {
-                let folder = PathBuf::from(self.path_input.trim());
-                if folder.is_dir() {
-                    self.open_folder(ui.ctx(), folder);
-                } else {
-                    self.status = format!("Not a folder: {}", folder.display());
-                }
-            }
-            self.recent_ui(ui);
-            ui.separator();
-            super::models::model_picker_ui(self, ui);
-            ui.separator();
-            let mut filter = self.gallery.filter.clone();
-            let filter_label = ui.label("Filter:");
-            let filter_field = ui
-                .add(
-                    egui::TextEdit::singleline(&mut filter)
-                        .hint_text("name or label")
-                        .desired_width(160.0),
-                )
-                .labelled_by(filter_label.id);
-            self.text_field_left |= filter_field.lost_focus();
-            self.gallery.set_filter(filter);
-            ui.add(egui::Slider::new(&mut self.settings.thumbnail_size, 64.0..=256.0).text("Size"));
-            if self.gallery.query.is_some() && ui.button("Back to folder order").clicked() {
-                self.back_to_folder_order();
-            }
-            let problems = self.problems.len();
-            if problems > 0 && ui.button(format!("Problems ({problems})")).clicked() {
-                self.show_problems = !self.show_problems;
-            }
-        });
-    }
-
-    fn recent_ui(&mut self, ui: &mut egui::Ui) {
-        let mut chosen = None;
-        ui.menu_button("Recent", |ui| {
-            if self.settings.recent.is_empty() {
-                ui.label("No recent folders");
-            }
-            for folder in &self.settings.recent {
-                if ui.button(folder.to_string_lossy()).clicked() {
-                    chosen = Some(folder.clone());
-                    ui.close();
-                }
-            }
-        });
-        if let Some(folder) = chosen {
-            self.open_folder(ui.ctx(), folder);
+        let view = ToolbarView {
+            recent: &self.settings.recent,
+            model: self.settings.model,
+            filter: &self.gallery.filter,
+            thumbnail_size: &mut self.settings.thumbnail_size,
+            sorted: self.gallery.query.is_some(),
+            problems: self.problems.len(),
+        };
+        for action in self.toolbar.ui(ui, view) {
+            self.apply_toolbar(ui.ctx(), action);
         }
     }
 
-    fn status_ui(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
-            match self.progress {
-                Some(p) if !p.finished && p.total > 0 => {
-                    let fraction = p.done as f32 / p.total as f32;
-                    let elapsed = p.started.elapsed().as_secs_f64();
-                    let rate = p.done as f64 / elapsed.max(1e-3);
-                    let left = if rate > 0.0 {
-                        (p.total - p.done) as f64 / rate
-                    } else {
-                        f64::NAN
-                    };
-                    let text = format!(
-                        "{}/{} · {rate:.1} img/s · {} left",
-                        p.done,
-                        p.total,
-                        format_seconds(left)
-                    );
-                    ui.add(
-                        egui::ProgressBar::new(fraction)
-                            .text(text)
-                            .desired_width(360.0),
-                    );
-                    if ui.button("Cancel").clicked() {
-                        self.cancel_indexing();
-                    }
-                }
-                Some(p) if !p.finished => {
-                    ui.spinner();
-                    ui.label("Scanning…");
-                }
-                _ => {}
+    fn apply_toolbar(&mut self, ctx: &egui::Context, action: ToolbarAction) {
+        match action {
+            ToolbarAction::PickFolder => self.pick_folder(ctx),
+            ToolbarAction::OpenFolder(folder) => self.open_folder(ctx, folder),
+            ToolbarAction::NotAFolder(path) => {
+                self.status = format!("Not a folder: {}", path.display());
             }
-            ui.label(&self.status);
-        });
+            ToolbarAction::SwitchModel(kind) => self.switch_model(ctx, kind, None),
+            ToolbarAction::SetFilter(filter) => self.gallery.set_filter(filter),
+            ToolbarAction::BackToFolderOrder => self.back_to_folder_order(),
+            ToolbarAction::ToggleProblems => self.show_problems = !self.show_problems,
+        }
     }
 
-    fn problems_ui(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
-            ui.heading("Problems");
-            if ui.button("Hide").clicked() {
-                self.show_problems = false;
+    /// Draws the grid (or the empty page); returns its number of columns.
+    fn central_ui(&mut self, ui: &mut egui::Ui) -> usize {
+        if self.folder.is_none() {
+            empty_ui(ui);
+            return 1;
+        }
+        let side = self.settings.thumbnail_size;
+        let response = self.grid.ui(ui, &mut self.gallery, side);
+        self.indexing.prioritise(response.on_screen);
+        for action in response.actions {
+            match action {
+                GridAction::Sort(i) => self.sort_by(i),
+                GridAction::Select(i) => self.gallery.selected = Some(i),
+                GridAction::View(i) => self.open_viewer(i),
             }
-        });
-        egui::ScrollArea::vertical()
-            .id_salt("problems")
-            .max_height(160.0)
-            .show(ui, |ui| {
-                for (path, reason) in &self.problems {
-                    ui.label(format!("{}: {reason}", path.display()));
-                }
-            });
+        }
+        response.columns
     }
 
-    fn empty_ui(&mut self, ui: &mut egui::Ui) {
-        ui.vertical_centered(|ui| {
-            ui.add_space(ui.available_height() / 3.0);
-            ui.heading("Open a folder of images");
-            ui.label("Use “Open folder…”, type a path above, or drop a folder on this window.");
-            ui.label("Then click any image to sort everything by how much it looks like it.");
-        });
+    fn dialogs_ui(&mut self, ctx: &egui::Context) {
+        if let Some(viewer) = &mut self.viewer {
+            if !viewer.ui(ctx, &mut self.gallery) {
+                self.viewer = None;
+            }
+        }
+        if let Some(dialog) = self.model_dialog.take() {
+            let outcome = dialog.ui(ctx);
+            self.model_dialog = outcome.next;
+            if let Some(weights) = outcome.use_vgg16 {
+                self.switch_model(ctx, ModelKind::Vgg16, Some(weights));
+            }
+        }
+    }
+
+    fn screenshot_step(&mut self, ctx: &egui::Context) {
+        let indexed = self.indexing.progress().is_some_and(|p| p.finished);
+        let Some(shot) = &mut self.screenshot else {
+            return;
+        };
+        if let Some(index) = shot.step(ctx, indexed, &self.gallery, &self.frame_times) {
+            self.sort_by(index);
+        }
     }
 }
 
@@ -646,33 +383,27 @@ impl eframe::App for LookalikeApp {
         self.poll_picker(&ctx);
         self.handle_dropped_folders(&ctx);
         egui::Panel::top("toolbar").show(ui, |ui| self.toolbar_ui(ui));
-        egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
+        egui::Panel::bottom("status").show(ui, |ui| {
+            if status_ui(ui, self.indexing.progress(), &self.status) {
+                self.cancel_indexing();
+            }
+        });
         if self.show_problems && !self.problems.is_empty() {
             egui::Panel::bottom("problems")
                 .resizable(true)
-                .show(ui, |ui| self.problems_ui(ui));
+                .show(ui, |ui| {
+                    self.show_problems = !problems_ui(ui, &self.problems)
+                });
         }
-        let mut columns = 1;
-        egui::CentralPanel::default().show(ui, |ui| {
-            if self.folder.is_none() {
-                self.empty_ui(ui);
-            } else {
-                columns = grid::grid_ui(self, ui);
-            }
-        });
+        let columns = egui::CentralPanel::default()
+            .show(ui, |ui| self.central_ui(ui))
+            .inner;
         self.handle_keys(&ctx, columns);
-        if let Some(viewer) = &mut self.viewer {
-            let keep_open = viewer.ui(&ctx, &mut self.gallery);
-            if !keep_open {
-                self.viewer = None;
-            }
-        }
-        super::models::model_dialog_ui(self, &ctx);
+        self.dialogs_ui(&ctx);
         self.screenshot_step(&ctx);
-        if self.job.is_some() {
-            self.frame_times
-                .while_indexing
-                .push(frame_start.elapsed().as_secs_f32() * 1000.0);
+        if self.indexing.is_running() {
+            let elapsed = frame_start.elapsed().as_secs_f32() * 1000.0;
+            self.frame_times.while_indexing.push(elapsed);
         }
         if self.picker.is_some() {
             ctx.request_repaint_after(Duration::from_millis(100));
@@ -709,30 +440,4 @@ fn worker_threads() -> usize {
         0..=3 => cores,
         _ => cores - 1,
     }
-}
-
-fn format_seconds(seconds: f64) -> String {
-    if !seconds.is_finite() {
-        return "—".into();
-    }
-    let s = seconds.round() as u64;
-    match s {
-        0..=59 => format!("{s} s"),
-        60..=3599 => format!("{} min {} s", s / 60, s % 60),
-        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
-    }
-}
-
-fn save_png(image: &egui::ColorImage, file: &Path) -> Result<(), String> {
-    let [w, h] = image.size;
-    let rgba: Vec<u8> = image
-        .pixels
-        .iter()
-        .flat_map(|c| c.to_srgba_unmultiplied())
-        .collect();
-    let buffer = image::RgbaImage::from_raw(w as u32, h as u32, rgba)
-        .ok_or("screenshot has the wrong size")?;
-    buffer
-        .save_with_format(file, image::ImageFormat::Png)
-        .map_err(|e| e.to_string())
 }

@@ -1,12 +1,11 @@
 //! The thumbnail grid: a virtualised scroll area that builds only the visible rows, and keeps
 //! textures only for those rows plus a margin, so a folder of thousands of photos stays light.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use eframe::egui;
-use egui::{Align, Color32, Layout, RichText, Sense, Stroke, UiBuilder, Vec2};
+use egui::{Align, Color32, Layout, RichText, Sense, Stroke, TextureHandle, UiBuilder, Vec2};
 
-use super::app::LookalikeApp;
 use super::state::{Gallery, Item};
 use super::texture_for;
 
@@ -18,72 +17,132 @@ const MARGIN_ROWS: usize = 2;
 const TEXTURES_PER_FRAME: usize = 24;
 const GAP: f32 = 8.0;
 
-/// What a click or key on a tile asks for; applied after the grid is drawn.
-enum Action {
+/// What a click on a tile asks for; the app applies it after the grid is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GridAction {
+    /// Sort everything by similarity to this image.
     Sort(usize),
     Select(usize),
     View(usize),
 }
 
-/// Draws the grid; returns how many columns it has, for the arrow keys.
-pub fn grid_ui(app: &mut LookalikeApp, ui: &mut egui::Ui) -> usize {
-    let side = app.settings.thumbnail_size;
-    let line = ui.text_style_height(&egui::TextStyle::Body) + ui.spacing().item_spacing.y;
-    let tile = Vec2::new(
-        side + GAP,
-        side + ui.spacing().item_spacing.y + 3.0 * line + GAP,
-    );
-    let columns = ((ui.available_width() + GAP) / (tile.x + ui.spacing().item_spacing.x))
-        .floor()
-        .max(1.0) as usize;
-    let order = app.gallery.order().to_vec();
-    let rows = order.len().div_ceil(columns);
-    if order.is_empty() {
-        let note = if app.gallery.items.is_empty() {
-            "No images here yet."
-        } else {
-            "No image matches the filter."
+/// What one frame of the grid reports back.
+pub struct GridResponse {
+    /// Columns, for the arrow keys.
+    pub columns: usize,
+    /// The images on screen, to be embedded first.
+    pub on_screen: Vec<usize>,
+    pub actions: Vec<GridAction>,
+}
+
+/// The grid's own state: textures of the rows near the screen, and a pending jump to the top.
+#[derive(Default)]
+pub struct Grid {
+    textures: HashMap<usize, TextureHandle>,
+    scroll_to_top: bool,
+}
+
+impl Grid {
+    /// Forgets every texture (another folder is open).
+    pub fn clear(&mut self) {
+        self.textures.clear();
+        self.scroll_to_top = true;
+    }
+
+    /// Shows the top of the grid on the next frame (the order changed).
+    pub fn scroll_to_top(&mut self) {
+        self.scroll_to_top = true;
+    }
+
+    /// Draws `gallery` in tiles of `side` pixels.
+    pub fn ui(&mut self, ui: &mut egui::Ui, gallery: &mut Gallery, side: f32) -> GridResponse {
+        let line = ui.text_style_height(&egui::TextStyle::Body) + ui.spacing().item_spacing.y;
+        let tile = Vec2::new(
+            side + GAP,
+            side + ui.spacing().item_spacing.y + 3.0 * line + GAP,
+        );
+        let columns = ((ui.available_width() + GAP) / (tile.x + ui.spacing().item_spacing.x))
+            .floor()
+            .max(1.0) as usize;
+        let order = gallery.order().to_vec();
+        let mut response = GridResponse {
+            columns,
+            on_screen: Vec::new(),
+            actions: Vec::new(),
         };
-        ui.label(note);
-        return columns;
+        if order.is_empty() {
+            ui.label(match gallery.items.is_empty() {
+                true => "No images here yet.",
+                false => "No image matches the filter.",
+            });
+            return response;
+        }
+        let rows = order.len().div_ceil(columns);
+        let mut area = egui::ScrollArea::vertical()
+            .id_salt("grid")
+            .auto_shrink([false, false]);
+        if std::mem::take(&mut self.scroll_to_top) {
+            area = area.vertical_scroll_offset(0.0);
+        }
+        let tiles = Tiles {
+            gallery: &*gallery,
+            side,
+            tile,
+        };
+        let visible = area
+            .show_rows(ui, tile.y, rows, |ui, range| {
+                let wanted: Vec<usize> = rows_with_margin(&range, rows)
+                    .flat_map(|r| row_items(&order, r, columns))
+                    .copied()
+                    .collect();
+                self.load_textures(ui.ctx(), tiles.gallery, &wanted);
+                for row in range.clone() {
+                    ui.horizontal(|ui| {
+                        for &index in row_items(&order, row, columns) {
+                            tiles.tile_ui(ui, &self.textures, index, &mut response.actions);
+                        }
+                    });
+                }
+                range
+            })
+            .inner;
+        response.on_screen = visible
+            .flat_map(|row| row_items(&order, row, columns))
+            .copied()
+            .collect();
+        response
     }
-    let mut area = egui::ScrollArea::vertical()
-        .id_salt("grid")
-        .auto_shrink([false, false]);
-    if std::mem::take(&mut app.scroll_to_top) {
-        area = area.vertical_scroll_offset(0.0);
-    }
-    let mut actions = Vec::new();
-    let visible = area
-        .show_rows(ui, tile.y, rows, |ui, range| {
-            let wanted: Vec<usize> = rows_with_margin(&range, rows)
-                .flat_map(|r| row_items(&order, r, columns))
-                .copied()
-                .collect();
-            load_textures(app, ui.ctx(), &wanted);
-            for row in range.clone() {
-                ui.horizontal(|ui| {
-                    for &index in row_items(&order, row, columns) {
-                        tile_ui(app, ui, index, tile, &mut actions);
-                    }
-                });
+
+    /// Makes missing textures for `wanted` (within the per-frame budget) and frees all others.
+    fn load_textures(&mut self, ctx: &egui::Context, gallery: &Gallery, wanted: &[usize]) {
+        let keep: HashSet<usize> = wanted.iter().copied().collect();
+        self.textures.retain(|index, _| keep.contains(index));
+        let mut made = 0;
+        for &index in wanted {
+            if self.textures.contains_key(&index) {
+                continue;
             }
-            range
-        })
-        .inner;
-    let on_screen = visible
-        .flat_map(|row| row_items(&order, row, columns))
-        .copied()
-        .collect();
-    app.prioritise(on_screen);
-    for action in actions {
-        match action {
-            Action::Sort(i) => app.sort_by(i),
-            Action::Select(i) => app.gallery.selected = Some(i),
-            Action::View(i) => app.open_viewer(i),
+            let Some(thumbnail) = gallery.items.get(index).and_then(|i| i.thumbnail.as_ref())
+            else {
+                continue;
+            };
+            if made == TEXTURES_PER_FRAME {
+                ctx.request_repaint();
+                break;
+            }
+            if let Some(texture) = texture_for(ctx, &format!("thumb-{index}"), thumbnail) {
+                self.textures.insert(index, texture);
+            }
+            made += 1;
         }
     }
-    columns
+}
+
+/// What every tile of one frame shares.
+struct Tiles<'g> {
+    gallery: &'g Gallery,
+    side: f32,
+    tile: Vec2,
 }
 
 fn rows_with_margin(range: &std::ops::Range<usize>, rows: usize) -> std::ops::Range<usize> {
@@ -95,93 +154,84 @@ fn row_items(order: &[usize], row: usize, columns: usize) -> &[usize] {
     &order[start..(start + columns).min(order.len())]
 }
 
-/// Makes missing textures for `wanted` (within the per-frame budget) and frees all others.
-fn load_textures(app: &mut LookalikeApp, ctx: &egui::Context, wanted: &[usize]) {
-    let keep: HashSet<usize> = wanted.iter().copied().collect();
-    app.textures.retain(|index, _| keep.contains(index));
-    let mut made = 0;
-    for &index in wanted {
-        if app.textures.contains_key(&index) {
-            continue;
+impl Tiles<'_> {
+    fn tile_ui(
+        &self,
+        ui: &mut egui::Ui,
+        textures: &HashMap<usize, TextureHandle>,
+        index: usize,
+        actions: &mut Vec<GridAction>,
+    ) {
+        let gallery = self.gallery;
+        let item = &gallery.items[index];
+        let (rect, _) = ui.allocate_exact_size(self.tile, Sense::hover());
+        if !ui.is_rect_visible(rect) {
+            return;
         }
-        let Some(thumbnail) = app
-            .gallery
-            .items
-            .get(index)
-            .and_then(|i| i.thumbnail.as_ref())
-        else {
-            continue;
+        paint_marks(ui, rect, gallery, index);
+        let mut child = ui.new_child(
+            UiBuilder::new()
+                .max_rect(rect.shrink(GAP / 2.0))
+                .layout(Layout::top_down(Align::Center)),
+        );
+        let side = self.side;
+        let response = match textures.get(&index) {
+            Some(texture) => {
+                // Every thumbnail sits centred in the same square, so the text lines up across
+                // a row.
+                let size = fit(texture.size_vec2(), side);
+                let image = egui::Image::new((texture.id(), size))
+                    .alt_text(&item.name)
+                    .sense(Sense::click());
+                child.add_sized(Vec2::splat(side), image)
+            }
+            None => placeholder_ui(&mut child, side, item),
         };
-        if made == TEXTURES_PER_FRAME {
-            ctx.request_repaint();
-            break;
-        }
-        if let Some(texture) = texture_for(ctx, &format!("thumb-{index}"), thumbnail) {
-            app.textures.insert(index, texture);
-        }
-        made += 1;
+        captions_ui(&mut child, gallery, index);
+        let response = response.on_hover_ui(|ui| hover_ui(ui, item));
+        clicks(&response, gallery, index, actions);
+        response.context_menu(|ui| context_menu_ui(ui, item, index, actions));
     }
 }
 
-fn tile_ui(
-    app: &LookalikeApp,
-    ui: &mut egui::Ui,
-    index: usize,
-    tile: Vec2,
-    actions: &mut Vec<Action>,
-) {
-    let gallery = &app.gallery;
+/// Name, label and score under a thumbnail.
+fn captions_ui(ui: &mut egui::Ui, gallery: &Gallery, index: usize) {
     let item = &gallery.items[index];
-    let (rect, _) = ui.allocate_exact_size(tile, Sense::hover());
-    if !ui.is_rect_visible(rect) {
-        return;
-    }
-    paint_marks(ui, rect, gallery, index);
-    let mut child = ui.new_child(
-        UiBuilder::new()
-            .max_rect(rect.shrink(GAP / 2.0))
-            .layout(Layout::top_down(Align::Center)),
-    );
-    let side = app.settings.thumbnail_size;
-    let response = match app.textures.get(&index) {
-        Some(texture) => {
-            // Every thumbnail sits centred in the same square, so the text lines up across a row.
-            let size = fit(texture.size_vec2(), side);
-            let image = egui::Image::new((texture.id(), size))
-                .alt_text(&item.name)
-                .sense(Sense::click());
-            child.add_sized(Vec2::splat(side), image)
-        }
-        None => placeholder_ui(&mut child, side, item),
-    };
-    child.add(egui::Label::new(RichText::new(&item.name).strong()).truncate());
+    ui.add(egui::Label::new(RichText::new(&item.name).strong()).truncate());
     match (item.label_line(), item.failed) {
-        (_, true) => child.colored_label(ui.visuals().error_fg_color, "could not be read"),
-        (Some(label), false) => child.add(egui::Label::new(label).truncate()),
-        (None, false) => child.weak("…"),
+        (_, true) => ui.colored_label(ui.visuals().error_fg_color, "could not be read"),
+        (Some(label), false) => ui.add(egui::Label::new(label).truncate()),
+        (None, false) => ui.weak("…"),
     };
     match (gallery.query, gallery.scores[index]) {
-        (Some(q), _) if q == index => child.label(
+        (Some(q), _) if q == index => ui.label(
             RichText::new("Sorted by this image").color(ui.visuals().selection.stroke.color),
         ),
-        (Some(_), Some(score)) => child.label(format!("similarity {score:.3}")),
-        (Some(_), None) => child.weak("not embedded yet"),
-        (None, _) => child.label(""),
+        (Some(_), Some(score)) => ui.label(format!("similarity {score:.3}")),
+        (Some(_), None) => ui.weak("not embedded yet"),
+        (None, _) => ui.label(""),
     };
-    let response = response.on_hover_ui(|ui| hover_ui(ui, item));
+}
+
+/// What the clicks on a tile ask for.
+fn clicks(
+    response: &egui::Response,
+    gallery: &Gallery,
+    index: usize,
+    actions: &mut Vec<GridAction>,
+) {
     // The second click of a double-click is not a new sort: the grid may have moved under it.
     if response.clicked() && !response.double_clicked() {
-        actions.push(Action::Sort(index));
+        actions.push(GridAction::Sort(index));
     }
     if response.double_clicked() {
         // The first click of the pair already sorted by the image under the pointer, which
         // may have moved the grid; the user meant that image, now the query.
-        actions.push(Action::View(gallery.query.unwrap_or(index)));
+        actions.push(GridAction::View(gallery.query.unwrap_or(index)));
     }
     if response.secondary_clicked() {
-        actions.push(Action::Select(index));
+        actions.push(GridAction::Select(index));
     }
-    response.context_menu(|ui| context_menu_ui(ui, item, index, actions));
 }
 
 /// Outline for the query image and the selection.
@@ -240,13 +290,13 @@ fn hover_ui(ui: &mut egui::Ui, item: &Item) {
     ui.weak(item.path.to_string_lossy());
 }
 
-fn context_menu_ui(ui: &mut egui::Ui, item: &Item, index: usize, actions: &mut Vec<Action>) {
+fn context_menu_ui(ui: &mut egui::Ui, item: &Item, index: usize, actions: &mut Vec<GridAction>) {
     if ui.button("Find similar").clicked() {
-        actions.push(Action::Sort(index));
+        actions.push(GridAction::Sort(index));
         ui.close();
     }
     if ui.button("View").clicked() {
-        actions.push(Action::View(index));
+        actions.push(GridAction::View(index));
         ui.close();
     }
     if ui.button("Open with default app").clicked() {

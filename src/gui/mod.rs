@@ -3,15 +3,23 @@
 
 mod app;
 mod grid;
+mod indexing;
 mod models;
+mod screenshot;
+mod settings;
 pub mod state;
+mod status;
 mod system;
+mod toolbar;
 mod viewer;
 pub mod worker;
 
 use eframe::egui;
 
-pub use app::{load_engine, LookalikeApp, ScreenshotPlan, Settings, Startup};
+pub use app::{load_engine, LookalikeApp, Startup};
+pub use indexing::Progress;
+pub use screenshot::ScreenshotPlan;
+pub use settings::Settings;
 
 use crate::decode::Thumbnail;
 

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 
 use eframe::egui;
 
-use super::app::LookalikeApp;
 use crate::model::{download, vgg16_source, ModelKind};
 
 /// The dialog shown while VGG16's weights are being sought.
@@ -30,9 +29,8 @@ fn model_title(kind: ModelKind) -> &'static str {
     }
 }
 
-/// The toolbar's model picker.
-pub fn model_picker_ui(app: &mut LookalikeApp, ui: &mut egui::Ui) {
-    let current = ModelKind::from_name(&app.settings.model).unwrap_or_default();
+/// The toolbar's model picker; returns the model the user chose, if it is another.
+pub fn model_picker_ui(ui: &mut egui::Ui, current: ModelKind) -> Option<ModelKind> {
     let mut chosen = current;
     let label = ui.label("Model:");
     egui::ComboBox::from_id_salt("model-picker")
@@ -44,35 +42,54 @@ pub fn model_picker_ui(app: &mut LookalikeApp, ui: &mut egui::Ui) {
         })
         .response
         .labelled_by(label.id);
-    if chosen != current {
-        app.switch_model(ui.ctx(), chosen, None);
-    }
+    (chosen != current).then_some(chosen)
 }
 
-/// Draws the dialog, if one is open, and moves it along.
-pub fn model_dialog_ui(app: &mut LookalikeApp, ctx: &egui::Context) {
-    let Some(dialog) = app.model_dialog.take() else {
-        return;
-    };
-    let next = match dialog {
-        ModelDialog::Missing => missing_ui(ctx),
-        ModelDialog::Downloading { progress, done } => downloading_ui(app, ctx, progress, done),
-        ModelDialog::ChoosingFile(picked) => match picked.try_recv() {
-            Ok(Some(path)) => {
-                app.switch_model(ctx, ModelKind::Vgg16, Some(path));
-                None
-            }
-            Ok(None) | Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                Some(ModelDialog::Missing)
-            }
-            Err(std::sync::mpsc::TryRecvError::Empty) => {
-                ctx.request_repaint_after(std::time::Duration::from_millis(100));
-                Some(ModelDialog::ChoosingFile(picked))
-            }
-        },
-        ModelDialog::Failed(reason) => failed_ui(ctx, reason),
-    };
-    app.model_dialog = next;
+/// What a frame of the dialog leads to.
+pub struct DialogOutcome {
+    /// The dialog to show next frame, if any.
+    pub next: Option<ModelDialog>,
+    /// VGG16's weights are here (downloaded or chosen): switch to it.
+    pub use_vgg16: Option<PathBuf>,
+}
+
+impl ModelDialog {
+    /// Draws the dialog and moves it along.
+    pub fn ui(self, ctx: &egui::Context) -> DialogOutcome {
+        let stay = |next| DialogOutcome {
+            next: Some(next),
+            use_vgg16: None,
+        };
+        let switch = |path| DialogOutcome {
+            next: None,
+            use_vgg16: Some(path),
+        };
+        match self {
+            ModelDialog::Missing => DialogOutcome {
+                next: missing_ui(ctx),
+                use_vgg16: None,
+            },
+            ModelDialog::Downloading { progress, done } => match done.try_recv() {
+                Ok(Ok(path)) => switch(path),
+                Ok(Err(reason)) => stay(ModelDialog::Failed(reason)),
+                Err(_) => stay(downloading_ui(ctx, progress, done)),
+            },
+            ModelDialog::ChoosingFile(picked) => match picked.try_recv() {
+                Ok(Some(path)) => switch(path),
+                Ok(None) | Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    stay(ModelDialog::Missing)
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => {
+                    ctx.request_repaint_after(std::time::Duration::from_millis(100));
+                    stay(ModelDialog::ChoosingFile(picked))
+                }
+            },
+            ModelDialog::Failed(reason) => DialogOutcome {
+                next: failed_ui(ctx, reason),
+                use_vgg16: None,
+            },
+        }
+    }
 }
 
 /// What the user picked in the "weights missing" dialog.
@@ -150,19 +167,10 @@ fn choose_file(ctx: &egui::Context) -> ModelDialog {
 }
 
 fn downloading_ui(
-    app: &mut LookalikeApp,
     ctx: &egui::Context,
     progress: Arc<Mutex<(u64, u64)>>,
     done: Receiver<Result<PathBuf, String>>,
-) -> Option<ModelDialog> {
-    match done.try_recv() {
-        Ok(Ok(path)) => {
-            app.switch_model(ctx, ModelKind::Vgg16, Some(path));
-            return None;
-        }
-        Ok(Err(reason)) => return Some(ModelDialog::Failed(reason)),
-        Err(_) => {}
-    }
+) -> ModelDialog {
     let (bytes, total) = progress.lock().map(|p| *p).unwrap_or_default();
     egui::Modal::new(egui::Id::unique("vgg16-download")).show(ctx, |ui| {
         ui.heading("Downloading VGG16");
@@ -179,7 +187,7 @@ fn downloading_ui(
         );
         ui.label("It goes into the Hugging Face cache; an interrupted download resumes next time.");
     });
-    Some(ModelDialog::Downloading { progress, done })
+    ModelDialog::Downloading { progress, done }
 }
 
 fn failed_ui(ctx: &egui::Context, reason: String) -> Option<ModelDialog> {

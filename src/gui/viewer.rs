@@ -93,26 +93,30 @@ impl Viewer {
                             .color(Color32::GRAY),
                     );
                 });
-                let room = ui.available_rect_before_wrap();
-                match (&self.texture, &self.error) {
-                    (Some(texture), _) => {
-                        let size = fit_rect(texture.size_vec2(), room.size());
-                        let rect = egui::Rect::from_center_size(room.center(), size);
-                        ui.put(
-                            rect,
-                            egui::Image::new((texture.id(), size))
-                                .alt_text(format!("{name}, full size")),
-                        );
-                    }
-                    (None, Some(error)) => {
-                        ui.colored_label(Color32::LIGHT_RED, error);
-                    }
-                    (None, None) => {
-                        ui.label(egui::RichText::new("Loading…").color(Color32::WHITE));
-                    }
-                }
+                self.picture_ui(ui, &name);
             });
         keep_open
+    }
+
+    /// The picture, fitted to the room left; or why it is not there yet.
+    fn picture_ui(&self, ui: &mut egui::Ui, name: &str) {
+        let room = ui.available_rect_before_wrap();
+        match (&self.texture, &self.error) {
+            (Some(texture), _) => {
+                let size = fit_rect(texture.size_vec2(), room.size());
+                let rect = egui::Rect::from_center_size(room.center(), size);
+                ui.put(
+                    rect,
+                    egui::Image::new((texture.id(), size)).alt_text(format!("{name}, full size")),
+                );
+            }
+            (None, Some(error)) => {
+                ui.colored_label(Color32::LIGHT_RED, error);
+            }
+            (None, None) => {
+                ui.label(egui::RichText::new("Loading…").color(Color32::WHITE));
+            }
+        }
     }
 
     fn receive(&mut self, ctx: &egui::Context) {

@@ -5,7 +5,8 @@
 //! wakes the window after each batch; images near the top of what the user is looking at are
 //! embedded first; and opening another folder cancels the job through its stop flag.
 
-use std::path::PathBuf;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -14,9 +15,9 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::engine::{Analysis, Engine};
-use crate::index::{CacheLocation, CachedImage, Index};
-use crate::pipeline::{plan, prune, store, Pending, Plan};
-use crate::scan::{scan_folder, ImageEntry};
+use crate::index::CacheLocation;
+use crate::pipeline::{IndexEvent, Indexer};
+use crate::scan::ImageEntry;
 
 /// What the worker tells the window.
 #[derive(Debug)]
@@ -69,10 +70,20 @@ impl Job {
             visible: visible.clone(),
             wake,
         };
-        let thread = std::thread::Builder::new()
+        // Kept only to say why, should the thread not start; the worker holds the other end.
+        let notice = worker.sender.clone();
+        let thread = match std::thread::Builder::new()
             .name("lookalike-indexer".into())
             .spawn(move || worker.run(folder))
-            .ok();
+        {
+            Ok(thread) => Some(thread),
+            Err(e) => {
+                let reason = format!("cannot start indexing: {e}");
+                let _ = notice.try_send(Message::FolderFailed(reason));
+                None
+            }
+        };
+        drop(notice);
         Job {
             messages,
             cancel,
@@ -111,13 +122,6 @@ impl Drop for Job {
     }
 }
 
-/// What is left to do for one image.
-enum Todo {
-    Done,
-    /// Embed it; with what the index needs to store it, when there is an index.
-    Embed(Option<Pending>),
-}
-
 struct Worker {
     engine: Arc<Engine>,
     cache: CacheLocation,
@@ -128,14 +132,8 @@ struct Worker {
 }
 
 impl Worker {
+    /// Indexes the folder with the pipeline's one indexer, forwarding what it finds.
     fn run(self, folder: PathBuf) {
-        let scan = match scan_folder(&folder) {
-            Ok(scan) => scan,
-            Err(e) => {
-                self.send(Message::FolderFailed(e.to_string()));
-                return;
-            }
-        };
         let mut index = match self.cache.open() {
             Ok(index) => index,
             Err(e) => {
@@ -146,95 +144,43 @@ impl Worker {
         for warning in index.iter().flat_map(|i| &i.warnings) {
             self.send(Message::Warning(warning.clone()));
         }
-        let problems = scan.problems.iter().map(problem_entry).collect();
-        if !self.send(Message::Scanned {
-            images: scan.images.clone(),
-            problems,
-        }) {
-            return;
-        }
-        let Some(todo) = self.serve_from_index(index.as_ref(), &scan.images) else {
-            return;
+        let on_screen = || self.visible.lock().map(|v| v.clone()).unwrap_or_default();
+        let indexer =
+            Indexer::new(&self.engine, index.as_mut(), &self.cancel).prioritise(&on_screen);
+        match indexer.run(&folder, &mut |event| self.forward(event)) {
+            Ok(_) => self.send(Message::Finished),
+            Err(crate::Error::Cancelled) => false,
+            Err(e) => self.send(Message::FolderFailed(e.to_string())),
         };
-        if self.embed(index.as_mut(), &scan.images, todo) {
-            if let Some(index) = index.as_mut() {
-                // Forget files that left the folder; a failure here only leaves stale rows.
-                let _ = prune(index, &folder, &scan);
-            }
-            self.send(Message::Finished);
-        }
     }
 
-    /// Sends every image the index already knows; returns what is left to do, or None if
-    /// the job was cancelled.
-    fn serve_from_index(&self, index: Option<&Index>, images: &[ImageEntry]) -> Option<Vec<Todo>> {
-        let info = self.engine.info().clone();
-        let mut todo = Vec::with_capacity(images.len());
-        for (i, entry) in images.iter().enumerate() {
-            let result = match index.map(|index| plan(index, entry, &info)) {
-                None => {
-                    todo.push(Todo::Embed(None));
-                    continue;
-                }
-                Some(Ok(Plan::Embed(pending))) => {
-                    todo.push(Todo::Embed(Some(pending)));
-                    continue;
-                }
-                Some(Ok(Plan::Cached(image))) => Ok(analysis_from(image)),
-                Some(Ok(Plan::KnownBad(reason))) => Err(reason),
-                Some(Err(e)) => Err(reason_of(&e)),
-            };
-            todo.push(Todo::Done);
-            if !self.send(Message::Analysed { index: i, result }) {
-                return None;
+    /// Turns an indexer event into a message for the window.
+    fn forward(&self, event: IndexEvent<'_>) -> ControlFlow<()> {
+        let message = match event {
+            IndexEvent::Scanned { images, problems } => Message::Scanned {
+                images: images.to_vec(),
+                problems: problems.iter().map(problem_entry).collect(),
+            },
+            IndexEvent::Ready {
+                position, analysis, ..
+            } => Message::Analysed {
+                index: position,
+                result: Ok(analysis),
+            },
+            IndexEvent::Failed { position, error } => Message::Analysed {
+                index: position,
+                result: Err(error.reason()),
+            },
+            // The images still show; the index only misses what it could not store.
+            IndexEvent::IndexFailed(e) => {
+                Message::Warning(format!("the index could not be updated: {e}"))
             }
+            IndexEvent::Pruned(_) | IndexEvent::Progress { .. } => return ControlFlow::Continue(()),
+        };
+        match self.send(message) {
+            true => ControlFlow::Continue(()),
+            false => ControlFlow::Break(()),
         }
-        Some(todo)
-    }
-
-    /// Embeds what is left, the images the user is looking at first, storing each batch in
-    /// the index. The next batch decodes while the model runs on this one. Returns false if
-    /// the job was cancelled.
-    fn embed(&self, mut index: Option<&mut Index>, images: &[ImageEntry], todo: Vec<Todo>) -> bool {
-        let info = self.engine.info().clone();
-        let mut taken: Vec<bool> = todo.iter().map(|t| matches!(t, Todo::Done)).collect();
-        let (visible, cancel) = (&self.visible, &self.cancel);
-        let batch_size = self.engine.batch_size();
-        let mut finished = true;
-        self.engine.analyse_stream(
-            || {
-                if cancel.load(Ordering::Relaxed) {
-                    return None;
-                }
-                let on_screen = visible.lock().map(|v| v.clone()).unwrap_or_default();
-                let next = next_batch(&on_screen, &taken, batch_size)?;
-                next.iter().for_each(|&i| taken[i] = true);
-                let paths = next.iter().map(|&i| images[i].path.clone()).collect();
-                Some((next, paths))
-            },
-            |next, results| {
-                let pending: Vec<Pending> = next
-                    .iter()
-                    .filter_map(|&i| match &todo[i] {
-                        Todo::Embed(Some(p)) => Some(p.clone()),
-                        _ => None,
-                    })
-                    .collect();
-                if let Some(index) = index.as_deref_mut().filter(|_| pending.len() == next.len()) {
-                    // A failed write only means this batch is embedded again next time.
-                    let _ = store(index, &info, &pending, &results);
-                }
-                for (i, result) in next.into_iter().zip(results) {
-                    let result = result.map_err(|e| reason_of(&e));
-                    if !self.send(Message::Analysed { index: i, result }) {
-                        finished = false;
-                        return false;
-                    }
-                }
-                true
-            },
-        );
-        finished && !self.cancel.load(Ordering::Relaxed)
     }
 
     /// Sends a message and wakes the window; false once the job is cancelled or abandoned.
@@ -258,46 +204,27 @@ impl Worker {
     }
 }
 
-fn analysis_from(image: CachedImage) -> Analysis {
-    Analysis {
-        embedding: image.embedding,
-        top: image.top,
-        width: image.width,
-        height: image.height,
-        thumbnail: image.thumbnail,
-    }
-}
-
-fn reason_of(e: &crate::Error) -> String {
-    match e {
-        crate::Error::File { reason, .. } => reason.clone(),
-        other => other.to_string(),
-    }
-}
-
 fn problem_entry(e: &crate::Error) -> (PathBuf, String) {
-    match e {
-        crate::Error::File { path, reason } => (path.clone(), reason.clone()),
-        other => (PathBuf::new(), other.to_string()),
-    }
+    (
+        e.path().map(Path::to_path_buf).unwrap_or_default(),
+        e.reason(),
+    )
 }
 
-/// Up to `size` images not yet taken: the ones on screen first, then onwards from the first of
-/// them, wrapping round to the start.
-fn next_batch(on_screen: &[usize], taken: &[bool], size: usize) -> Option<Vec<usize>> {
-    let start = on_screen.first().copied().unwrap_or(0).min(taken.len());
-    let candidates = (on_screen.iter().copied())
-        .filter(|&i| i < taken.len())
-        .chain(start..taken.len())
-        .chain(0..start);
-    let mut picked = Vec::with_capacity(size);
-    for i in candidates {
-        if picked.len() == size {
-            break;
+#[cfg(test)]
+impl Job {
+    /// A job whose worker sent `messages` and then went away without finishing, as a worker
+    /// thread that panicked or could not start does: for testing how the window copes.
+    pub(crate) fn ended_early(messages: Vec<Message>) -> Job {
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        for message in messages {
+            let _ = sender.send(message);
         }
-        if !taken[i] && !picked.contains(&i) {
-            picked.push(i);
+        Job {
+            messages: receiver,
+            cancel: Arc::default(),
+            visible: Arc::default(),
+            thread: None,
         }
     }
-    (!picked.is_empty()).then_some(picked)
 }

@@ -543,30 +543,15 @@ pub fn inverted_residual(
     project: Pointwise,
     skip: bool,
 ) -> Vec<f32> {
+    let layers = BlockLayers {
+        expand,
+        depthwise,
+        project,
+        skip,
+    };
+    check_block_shapes(x, g, &layers);
     let (hidden, outputs) = (g.channels, project.bias.len());
-    let inputs = expand.w.len() / hidden.max(1);
-    let image_len = g.height * g.width * inputs;
-    assert_eq!(
-        x.len(),
-        g.batch * image_len,
-        "inverted_residual: input shape"
-    );
-    assert_eq!(
-        expand.bias.len(),
-        hidden,
-        "inverted_residual: expansion shape"
-    );
-    assert_eq!(depthwise.w.len(), g.kernel * g.kernel * hidden);
-    assert_eq!(project.w.len(), hidden * outputs);
-    assert!(
-        g.kernel * g.kernel <= MAX_TAPS,
-        "depthwise: kernel too large"
-    );
-    let same_shape = g.stride == 1 && inputs == outputs;
-    assert!(
-        !skip || same_shape,
-        "inverted_residual: a skip needs equal shapes"
-    );
+    let image_len = g.height * g.width * (expand.w.len() / hidden.max(1));
     let out_row_len = g.out_width * outputs;
     let mut out = vec![0.0f32; g.batch * g.out_height * out_row_len];
     if out.is_empty() {
@@ -585,12 +570,6 @@ pub fn inverted_residual(
         })
         .for_each(|(image, first_row, rows)| {
             let image_x = &x[image * image_len..][..image_len];
-            let layers = BlockLayers {
-                expand,
-                depthwise,
-                project,
-                skip,
-            };
             BAND_SCRATCH.with(|scratch| {
                 let mut scratch = scratch.borrow_mut();
                 block_rows(image_x, g, &layers, first_row, rows, &mut scratch);
@@ -604,6 +583,35 @@ struct BlockLayers<'a> {
     depthwise: Pointwise<'a>,
     project: Pointwise<'a>,
     skip: bool,
+}
+
+/// Panics with a clear message when the block's weights do not fit `x` and `g` (a bug in the
+/// model, never user input).
+fn check_block_shapes(x: &[f32], g: &ConvGeometry, layers: &BlockLayers) {
+    let (hidden, outputs) = (g.channels, layers.project.bias.len());
+    let inputs = layers.expand.w.len() / hidden.max(1);
+    let image_len = g.height * g.width * inputs;
+    assert_eq!(
+        x.len(),
+        g.batch * image_len,
+        "inverted_residual: input shape"
+    );
+    assert_eq!(
+        layers.expand.bias.len(),
+        hidden,
+        "inverted_residual: expansion shape"
+    );
+    assert_eq!(layers.depthwise.w.len(), g.kernel * g.kernel * hidden);
+    assert_eq!(layers.project.w.len(), hidden * outputs);
+    assert!(
+        g.kernel * g.kernel <= MAX_TAPS,
+        "depthwise: kernel too large"
+    );
+    let same_shape = g.stride == 1 && inputs == outputs;
+    assert!(
+        !layers.skip || same_shape,
+        "inverted_residual: a skip needs equal shapes"
+    );
 }
 
 /// A thread's reusable buffers for [`inverted_residual`]: expanded input rows, and one band of
@@ -637,7 +645,6 @@ fn block_rows(
     let out_row = g.out_width * outputs;
     let end_row = first_row + out.len() / out_row;
     let band = (BAND_BYTES / (4 * g.stride * in_row).max(1)).max(1);
-    let row_kernel = depthwise_row_kernel();
     let mut have = 0..0; // input rows held in `scratch.expanded`
     let mut start = first_row;
     while start < end_row {
@@ -647,59 +654,93 @@ fn block_rows(
         let needed_to = ((stop - 1) * g.stride + g.kernel)
             .saturating_sub(g.pad_top)
             .min(g.height);
-        // Keep the rows the previous band already expanded; expand the rest.
-        let kept = match have.end > needed_from && have.start <= needed_from {
-            true => have.end - needed_from,
-            false => 0,
-        };
-        let expanded = &mut scratch.expanded;
-        if kept > 0 {
-            let from = (needed_from - have.start) * in_row;
-            expanded.copy_within(from..from + kept * in_row, 0);
-        }
-        expanded.resize((needed_to - needed_from) * in_row, 0.0);
-        let new_rows = needed_from + kept..needed_to;
-        let new_pixels = new_rows.len() * g.width;
-        let fresh = &mut expanded[kept * in_row..];
-        let source = &image_x[new_rows.start * g.width * inputs..][..new_pixels * inputs];
-        multiply(source, layers.expand.w, fresh, new_pixels, inputs, hidden);
-        finish_rows(fresh, layers.expand.bias, None, Activation::Relu6);
+        expand_rows(
+            image_x,
+            g,
+            layers.expand,
+            &have,
+            needed_from..needed_to,
+            scratch,
+        );
         have = needed_from..needed_to;
-        // The depthwise convolution over just these rows: the same geometry, shifted.
-        let sub = ConvGeometry {
-            batch: 1,
-            height: needed_to - needed_from,
-            out_height: stop - start,
-            pad_top: g.pad_top + needed_from - start * g.stride,
-            ..*g
-        };
-        let spread = &mut scratch.spread;
-        let spread_row = g.out_width * hidden;
-        spread.resize((stop - start) * spread_row, 0.0);
-        for (r, spread_out) in spread.chunks_exact_mut(spread_row).enumerate() {
-            let dw = layers.depthwise;
-            // SAFETY: `depthwise_row_kernel` only returns a variant whose CPU features were detected.
-            unsafe {
-                row_kernel(
-                    expanded,
-                    &sub,
-                    dw.w,
-                    dw.bias,
-                    Activation::Relu6,
-                    r,
-                    spread_out,
-                )
-            }
-        }
+        depthwise_band(g, layers.depthwise, needed_from, start..stop, scratch);
         // The projection, with the input added back.
         let pixels = (stop - start) * g.out_width;
         let band_out = &mut out[(start - first_row) * out_row..][..pixels * outputs];
+        let spread = &scratch.spread;
         multiply(spread, layers.project.w, band_out, pixels, hidden, outputs);
         let residual = layers
             .skip
             .then(|| &image_x[start * g.width * inputs..][..pixels * inputs]);
         finish_rows(band_out, layers.project.bias, residual, Activation::None);
         start = stop;
+    }
+}
+
+/// Fills `scratch.expanded` with the expanded input rows `needed`, keeping those of `have`
+/// (the previous band's) that it still needs, and expanding the rest.
+fn expand_rows(
+    image_x: &[f32],
+    g: &ConvGeometry,
+    expand: Pointwise,
+    have: &std::ops::Range<usize>,
+    needed: std::ops::Range<usize>,
+    scratch: &mut BandScratch,
+) {
+    let hidden = g.channels;
+    let inputs = expand.w.len() / hidden;
+    let in_row = g.width * hidden;
+    let kept = match have.end > needed.start && have.start <= needed.start {
+        true => have.end - needed.start,
+        false => 0,
+    };
+    let expanded = &mut scratch.expanded;
+    if kept > 0 {
+        let from = (needed.start - have.start) * in_row;
+        expanded.copy_within(from..from + kept * in_row, 0);
+    }
+    expanded.resize(needed.len() * in_row, 0.0);
+    let new_rows = needed.start + kept..needed.end;
+    let new_pixels = new_rows.len() * g.width;
+    let fresh = &mut expanded[kept * in_row..];
+    let source = &image_x[new_rows.start * g.width * inputs..][..new_pixels * inputs];
+    multiply(source, expand.w, fresh, new_pixels, inputs, hidden);
+    finish_rows(fresh, expand.bias, None, Activation::Relu6);
+}
+
+/// The depthwise convolution of output rows `rows` from the expanded rows in `scratch`
+/// (starting at input row `first_input`), into `scratch.spread`.
+fn depthwise_band(
+    g: &ConvGeometry,
+    depthwise: Pointwise,
+    first_input: usize,
+    rows: std::ops::Range<usize>,
+    scratch: &mut BandScratch,
+) {
+    let row_kernel = depthwise_row_kernel();
+    // The same geometry, shifted to the rows held.
+    let sub = ConvGeometry {
+        batch: 1,
+        height: scratch.expanded.len() / (g.width * g.channels),
+        out_height: rows.len(),
+        pad_top: g.pad_top + first_input - rows.start * g.stride,
+        ..*g
+    };
+    let spread_row = g.out_width * g.channels;
+    scratch.spread.resize(rows.len() * spread_row, 0.0);
+    for (r, spread_out) in scratch.spread.chunks_exact_mut(spread_row).enumerate() {
+        // SAFETY: `depthwise_row_kernel` only returns a variant whose CPU features were detected.
+        unsafe {
+            row_kernel(
+                &scratch.expanded,
+                &sub,
+                depthwise.w,
+                depthwise.bias,
+                Activation::Relu6,
+                r,
+                spread_out,
+            )
+        }
     }
 }
 

@@ -16,23 +16,65 @@ use crate::error::{Error, Result};
 static BUNDLED_WEIGHTS: &[u8] = include_bytes!("../../models/efficientnet-lite0.safetensors");
 
 const BN_EPS: f64 = 1e-3;
-const STEM_CHANNELS: usize = 32;
-const HEAD_CHANNELS: usize = 1280;
-const CLASSES: usize = 1000;
 const INPUT_SIZE: usize = 224;
 /// Images per pass through the layers; see [`Lite0::forward_slices`].
 const SLICE: usize = 2;
 
-/// One stage: (repeats, kernel, first stride, expansion, input channels, output channels).
-const STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
-    (1, 3, 1, 1, 32, 16),
-    (2, 3, 2, 6, 16, 24),
-    (2, 5, 2, 6, 24, 40),
-    (3, 3, 2, 6, 40, 80),
-    (3, 5, 1, 6, 80, 112),
-    (4, 5, 2, 6, 112, 192),
-    (1, 3, 1, 6, 192, 320),
-];
+/// One stage of MBConv blocks, in the manner of candle-transformers' `MBConvConfig`.
+#[derive(Debug, Clone, Copy)]
+pub struct MBConvConfig {
+    /// Blocks in the stage; only the first changes stride and channels.
+    pub repeats: usize,
+    /// Side of the depthwise kernel.
+    pub kernel: usize,
+    /// Stride of the stage's first block.
+    pub stride: usize,
+    /// How many times wider the expanded activation is than the block's input.
+    pub expand_ratio: usize,
+    pub input_channels: usize,
+    pub output_channels: usize,
+}
+
+/// The shape of an EfficientNet-Lite network.
+#[derive(Debug, Clone)]
+pub struct Lite0Config {
+    pub stem_channels: usize,
+    pub stages: Vec<MBConvConfig>,
+    pub head_channels: usize,
+    pub classes: usize,
+}
+
+impl Lite0Config {
+    /// EfficientNet-Lite0 for the 1000 ImageNet classes.
+    pub fn imagenet() -> Self {
+        let stage =
+            |repeats, kernel, stride, expand_ratio, input_channels, output_channels| MBConvConfig {
+                repeats,
+                kernel,
+                stride,
+                expand_ratio,
+                input_channels,
+                output_channels,
+            };
+        Lite0Config {
+            stem_channels: 32,
+            stages: vec![
+                stage(1, 3, 1, 1, 32, 16),
+                stage(2, 3, 2, 6, 16, 24),
+                stage(2, 5, 2, 6, 24, 40),
+                stage(3, 3, 2, 6, 40, 80),
+                stage(3, 5, 1, 6, 80, 112),
+                stage(4, 5, 2, 6, 112, 192),
+                stage(1, 3, 1, 6, 192, 320),
+            ],
+            head_channels: HEAD_CHANNELS,
+            classes: CLASSES,
+        }
+    }
+}
+
+const HEAD_CHANNELS: usize = 1280;
+const CLASSES: usize = 1000;
 
 pub const INFO: ModelInfo = ModelInfo {
     id: "lite0",
@@ -100,56 +142,36 @@ impl Lite0 {
     /// The model with the weights compiled into the binary.
     pub fn bundled() -> Result<Self> {
         let vb = VarBuilder::from_slice_safetensors(BUNDLED_WEIGHTS, DType::F32, &Device::Cpu)?;
-        Self::new(vb)
+        Self::new(vb, &Lite0Config::imagenet())
     }
 
     /// Builds the model from efficientnet_pytorch key names (`_conv_stem`, `_blocks.N...`).
-    pub fn new(vb: VarBuilder) -> Result<Self> {
-        let stem = load_spatial(&vb, "_conv_stem", "_bn0", 3, STEM_CHANNELS, 3, 2, false)?;
+    pub fn new(vb: VarBuilder, config: &Lite0Config) -> Result<Self> {
+        if (config.head_channels, config.classes) != (HEAD_CHANNELS, CLASSES) {
+            return Err(Error::Model(format!(
+                "this Lite0 runs {HEAD_CHANNELS} head channels and {CLASSES} classes"
+            )));
+        }
+        let stem_shape = ConvShape {
+            inputs: 3,
+            outputs: config.stem_channels,
+            kernel: 3,
+            stride: 2,
+            depthwise: false,
+        };
+        let stem = load_spatial(&vb, "_conv_stem", "_bn0", stem_shape)?;
         let mut blocks = Vec::new();
-        for (repeats, kernel, stride, expansion, cin, cout) in STAGES {
-            for j in 0..repeats {
-                let inputs = if j == 0 { cin } else { cout };
-                let p = format!("_blocks.{}", blocks.len());
-                let hidden = inputs * expansion;
-                let expand = match expansion {
-                    1 => None,
-                    _ => Some(load_pointwise(
-                        &vb,
-                        &format!("{p}._expand_conv"),
-                        &format!("{p}._bn0"),
-                        inputs,
-                        hidden,
-                    )?),
-                };
-                let block_stride = if j == 0 { stride } else { 1 };
-                let depthwise = load_spatial(
-                    &vb,
-                    &format!("{p}._depthwise_conv"),
-                    &format!("{p}._bn1"),
-                    hidden,
-                    hidden,
-                    kernel,
-                    block_stride,
-                    true,
-                )?;
-                let project = load_pointwise(
-                    &vb,
-                    &format!("{p}._project_conv"),
-                    &format!("{p}._bn2"),
-                    hidden,
-                    cout,
-                )?;
-                let skip = block_stride == 1 && inputs == cout;
-                blocks.push(Block {
-                    expand,
-                    depthwise,
-                    project,
-                    skip,
-                });
+        for stage in &config.stages {
+            for j in 0..stage.repeats {
+                let block_vb = vb.pp(format!("_blocks.{}", blocks.len()));
+                blocks.push(Block::load(&block_vb, stage, j == 0)?);
             }
         }
-        let head = load_pointwise(&vb, "_conv_head", "_bn1", 320, HEAD_CHANNELS)?;
+        let last = config
+            .stages
+            .last()
+            .map_or(config.stem_channels, |s| s.output_channels);
+        let head = load_pointwise(&vb, "_conv_head", "_bn1", last, HEAD_CHANNELS)?;
         let fc_w = to_vec(&vb.get((CLASSES, HEAD_CHANNELS), "_fc.weight")?)?;
         let classifier = Pointwise {
             w: transpose(&fc_w, CLASSES, HEAD_CHANNELS),
@@ -209,12 +231,44 @@ impl Lite0 {
 }
 
 impl Block {
+    /// One block of `stage` (`vb` is `_blocks.N`); the stage's first block changes stride
+    /// and width.
+    fn load(vb: &VarBuilder, stage: &MBConvConfig, first: bool) -> Result<Self> {
+        let inputs = if first {
+            stage.input_channels
+        } else {
+            stage.output_channels
+        };
+        let hidden = inputs * stage.expand_ratio;
+        let stride = if first { stage.stride } else { 1 };
+        let expand = match stage.expand_ratio {
+            1 => None,
+            _ => Some(load_pointwise(vb, "_expand_conv", "_bn0", inputs, hidden)?),
+        };
+        let depthwise_shape = ConvShape {
+            inputs: hidden,
+            outputs: hidden,
+            kernel: stage.kernel,
+            stride,
+            depthwise: true,
+        };
+        let depthwise = load_spatial(vb, "_depthwise_conv", "_bn1", depthwise_shape)?;
+        let project = load_pointwise(vb, "_project_conv", "_bn2", hidden, stage.output_channels)?;
+        Ok(Block {
+            expand,
+            depthwise,
+            project,
+            skip: stride == 1 && inputs == stage.output_channels,
+        })
+    }
+
     fn forward(&self, x: Activations, batch: usize) -> Activations {
         let dw = &self.depthwise;
         let channels = dw.bias.len();
         let g = ConvGeometry::same(batch, x.height, x.width, channels, dw.kernel, dw.stride);
-        if let Some(expand) = &self.expand {
-            let data = kernels::inverted_residual(
+        let data = match &self.expand {
+            // Expansion, depthwise and projection fused, band by band (see the kernel).
+            Some(expand) => kernels::inverted_residual(
                 &x.data,
                 &g,
                 kernels::Pointwise {
@@ -230,31 +284,16 @@ impl Block {
                     bias: &self.project.bias,
                 },
                 self.skip,
-            );
-            return Activations {
-                data,
-                height: g.out_height,
-                width: g.out_width,
-            };
-        }
-        let rows = batch * x.height * x.width;
-        let expanded;
-        let hidden = match &self.expand {
-            Some(expand) => {
-                expanded = expand.forward(&x.data, rows, Activation::Relu6, None);
-                &expanded
+            ),
+            // The first block has no expansion: depthwise, then projection.
+            None => {
+                let spread = kernels::depthwise(&x.data, &g, &dw.w, &dw.bias, Activation::Relu6);
+                let out_rows = batch * g.out_height * g.out_width;
+                let residual = self.skip.then_some(x.data.as_slice());
+                self.project
+                    .forward(&spread, out_rows, Activation::None, residual)
             }
-            None => &x.data,
         };
-        let channels = self.depthwise.bias.len();
-        let dw = &self.depthwise;
-        let g = ConvGeometry::same(batch, x.height, x.width, channels, dw.kernel, dw.stride);
-        let spread = kernels::depthwise(hidden, &g, &dw.w, &dw.bias, Activation::Relu6);
-        let out_rows = batch * g.out_height * g.out_width;
-        let residual = self.skip.then_some(x.data.as_slice());
-        let data = self
-            .project
-            .forward(&spread, out_rows, Activation::None, residual);
         Activations {
             data,
             height: g.out_height,
@@ -320,19 +359,27 @@ fn load_pointwise(
     Ok(Pointwise { w, bias: shift })
 }
 
-/// A k×k convolution with BatchNorm folded: torch's `[out, in, k, k]` becomes
-/// `[k, k, in, out]`, or `[k, k, channels]` for a depthwise `[channels, 1, k, k]`.
-#[allow(clippy::too_many_arguments)]
-fn load_spatial(
-    vb: &VarBuilder,
-    conv: &str,
-    bn: &str,
+/// The shape of a k×k convolution's weights.
+#[derive(Debug, Clone, Copy)]
+struct ConvShape {
     inputs: usize,
     outputs: usize,
     kernel: usize,
     stride: usize,
+    /// One filter per channel (`inputs == outputs`).
     depthwise: bool,
-) -> Result<Spatial> {
+}
+
+/// A k×k convolution with BatchNorm folded: torch's `[out, in, k, k]` becomes
+/// `[k, k, in, out]`, or `[k, k, channels]` for a depthwise `[channels, 1, k, k]`.
+fn load_spatial(vb: &VarBuilder, conv: &str, bn: &str, shape: ConvShape) -> Result<Spatial> {
+    let ConvShape {
+        inputs,
+        outputs,
+        kernel,
+        stride,
+        depthwise,
+    } = shape;
     let per_group = if depthwise { 1 } else { inputs };
     let torch = to_vec(&vb.get(
         (outputs, per_group, kernel, kernel),

@@ -8,9 +8,12 @@ pub mod kernels;
 pub mod labels;
 pub mod lite0;
 pub mod vgg16;
+pub mod weights;
 pub mod winograd;
 
-use std::path::{Path, PathBuf};
+pub use weights::{find_vgg16_weights, models_dir, vgg16_missing, vgg16_source};
+
+use std::path::Path;
 
 use candle_core::Tensor;
 
@@ -62,8 +65,11 @@ pub trait Backbone: Send + Sync {
     }
 }
 
-/// The models lookalike knows by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+/// The models lookalike knows by name (as the app's settings keep them, too).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum ModelKind {
     /// EfficientNet-Lite0, bundled in the binary.
     #[default]
@@ -104,78 +110,10 @@ impl ModelKind {
                     Some(path) => path.to_path_buf(),
                     None => find_vgg16_weights().ok_or_else(vgg16_missing)?,
                 };
-                Ok(Box::new(vgg16::Vgg16::open(&path)?))
+                Ok(Box::new(weights::open_vgg16(&path)?))
             }
         }
     }
-}
-
-/// Where VGG16's weights are downloaded from.
-pub fn vgg16_source() -> download::Source {
-    download::Source {
-        repo: vgg16::HUB_REPO.into(),
-        file: vgg16::HUB_FILE.into(),
-        stall_timeout: std::time::Duration::from_secs(
-            std::env::var("LOOKALIKE_DOWNLOAD_TIMEOUT")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(60),
-        ),
-    }
-}
-
-/// Where lookalike keeps model files it was given: `<data dir>/lookalike/models/`.
-pub fn models_dir() -> Option<PathBuf> {
-    directories::ProjectDirs::from("", "", "lookalike").map(|d| d.data_dir().join("models"))
-}
-
-/// The VGG16 weights file, if one is in the models folder or the Hugging Face cache.
-pub fn find_vgg16_weights() -> Option<PathBuf> {
-    let local = models_dir()
-        .map(|d| d.join("vgg16.safetensors"))
-        .filter(|p| p.is_file());
-    local.or_else(|| hf_cached_file(vgg16::HUB_REPO, vgg16::HUB_FILE))
-}
-
-/// A file in the standard Hugging Face cache (`$HF_HUB_CACHE`, `$HF_HOME/hub` or
-/// `~/.cache/huggingface/hub`), at the revision `refs/main` names, else any snapshot.
-pub fn hf_cached_file(repo: &str, file: &str) -> Option<PathBuf> {
-    let hub = std::env::var_os("HF_HUB_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HF_HOME").map(|h| PathBuf::from(h).join("hub")))
-        .or_else(|| {
-            directories::BaseDirs::new().map(|b| b.home_dir().join(".cache/huggingface/hub"))
-        })?;
-    let repo_dir = hub.join(format!("models--{}", repo.replace('/', "--")));
-    let main = std::fs::read_to_string(repo_dir.join("refs/main")).ok();
-    if let Some(path) = main
-        .map(|rev| repo_dir.join("snapshots").join(rev.trim()).join(file))
-        .filter(|p| p.is_file())
-    {
-        return Some(path);
-    }
-    std::fs::read_dir(repo_dir.join("snapshots"))
-        .ok()?
-        .flatten()
-        .map(|e| e.path().join(file))
-        .find(|p| p.is_file())
-}
-
-/// What to tell a user who asked for VGG16 without having its weights.
-pub fn vgg16_missing() -> Error {
-    let here = models_dir().map_or_else(
-        || "the lookalike models folder".to_string(),
-        |d| d.join("vgg16.safetensors").display().to_string(),
-    );
-    Error::Usage(format!(
-        "VGG16 needs its weights: {file} from the Hugging Face repository {repo} (about 553 MB), which is not on this machine.\n\
-         On a machine with internet, fetch it with:\n    \
-         curl -L -o vgg16.safetensors https://huggingface.co/{repo}/resolve/main/{file}\n\
-         then copy it to {here}, or pass it with --weights FILE.\n\
-         With internet here: lookalike fetch-model vgg16 (or add --yes to this command).",
-        file = vgg16::HUB_FILE,
-        repo = vgg16::HUB_REPO,
-    ))
 }
 
 /// Reads a candle tensor into a flat `Vec<f32>` in its logical (row-major) order.

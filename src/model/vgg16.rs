@@ -3,16 +3,15 @@
 //!
 //! The embedding is the mean over height and width of the last max-pool's output (512-d), as
 //! Keras' `VGG16(include_top=False, pooling='avg')`. Labels come from the classifier head when
-//! the file has one; the head's 411 MB first layer is read from the memory-mapped file only
-//! the first time labels are wanted. The 13 convolutions run on the NHWC kernels, with bias
+//! the file has one; the head's 411 MB first layer is read from the weights (a memory-mapped
+//! file, see [`super::weights`]) only the first time labels are wanted. The 13 convolutions run on the NHWC kernels, with bias
 //! and ReLU fused, one image at a time so that working buffers stay small: the first by
 //! im2col and gemm, the other twelve by Winograd's F(2×2, 3×3) (see [`super::winograd`]).
 
-use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use candle_core::safetensors::MmapedSafetensors;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
+use candle_nn::VarBuilder;
 
 use super::kernels::{self, Activation, ConvGeometry};
 use super::winograd::{self, WinogradWeights};
@@ -69,27 +68,24 @@ struct Head {
 
 pub struct Vgg16 {
     convs: Vec<Conv>,
-    weights: MmapedSafetensors,
+    /// Where the classifier is read from, the first time labels are wanted.
+    weights: VarBuilder<'static>,
     has_head: bool,
     head: OnceLock<std::result::Result<Head, String>>,
-    path: PathBuf,
 }
 
 impl Vgg16 {
-    /// Opens a weights file. The convolutions are read now; the classifier on first use.
-    pub fn open(path: &Path) -> Result<Self> {
-        // SAFETY: the file is only read. Should another program rewrite it while we run, the
-        // worst case is wrong numbers, which the same rewrite would cause with a plain read.
-        let weights = unsafe { MmapedSafetensors::new(path) }.map_err(|e| {
-            Error::Model(format!(
-                "{}: not a VGG16 safetensors file: {e}",
-                path.display()
-            ))
-        })?;
+    /// Builds the model from weights in the timm layout. The convolutions are read now; the
+    /// classifier on first use, so `weights` is kept (a memory map costs nothing until read).
+    pub fn new(weights: VarBuilder<'static>) -> Result<Self> {
         let mut convs = Vec::with_capacity(FEATURE_INDICES.len());
         let mut inputs = 3;
         for (&outputs, index) in LAYERS.iter().filter(|&&c| c > 0).zip(FEATURE_INDICES) {
-            convs.push(load_conv(&weights, index, inputs, outputs, path)?);
+            convs.push(load_conv(
+                &weights.pp(format!("features.{index}")),
+                inputs,
+                outputs,
+            )?);
             inputs = outputs;
         }
         let has_head = [
@@ -98,13 +94,12 @@ impl Vgg16 {
             "head.fc.weight",
         ]
         .iter()
-        .all(|name| weights.get(name).is_ok());
+        .all(|name| weights.contains_tensor(name));
         Ok(Vgg16 {
             convs,
             weights,
             has_head,
             head: OnceLock::new(),
-            path: path.to_path_buf(),
         })
     }
 
@@ -150,13 +145,9 @@ impl Vgg16 {
     }
 
     fn load_head(&self) -> Result<Head> {
+        // fc1 is stored as a 7×7 convolution in timm's file; the classifier wants it flat.
         let load = |name: &str, shape: &[usize]| -> Result<Tensor> {
-            let t = self
-                .weights
-                .load(name, &Device::Cpu)?
-                .to_dtype(DType::F32)?;
-            let t = t.reshape(shape)?;
-            Ok(t)
+            Ok(self.weights.get_unchecked(name)?.reshape(shape)?)
         };
         let layers = vec![
             (
@@ -238,35 +229,15 @@ impl Vgg16 {
 
 impl std::fmt::Debug for Vgg16 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Vgg16({})", self.path.display())
+        write!(f, "Vgg16 {{ classifier: {} }}", self.has_head)
     }
 }
 
-/// `features.{index}` as `[3, 3, in, out]`.
-fn load_conv(
-    weights: &MmapedSafetensors,
-    index: usize,
-    inputs: usize,
-    outputs: usize,
-    path: &Path,
-) -> Result<Conv> {
-    let name = |part: &str| format!("features.{index}.{part}");
-    let missing = |e: candle_core::Error| {
-        Error::Model(format!("{}: {}: {e}", path.display(), name("weight")))
-    };
-    let w = weights
-        .load(&name("weight"), &Device::Cpu)
-        .map_err(missing)?;
-    if w.dims() != [outputs, inputs, 3, 3] {
-        return Err(Error::Model(format!(
-            "{}: {} has shape {:?}, VGG16 needs [{outputs}, {inputs}, 3, 3]",
-            path.display(),
-            name("weight"),
-            w.dims()
-        )));
-    }
+/// One convolution (`vb` is `features.{index}`) as `[3, 3, in, out]`, or Winograd's form.
+fn load_conv(vb: &VarBuilder, inputs: usize, outputs: usize) -> Result<Conv> {
+    let w = vb.get((outputs, inputs, 3, 3), "weight")?;
     let w = to_vec(&w.permute((2, 3, 1, 0))?.contiguous()?)?;
-    let bias = to_vec(&weights.load(&name("bias"), &Device::Cpu).map_err(missing)?)?;
+    let bias = to_vec(&vb.get(outputs, "bias")?)?;
     let kernel = match inputs >= WINOGRAD_FROM_INPUTS {
         true => ConvKernel::Winograd(WinogradWeights::new(&w, inputs, outputs)),
         false => ConvKernel::Direct(w),

@@ -14,6 +14,9 @@ use lookalike::gui::{load_engine, LookalikeApp, Settings, Startup};
 use lookalike::index::CacheLocation;
 use lookalike::Engine;
 
+#[path = "../seeds/mod.rs"]
+pub mod seeds;
+
 pub fn engine() -> Arc<Engine> {
     static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
     ENGINE
@@ -27,8 +30,7 @@ pub fn engine() -> Arc<Engine> {
 /// `ascii_only`) and any extra files.
 pub fn folder_with(ascii_only: bool, extra: &[(&str, &[u8])]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/seed-images");
-    for entry in std::fs::read_dir(seeds).unwrap() {
+    for entry in std::fs::read_dir(seeds::seed_dir()).unwrap() {
         let entry = entry.unwrap();
         if ascii_only && !entry.file_name().to_str().is_some_and(|n| n.is_ascii()) {
             continue;

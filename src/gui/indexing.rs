@@ -1,0 +1,240 @@
+//! The window's side of background indexing: starts a [`Job`] for the open folder, applies its
+//! messages to the gallery and the problems list, and keeps the progress the status bar shows.
+//! A job that ends without saying it finished (its thread could not start, or stopped) is
+//! reported, never left spinning.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::TryRecvError;
+use eframe::egui;
+
+use super::state::Gallery;
+use super::worker::{Job, Message};
+use crate::engine::Engine;
+use crate::index::CacheLocation;
+
+/// How far indexing has got.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub done: usize,
+    /// Images in the folder; 0 until the scan is done.
+    pub total: usize,
+    pub started: Instant,
+    pub finished: bool,
+}
+
+/// Files and other things that went wrong, as (file, reason); the file is empty when the
+/// problem concerns none.
+pub type Problems = Vec<(PathBuf, String)>;
+
+/// The running job, if any, and its progress.
+#[derive(Default)]
+pub struct Indexing {
+    job: Option<Job>,
+    progress: Option<Progress>,
+}
+
+impl Indexing {
+    /// Starts indexing `folder`; a job already running is cancelled by being dropped.
+    pub fn start(
+        folder: PathBuf,
+        engine: Arc<Engine>,
+        cache: CacheLocation,
+        ctx: &egui::Context,
+    ) -> Self {
+        let wake_ctx = ctx.clone();
+        let wake = Arc::new(move || wake_ctx.request_repaint());
+        Indexing {
+            job: Some(Job::start(folder, engine, cache, wake)),
+            progress: Some(Progress {
+                done: 0,
+                total: 0,
+                started: Instant::now(),
+                finished: false,
+            }),
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.job.is_some()
+    }
+
+    pub fn progress(&self) -> Option<Progress> {
+        self.progress
+    }
+
+    /// Stops the job after its batch in flight; false if none was running.
+    pub fn cancel(&mut self) -> bool {
+        let Some(job) = self.job.take() else {
+            return false;
+        };
+        job.cancel();
+        self.finish();
+        true
+    }
+
+    /// Tells the job which images are on screen, so they are embedded next.
+    pub fn prioritise(&self, on_screen: Vec<usize>) {
+        if let Some(job) = &self.job {
+            job.prioritise(on_screen);
+        }
+    }
+
+    /// Applies every waiting message; returns a new status line when there is one to show.
+    pub fn drain(&mut self, gallery: &mut Gallery, problems: &mut Problems) -> Option<String> {
+        let job = self.job.as_ref()?;
+        let mut status = None;
+        loop {
+            let message = match job.messages.try_recv() {
+                Ok(message) => message,
+                Err(TryRecvError::Empty) => return status,
+                Err(TryRecvError::Disconnected) => {
+                    let reason =
+                        "indexing stopped before it finished; reopen the folder to try again";
+                    problems.push((PathBuf::new(), reason.into()));
+                    self.end();
+                    return Some(format!("Indexing stopped unexpectedly: {reason}"));
+                }
+            };
+            match message {
+                Message::Finished => {
+                    self.end();
+                    return Some(finished_status(gallery, problems));
+                }
+                Message::FolderFailed(reason) => {
+                    self.end();
+                    return Some(reason);
+                }
+                other => status = apply(&mut self.progress, other, gallery, problems).or(status),
+            }
+        }
+    }
+
+    fn end(&mut self) {
+        self.job = None;
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        if let Some(p) = &mut self.progress {
+            p.finished = true;
+        }
+    }
+}
+
+/// Applies one message that does not end the job.
+fn apply(
+    progress: &mut Option<Progress>,
+    message: Message,
+    gallery: &mut Gallery,
+    problems: &mut Problems,
+) -> Option<String> {
+    match message {
+        Message::Scanned {
+            images,
+            problems: p,
+        } => {
+            *gallery = Gallery::new(&images);
+            problems.extend(p);
+            if let Some(progress) = progress {
+                progress.total = images.len();
+            }
+            return Some(format!("{} images", images.len()));
+        }
+        Message::Analysed { index, result } => {
+            match result {
+                Ok(analysis) => gallery.set_analysis(index, analysis),
+                Err(reason) => {
+                    let path = gallery.items.get(index).map(|i| i.path.clone());
+                    gallery.set_failed(index);
+                    problems.push((path.unwrap_or_default(), reason));
+                }
+            }
+            if let Some(progress) = progress {
+                progress.done += 1;
+            }
+        }
+        Message::Warning(warning) => problems.push((PathBuf::new(), warning)),
+        Message::Finished | Message::FolderFailed(_) => {}
+    }
+    None
+}
+
+fn finished_status(gallery: &Gallery, problems: &Problems) -> String {
+    let indexed = gallery.analysed();
+    match problems.len() {
+        0 => format!("{indexed} images indexed"),
+        failed => format!("{indexed} images indexed, {failed} could not be read"),
+    }
+}
+
+/// Frame durations, to report responsiveness while indexing.
+#[derive(Debug, Default, Clone)]
+pub struct FrameTimes {
+    pub while_indexing: Vec<f32>,
+}
+
+impl FrameTimes {
+    /// (median, 99th percentile, worst) in milliseconds.
+    pub fn summary(&self) -> Option<(f32, f32, f32)> {
+        let mut t = self.while_indexing.clone();
+        if t.is_empty() {
+            return None;
+        }
+        t.sort_by(f32::total_cmp);
+        let at = |q: f64| t[((t.len() - 1) as f64 * q) as usize];
+        Some((at(0.5), at(0.99), t[t.len() - 1]))
+    }
+
+    /// Prints the summary to stderr, for `--screenshot` runs and `LOOKALIKE_FRAME_REPORT`.
+    pub fn report(&self) {
+        if let Some((median, p99, worst)) = self.summary() {
+            let frames = self.while_indexing.len();
+            eprintln!("frame times while indexing ({frames} frames): median {median:.1} ms, p99 {p99:.1} ms, worst {worst:.1} ms");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::ImageEntry;
+
+    /// Regression: a worker that died left "Scanning…" on screen for good.
+    #[test]
+    fn a_job_that_ends_without_finishing_is_reported() {
+        let images = vec![ImageEntry {
+            path: PathBuf::from("a.jpg"),
+            size: 1,
+            modified: None,
+        }];
+        let job = Job::ended_early(vec![Message::Scanned {
+            images,
+            problems: Vec::new(),
+        }]);
+        let mut indexing = Indexing {
+            job: Some(job),
+            progress: Some(Progress {
+                done: 0,
+                total: 0,
+                started: Instant::now(),
+                finished: false,
+            }),
+        };
+        let (mut gallery, mut problems) = (Gallery::default(), Problems::new());
+        let status = indexing.drain(&mut gallery, &mut problems);
+        assert_eq!(gallery.items.len(), 1, "what it sent is applied");
+        assert!(
+            status.is_some_and(|s| s.contains("stopped unexpectedly")),
+            "the status bar says so"
+        );
+        assert_eq!(problems.len(), 1, "and Problems lists it");
+        assert!(!indexing.is_running());
+        assert!(
+            indexing.progress().is_some_and(|p| p.finished),
+            "no spinner"
+        );
+    }
+}

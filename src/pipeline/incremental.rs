@@ -1,0 +1,153 @@
+//! What the index can serve without decoding, and how results go into it: the incremental
+//! half of [`super::Indexer`].
+//!
+//! - unchanged files (same size and mtime) are not read at all;
+//! - a touched file (new mtime, same content) or a moved one (same fingerprint at a new path)
+//!   keeps its vector;
+//! - changed files are embedded again, new ones added, and files gone from the folder pruned.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use crate::engine::Analysis;
+use crate::error::{Error, Result};
+use crate::index::{fingerprint, mtime_ns, CachedImage, FileRecord, Index};
+use crate::model::ModelInfo;
+use crate::scan::{ImageEntry, ScanResult};
+
+/// What to do about one scanned image.
+#[derive(Debug)]
+pub enum Plan {
+    /// The index has it; nothing to decode.
+    Cached(CachedImage),
+    /// It failed before and has not changed since.
+    KnownBad(String),
+    /// It must be decoded and embedded.
+    Embed(Pending),
+}
+
+/// An image waiting to be embedded, with what the index needs to store it.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// The path as scanned (what the user sees).
+    pub path: PathBuf,
+    /// The canonical path (the index key).
+    pub key: PathBuf,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub fingerprint: Vec<u8>,
+    /// True when the index had this path with other content: its vectors, for every model,
+    /// are stale. False for a new file, or a known one that lacks this model's vector.
+    pub changed: bool,
+}
+
+/// Decides, without decoding, whether an image can be served from the index.
+pub fn plan(index: &Index, entry: &ImageEntry, info: &ModelInfo) -> Result<Plan> {
+    let key = std::fs::canonicalize(&entry.path).unwrap_or_else(|_| entry.path.clone());
+    let mtime = mtime_ns(entry.modified);
+    // What the index can serve for a row. One without a thumbnail (written by an older
+    // lookalike) is made again, or the app would show a grey placeholder for good.
+    let servable = |id: i64| -> Result<Option<CachedImage>> {
+        let image = index.image(id, info.id, info.revision)?;
+        Ok(image.filter(|i| i.thumbnail.is_some()))
+    };
+    let row = index.lookup(&key)?;
+    if let Some(row) = &row {
+        if row.size == entry.size && row.mtime_ns == mtime {
+            if let Some(error) = &row.error {
+                return Ok(Plan::KnownBad(error.clone()));
+            }
+            if let Some(image) = servable(row.id)? {
+                return Ok(Plan::Cached(image));
+            }
+        }
+    }
+    let fingerprint = fingerprint(&entry.path)?;
+    let same_content = row
+        .as_ref()
+        .filter(|r| r.fingerprint == fingerprint && r.size == entry.size);
+    let reusable = match same_content {
+        Some(row) => Some(row.clone()),
+        None if row.is_none() => index.find_moved(&fingerprint, entry.size)?,
+        None => None,
+    };
+    if let Some(old) = reusable.filter(|r| r.error.is_none()) {
+        if let Some(image) = servable(old.id)? {
+            index.update_location(old.id, &key, entry.size, mtime)?;
+            return Ok(Plan::Cached(CachedImage { path: key, ..image }));
+        }
+    }
+    Ok(Plan::Embed(Pending {
+        path: entry.path.clone(),
+        key,
+        size: entry.size,
+        mtime_ns: mtime,
+        changed: row
+            .as_ref()
+            .is_some_and(|r| r.fingerprint != fingerprint || r.size != entry.size),
+        fingerprint,
+    }))
+}
+
+/// Stores one batch of results in a single transaction.
+pub fn store(
+    index: &mut Index,
+    info: &ModelInfo,
+    batch: &[Pending],
+    results: &[Result<Analysis>],
+) -> Result<()> {
+    index.in_transaction(|w| {
+        for (pending, result) in batch.iter().zip(results) {
+            if result.as_ref().err().is_some_and(Error::is_transient) {
+                // Not the file's fault (it could not be opened, or the model failed): keep no
+                // record, so the next run tries again even though the file has not changed.
+                continue;
+            }
+            let error = result.as_ref().err().map(Error::reason);
+            let analysis = result.as_ref().ok();
+            let record = FileRecord {
+                path: &pending.key,
+                size: pending.size,
+                mtime_ns: pending.mtime_ns,
+                fingerprint: &pending.fingerprint,
+                size_px: analysis.map(|a| (a.width, a.height)),
+                thumbnail: analysis.and_then(|a| a.thumbnail.as_ref()),
+                error: error.as_deref(),
+                content_changed: pending.changed,
+            };
+            let id = w.put_file(&record)?;
+            if let Some(a) = analysis {
+                w.put_embedding(id, info.id, info.revision, &a.embedding, &a.top)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Deletes rows under `dir` whose files were not in this scan. Rows under an entry the scan
+/// could not read (an unreadable subfolder, say) are kept: their files may well be there.
+pub fn prune(index: &mut Index, dir: &Path, scan: &ScanResult) -> Result<usize> {
+    let Ok(canonical_dir) = std::fs::canonicalize(dir) else {
+        return Ok(0);
+    };
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let seen: HashSet<PathBuf> = scan.images.iter().map(|e| canonical(&e.path)).collect();
+    let unreadable: Vec<PathBuf> = scan
+        .problems
+        .iter()
+        .filter_map(|e| match e {
+            Error::File { path, .. } => Some(canonical(path)),
+            _ => None,
+        })
+        .collect();
+    let gone: Vec<i64> = index
+        .files_under(&canonical_dir)?
+        .into_iter()
+        .filter(|row| {
+            !seen.contains(&row.path) && !unreadable.iter().any(|u| row.path.starts_with(u))
+        })
+        .map(|row| row.id)
+        .collect();
+    index.in_transaction(|w| gone.iter().try_for_each(|&id| w.delete_file(id)))?;
+    Ok(gone.len())
+}
