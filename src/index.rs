@@ -193,6 +193,16 @@ impl Index {
         Ok(stmt.query_row([path_key(path)], file_row).optional()?)
     }
 
+    /// Forgets the file at `path` (a canonical path) and its vectors; false if it was not
+    /// indexed.
+    pub fn forget(&mut self, path: &Path) -> Result<bool> {
+        let Some(row) = self.lookup(path)? else {
+            return Ok(false);
+        };
+        self.in_transaction(|w| w.delete_file(row.id))?;
+        Ok(true)
+    }
+
     /// A row with this fingerprint whose file is gone from its old place: a moved or renamed
     /// image.
     pub fn find_moved(&self, fingerprint: &[u8], size: u64) -> Result<Option<FileRow>> {

@@ -5,6 +5,7 @@
 //! drive it through [`engine::Engine`]. See ARCHITECTURE.md for the module map.
 
 pub mod decode;
+pub mod duplicates;
 pub mod engine;
 pub mod error;
 #[cfg(feature = "gui")]
@@ -12,6 +13,7 @@ pub mod gui;
 pub mod index;
 pub mod model;
 pub mod pipeline;
+pub mod query;
 pub mod scan;
 pub mod similarity;
 

@@ -15,6 +15,7 @@ use serde_json::json;
 use lookalike::decode::{
     decode_file, decode_file_for, make_thumbnail, model_input, THUMBNAIL_SIDE,
 };
+use lookalike::duplicates::{groups, FileFacts, Level, Neighbours, NEIGHBOURS_PER_IMAGE, SLACK};
 use lookalike::engine::Engine;
 use lookalike::scan::scan_folder;
 use lookalike::similarity::{l2_normalise, scores, similarity_order};
@@ -34,6 +35,10 @@ pub struct BenchArgs {
     /// How many vectors the similarity sort is timed on (0 skips it).
     #[arg(long, default_value_t = 100_000)]
     sort_items: usize,
+    /// How many vectors duplicate grouping is timed on (0 skips it). One in ten is an edited
+    /// copy of another, so that there are groups to find.
+    #[arg(long, default_value_t = 0)]
+    group_items: usize,
     /// Print one JSON object per measurement.
     #[arg(long)]
     json: bool,
@@ -66,6 +71,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     if args.sort_items > 0 {
         bench_sort(args, engine.info().dim)?;
     }
+    if args.group_items > 0 {
+        bench_group(args, engine.info().dim);
+    }
     if let Some(dir) = &args.dir {
         bench_folder(args, &engine, dir)?;
     }
@@ -75,20 +83,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
 /// Times what the app does on a click: score every vector against one, then order them all.
 fn bench_sort(args: &BenchArgs, dim: usize) -> anyhow::Result<()> {
     let count = args.sort_items;
-    // Random unit vectors, from a fixed-seed generator so every run sorts the same data.
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut random = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-    };
-    let vectors: Vec<Vec<f32>> = (0..count)
-        .map(|_| {
-            let mut v: Vec<f32> = (0..dim).map(|_| random()).collect();
-            l2_normalise(&mut v);
-            v
-        })
+    let vectors: Vec<Vec<f32>> = random_unit_vectors(count, dim)
+        .chunks_exact(dim)
+        .map(<[f32]>::to_vec)
         .collect();
     let items: Vec<Option<&[f32]>> = vectors.iter().map(|v| Some(v.as_slice())).collect();
     let mut order: Vec<usize> = (0..count).collect();
@@ -121,6 +118,62 @@ fn bench_sort(args: &BenchArgs, dim: usize) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `count` random unit vectors of `dim` numbers, one after another, from a fixed-seed
+/// generator so that every run works on the same data.
+fn random_unit_vectors(count: usize, dim: usize) -> Vec<f32> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut random = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let mut vectors: Vec<f32> = (0..count * dim).map(|_| random()).collect();
+    vectors.chunks_exact_mut(dim).for_each(l2_normalise);
+    vectors
+}
+
+/// Times duplicate grouping at the default level: every image's neighbours, then the groups.
+fn bench_group(args: &BenchArgs, dim: usize) {
+    let count = args.group_items;
+    let mut vectors = random_unit_vectors(count, dim);
+    // Every tenth vector becomes an edited copy of the one before it: the original plus 0.3 of
+    // a random unit vector, a cosine of about 0.96.
+    for i in (1..count).step_by(10) {
+        let (before, copy) = vectors.split_at_mut(i * dim);
+        let original = &before[(i - 1) * dim..];
+        for (c, o) in copy[..dim].iter_mut().zip(original) {
+            *c = o + 0.3 * *c;
+        }
+        l2_normalise(&mut copy[..dim]);
+    }
+    let threshold = Level::Photo.threshold();
+    let start = Instant::now();
+    let neighbours = Neighbours::find(&vectors, dim, threshold - SLACK, NEIGHBOURS_PER_IMAGE);
+    let found = start.elapsed();
+    let facts = vec![FileFacts::default(); count];
+    let grouped = Instant::now();
+    let groups = groups(&neighbours, threshold, &facts);
+    let regroup = grouped.elapsed();
+    let total = start.elapsed();
+    let what = format!("duplicate groups {count}×{dim}");
+    let threads = rayon::current_num_threads();
+    if args.json {
+        println!(
+            "{}",
+            json!({"what": what, "seconds": total.as_secs_f64(), "neighbours_seconds": found.as_secs_f64(), "grouping_milliseconds": regroup.as_secs_f64() * 1e3, "groups": groups.len(), "threads": threads})
+        );
+    } else {
+        println!(
+            "{what:<40} {:8.2} s    (neighbours {:.2} s, grouping {:.1} ms, {} groups, {threads} threads)",
+            total.as_secs_f64(),
+            found.as_secs_f64(),
+            regroup.as_secs_f64() * 1e3,
+            groups.len()
+        );
+    }
 }
 
 /// Times decoding, thumbnails and end-to-end analysis of the images in `dir`.

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use lookalike::index::{clear, CacheLocation, Index};
+use lookalike::index::{clear, mtime_ns, CacheLocation, Index};
 use lookalike::pipeline::{IndexEvent, IndexReport, Indexer};
 use lookalike::Engine;
 
@@ -69,31 +69,73 @@ pub fn run(model: &ModelArgs, cache: &CacheArgs, dir: &Path, json: bool) -> anyh
     Ok(0)
 }
 
-/// Every image of a folder with its vector, in folder order.
-pub type FolderVectors = Vec<(PathBuf, Vec<f32>)>;
+/// Every readable image of `dir` with its vector, indexing what is missing first (unless the
+/// cache is off), and the engine that made them. Files that could not be read are reported on
+/// stderr and left out.
+pub fn folder_images(
+    model: &ModelArgs,
+    cache: &CacheArgs,
+    dir: &Path,
+) -> anyhow::Result<(Engine, Vec<FolderImage>)> {
+    // What goes into the index is also what the app shows: thumbnails and labels included.
+    // Without an index, no labels: nothing here shows them.
+    let mut index = cache.open()?;
+    let engine = match index {
+        Some(_) => model.engine_with_thumbnails()?,
+        None => model.engine(0)?,
+    };
+    let (report, found) = index_folder(&engine, index.as_mut(), dir, true)?;
+    for failure in &report.failed {
+        eprintln!("skipped {}: {}", failure.file, failure.error);
+    }
+    Ok((engine, found))
+}
+
+/// One readable image of a folder, with what the indexer learned about it.
+#[derive(Debug, Clone)]
+pub struct FolderImage {
+    pub path: PathBuf,
+    pub vector: Vec<f32>,
+    pub width: u32,
+    pub height: u32,
+    /// File size.
+    pub bytes: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub modified_ns: i64,
+}
 
 /// Runs the indexer on `dir` (storing into `index`, if any) with a progress bar on a
-/// terminal; with `keep_vectors`, also returns every readable image's vector. A failure of
-/// the index stops the run with its error.
+/// terminal; with `keep_vectors`, also returns every readable image, in folder order. A
+/// failure of the index stops the run with its error.
 pub fn index_folder(
     engine: &Engine,
     index: Option<&mut Index>,
     dir: &Path,
     keep_vectors: bool,
-) -> anyhow::Result<(IndexReport, FolderVectors)> {
+) -> anyhow::Result<(IndexReport, Vec<FolderImage>)> {
     let bar = progress_bar(usize::MAX);
     let never = AtomicBool::new(false);
-    let mut paths = Vec::new();
-    let mut vectors: Vec<Option<Vec<f32>>> = Vec::new();
+    let mut entries = Vec::new();
+    let mut found: Vec<Option<FolderImage>> = Vec::new();
     let report = Indexer::new(engine, index, &never).run(dir, &mut |event| {
         match event {
             IndexEvent::Scanned { images, .. } if keep_vectors => {
-                paths = images.iter().map(|e| e.path.clone()).collect();
-                vectors = vec![None; images.len()];
+                entries = images.to_vec();
+                found = vec![None; images.len()];
             }
             IndexEvent::Ready {
                 position, analysis, ..
-            } if keep_vectors => vectors[position] = Some(analysis.embedding),
+            } if keep_vectors => {
+                let entry = &entries[position];
+                found[position] = Some(FolderImage {
+                    path: entry.path.clone(),
+                    vector: analysis.embedding,
+                    width: analysis.width,
+                    height: analysis.height,
+                    bytes: entry.size,
+                    modified_ns: mtime_ns(entry.modified),
+                });
+            }
             IndexEvent::Progress { done, total } => {
                 bar.set_length(total as u64);
                 bar.set_position(done as u64);
@@ -105,12 +147,7 @@ pub fn index_folder(
     });
     bar.finish_and_clear();
     let report = report.with_context(|| format!("indexing {}", dir.display()))?;
-    let found = paths
-        .into_iter()
-        .zip(vectors)
-        .filter_map(|(path, vector)| Some((path, vector?)))
-        .collect();
-    Ok((report, found))
+    Ok((report, found.into_iter().flatten().collect()))
 }
 
 fn print_report(report: &IndexReport, json: bool) -> anyhow::Result<()> {

@@ -4,8 +4,10 @@
 //! Human output goes to stdout, problems to stderr, and the progress bar only to a terminal.
 
 mod bench;
+mod duplicates;
 mod fetch;
 mod index;
+mod similar;
 
 pub use index::{CacheAction, CacheArgs};
 
@@ -21,7 +23,6 @@ use serde_json::json;
 
 use lookalike::engine::LABELS_KEPT;
 use lookalike::model::find_vgg16_weights;
-use lookalike::similarity::rank;
 use lookalike::{Analysis, Engine, EngineOptions, ModelKind};
 
 /// Browse a folder of images sorted by visual similarity; or classify, embed and rank them
@@ -78,24 +79,12 @@ pub enum Command {
         #[arg(required = true)]
         images: Vec<PathBuf>,
     },
-    /// Rank every image in a folder (recursively) by cosine similarity to QUERY.
-    Similar {
-        #[command(flatten)]
-        model: ModelArgs,
-        /// The image to compare against.
-        query: PathBuf,
-        /// Folder to search; defaults to the query's folder.
-        #[arg(long = "in", value_name = "DIR")]
-        dir: Option<PathBuf>,
-        /// Print only the K best matches.
-        #[arg(long, value_name = "K")]
-        top: Option<usize>,
-        /// One JSON object per line, best first.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        cache: CacheArgs,
-    },
+    /// Rank every image in a folder (recursively) by similarity to one or more pictures, and
+    /// away from others (--not). The pictures may lie outside the folder.
+    Similar(similar::SimilarArgs),
+    /// Find groups of look-alike images in a folder (recursively): the same photo edited or
+    /// saved again, the same scene, or the same subject. Changes no file.
+    Duplicates(duplicates::DuplicatesArgs),
     /// Build or update the index of a folder, so that later runs and the app start at once.
     Index {
         #[command(flatten)]
@@ -215,14 +204,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             json,
             images,
         } => embed(&model, json, &images),
-        Command::Similar {
-            model,
-            query,
-            dir,
-            top,
-            json,
-            cache,
-        } => similar(&model, &cache, &query, dir.as_deref(), top, json),
+        Command::Similar(args) => similar::run(&args),
         Command::Index {
             model,
             dir,
@@ -232,6 +214,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Cache { action, cache_dir } => index::cache(&action, cache_dir),
         Command::FetchModel { name } => fetch::fetch_model(&name),
         Command::Bench(args) => bench::run(&args),
+        Command::Duplicates(args) => duplicates::run(&args),
     }
 }
 
@@ -306,65 +289,6 @@ fn embed(model: &ModelArgs, json: bool, images: &[PathBuf]) -> anyhow::Result<i3
         }
     }
     Ok(i32::from(failed))
-}
-
-fn similar(
-    model: &ModelArgs,
-    cache: &CacheArgs,
-    query: &Path,
-    dir: Option<&Path>,
-    top: Option<usize>,
-    json: bool,
-) -> anyhow::Result<i32> {
-    let dir = match dir {
-        Some(d) => d.to_path_buf(),
-        None => query
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_path_buf(),
-    };
-    // What `similar` adds to the index is also what the app shows: thumbnails included.
-    // Without an index, no labels: nothing here shows them.
-    let mut index = cache.open()?;
-    let engine = match index {
-        Some(_) => model.engine_with_thumbnails()?,
-        None => model.engine(0)?,
-    };
-    let query_vector = engine.analyse_file(query)?.embedding;
-    let query_id = std::fs::canonicalize(query).ok();
-    let (report, found) = index::index_folder(&engine, index.as_mut(), &dir, true)?;
-    for failure in &report.failed {
-        eprintln!("skipped {}: {}", failure.file, failure.error);
-    }
-    let found: Vec<(PathBuf, Vec<f32>)> = found
-        .into_iter()
-        .filter(|(p, _)| std::fs::canonicalize(p).ok() != query_id)
-        .collect();
-    let ranked = rank(&query_vector, found.iter().map(|(_, v)| v.as_slice()));
-    let mut out = std::io::stdout().lock();
-    if !json {
-        writeln!(
-            out,
-            "Most similar to {} ({}, {} images in {}):",
-            display(query),
-            engine.info().id,
-            found.len(),
-            display(&dir)
-        )?;
-    }
-    for (place, (i, score)) in ranked
-        .into_iter()
-        .take(top.unwrap_or(usize::MAX))
-        .enumerate()
-    {
-        let path = &found[i].0;
-        match json {
-            true => writeln!(out, "{}", json!({"file": display(path), "score": score}))?,
-            false => writeln!(out, "{:>4}. {score:.4}  {}", place + 1, display(path))?,
-        }
-    }
-    Ok(0)
 }
 
 /// Analyses files, with a progress bar on stderr when it is a terminal and the run is long.

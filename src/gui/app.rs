@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use eframe::egui;
 use egui::Key;
 
+use super::duplicates::{DuplicatesAction, DuplicatesView};
 use super::grid::{Grid, GridAction};
 use super::indexing::{FrameTimes, Indexing, Problems, Progress};
 use super::models::ModelDialog;
@@ -42,6 +43,8 @@ pub struct LookalikeApp {
     folder: Option<PathBuf>,
     gallery: Gallery,
     grid: Grid,
+    /// The Duplicates view; `None` while the grid shows.
+    duplicates: Option<DuplicatesView>,
     indexing: Indexing,
     toolbar: Toolbar,
     problems: Problems,
@@ -91,6 +94,7 @@ impl LookalikeApp {
             folder: None,
             gallery: Gallery::default(),
             grid: Grid::default(),
+            duplicates: None,
             indexing: Indexing::default(),
             toolbar: Toolbar::default(),
             problems: Problems::new(),
@@ -143,6 +147,9 @@ impl LookalikeApp {
         self.gallery = Gallery::default();
         self.problems.clear();
         self.grid.clear();
+        if let Some(view) = &mut self.duplicates {
+            view.reset();
+        }
         self.viewer = None;
         self.toolbar.path_input = folder.to_string_lossy().into_owned();
         self.settings.remember(&folder);
@@ -276,8 +283,8 @@ impl LookalikeApp {
         if ctx.egui_wants_keyboard_input() || self.toolbar.text_field_left {
             return;
         }
-        if self.viewer.is_some() {
-            return; // the viewer takes the keys while open
+        if self.viewer.is_some() || self.duplicates.is_some() {
+            return; // the viewer and the Duplicates view take the keys while open
         }
         let pressed = |k: Key| ctx.input(|i| i.key_pressed(k));
         let columns = columns.max(1) as isize;
@@ -310,6 +317,7 @@ impl LookalikeApp {
             thumbnail_size: &mut self.settings.thumbnail_size,
             sorted: self.gallery.query.is_some(),
             problems: self.problems.len(),
+            duplicates: self.duplicates.is_some(),
         };
         for action in self.toolbar.ui(ui, view) {
             self.apply_toolbar(ui.ctx(), action);
@@ -327,6 +335,9 @@ impl LookalikeApp {
             ToolbarAction::SetFilter(filter) => self.gallery.set_filter(filter),
             ToolbarAction::BackToFolderOrder => self.back_to_folder_order(),
             ToolbarAction::ToggleProblems => self.show_problems = !self.show_problems,
+            ToolbarAction::ShowDuplicates(show) => {
+                self.duplicates = show.then(DuplicatesView::default);
+            }
         }
     }
 
@@ -334,6 +345,14 @@ impl LookalikeApp {
     fn central_ui(&mut self, ui: &mut egui::Ui) -> usize {
         if self.folder.is_none() {
             empty_ui(ui);
+            return 1;
+        }
+        if let Some(view) = &mut self.duplicates {
+            for action in view.ui(ui, &self.gallery) {
+                match action {
+                    DuplicatesAction::MoveToTrash(files) => self.move_to_trash(&files),
+                }
+            }
             return 1;
         }
         let side = self.settings.thumbnail_size;
@@ -347,6 +366,31 @@ impl LookalikeApp {
             }
         }
         response.columns
+    }
+
+    /// Moves confirmed duplicates to the trash; they leave the grid and the index.
+    fn move_to_trash(&mut self, files: &[(usize, usize)]) {
+        let outcome = super::trash::move_to_trash(&self.gallery, files, &self.cache);
+        self.gallery.remove(&outcome.moved);
+        if let Some(view) = &mut self.duplicates {
+            view.images_changed();
+        }
+        let failed = outcome.problems.len();
+        self.problems.extend(outcome.problems);
+        let noun = if outcome.moved.len() == 1 {
+            "file"
+        } else {
+            "files"
+        };
+        self.status = format!(
+            "Moved {} {noun} ({}) to the trash",
+            outcome.moved.len(),
+            crate::duplicates::human_bytes(outcome.bytes)
+        );
+        if failed > 0 {
+            self.status += &format!("; {failed} problems, see Problems");
+            self.show_problems = true;
+        }
     }
 
     fn dialogs_ui(&mut self, ctx: &egui::Context) {

@@ -2,6 +2,8 @@
 //! interface: it drives the engine through the same library API as the command line.
 
 mod app;
+mod compare;
+mod duplicates;
 mod grid;
 mod indexing;
 mod models;
@@ -11,6 +13,7 @@ pub mod state;
 mod status;
 mod system;
 mod toolbar;
+mod trash;
 mod viewer;
 pub mod worker;
 
@@ -20,6 +23,7 @@ pub use app::{load_engine, LookalikeApp, Startup};
 pub use indexing::Progress;
 pub use screenshot::ScreenshotPlan;
 pub use settings::Settings;
+pub use trash::log_path as trash_log_path;
 
 use crate::decode::Thumbnail;
 

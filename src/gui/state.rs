@@ -3,6 +3,7 @@
 //! Everything here is plain data, so it is easy to reason about and to test.
 
 use std::path::PathBuf;
+use std::time::SystemTime;
 
 use crate::decode::Thumbnail;
 use crate::engine::Analysis;
@@ -21,6 +22,11 @@ pub struct Item {
     pub thumbnail: Option<Thumbnail>,
     /// The file could not be read; the reason is in the app's problems list.
     pub failed: bool,
+    /// File size, as scanned.
+    pub bytes: u64,
+    pub modified: Option<SystemTime>,
+    /// Moved to the trash: no longer shown anywhere.
+    pub removed: bool,
 }
 
 impl Item {
@@ -37,6 +43,9 @@ impl Item {
             size: None,
             thumbnail: None,
             failed: false,
+            bytes: entry.size,
+            modified: entry.modified,
+            removed: false,
         }
     }
 
@@ -144,7 +153,7 @@ impl Gallery {
         self.score_against_query();
         let needle = self.filter.trim().to_lowercase();
         let mut order: Vec<usize> = (0..self.items.len())
-            .filter(|&i| self.items[i].matches(&needle))
+            .filter(|&i| !self.items[i].removed && self.items[i].matches(&needle))
             .collect();
         if let Some(query) = self.query {
             similarity_order(&mut order, Some(query), &self.scores);
@@ -176,6 +185,25 @@ impl Gallery {
             None => 0,
         };
         self.selected = Some(order[next]);
+    }
+
+    /// Takes images out of every view (they were moved to the trash). Their places stay, so
+    /// that indices held elsewhere keep meaning the same images.
+    pub fn remove(&mut self, indices: &[usize]) {
+        for &i in indices {
+            if let Some(item) = self.items.get_mut(i) {
+                item.removed = true;
+                item.embedding = None;
+                item.thumbnail = None;
+            }
+        }
+        if self.query.is_some_and(|q| indices.contains(&q)) {
+            self.query = None;
+        }
+        if self.selected.is_some_and(|s| indices.contains(&s)) {
+            self.selected = None;
+        }
+        self.stale = true;
     }
 
     /// How many images have been analysed.

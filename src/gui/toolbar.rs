@@ -22,6 +22,8 @@ pub enum ToolbarAction {
     SetFilter(String),
     BackToFolderOrder,
     ToggleProblems,
+    /// Show the Duplicates view (true) or the grid.
+    ShowDuplicates(bool),
 }
 
 /// What the toolbar shows, borrowed from the app for one frame.
@@ -33,6 +35,8 @@ pub struct ToolbarView<'a> {
     /// The grid is sorted by similarity.
     pub sorted: bool,
     pub problems: usize,
+    /// The Duplicates view is showing.
+    pub duplicates: bool,
 }
 
 /// The toolbar's own state.
@@ -61,6 +65,9 @@ impl Toolbar {
                     .map(ToolbarAction::SetFilter),
             );
             ui.add(egui::Slider::new(view.thumbnail_size, 64.0..=256.0).text("Size"));
+            if ui.selectable_label(view.duplicates, "Duplicates").clicked() {
+                actions.push(ToolbarAction::ShowDuplicates(!view.duplicates));
+            }
             if view.sorted && ui.button("Back to folder order").clicked() {
                 actions.push(ToolbarAction::BackToFolderOrder);
             }

@@ -151,6 +151,23 @@ fn fit_rect(image: egui::Vec2, room: egui::Vec2) -> egui::Vec2 {
     image * scale
 }
 
+/// Decodes `path` for display on a thread of its own; the picture (or why not) arrives on the
+/// receiver. Should the thread not start, the receiver says so by disconnecting.
+pub(super) fn load_in_background(
+    ctx: &egui::Context,
+    path: PathBuf,
+) -> Receiver<Result<egui::ColorImage, String>> {
+    let (send, receive) = channel();
+    let wake = ctx.clone();
+    let _ = std::thread::Builder::new()
+        .name("lookalike-loader".into())
+        .spawn(move || {
+            let _ = send.send(load(&path));
+            wake.request_repaint();
+        });
+    receive
+}
+
 fn load(path: &std::path::Path) -> Result<egui::ColorImage, String> {
     // Asking for the longest side as the shorter one is more than needed, but it lets a huge
     // JPEG decode at reduced size without knowing its shape first.
