@@ -136,6 +136,27 @@ impl Engine {
         results.pop().unwrap_or(Err(Error::Cancelled))
     }
 
+    /// Analyses a picture already in memory (one pasted from the clipboard, say); no file is
+    /// read or written.
+    pub fn analyse_image(&self, rgb: &image::RgbImage) -> Result<Analysis> {
+        let input = model_input(rgb, &self.info().preprocess)?;
+        let thumbnail = match self.options.thumbnail_side {
+            Some(side) => Some(make_thumbnail(rgb, side)?),
+            None => None,
+        };
+        let out = self
+            .embed_inputs(&[&input])?
+            .pop()
+            .ok_or_else(|| Error::Model("the model returned no output".into()))?;
+        Ok(Analysis {
+            embedding: out.embedding,
+            top: out.top,
+            width: rgb.width(),
+            height: rgb.height(),
+            thumbnail,
+        })
+    }
+
     /// Analyses every file, in order. Each result stands alone: one bad file fails only itself.
     /// `on_progress(done, total)` is called after each batch. When `cancel` is set, the files
     /// not yet started come back as [`Error::Cancelled`].

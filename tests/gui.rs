@@ -248,5 +248,5 @@ fn enter_in_the_filter_does_not_sort_the_grid() {
     harness.run();
     harness.key_press(egui::Key::Enter);
     harness.run();
-    assert_eq!(harness.state().gallery().query, None, "no sort");
+    assert_eq!(harness.state().gallery().query(), None, "no sort");
 }

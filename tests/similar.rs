@@ -66,12 +66,20 @@ fn a_negative_example_ranks_what_is_like_it_lower() {
     let cache = tempfile::tempdir().unwrap();
     let plain = similar(&[path(&seed("Tiger3.jpg"))], cache.path());
     let against = similar(
-        &[path(&seed("Tiger3.jpg")), "--not", path(&seed("Tiger2.jpg"))],
+        &[
+            path(&seed("Tiger3.jpg")),
+            "--not",
+            path(&seed("Tiger2.jpg")),
+        ],
         cache.path(),
     );
     let place = |lines: &[(String, f64)], name: &str| names(lines).iter().position(|n| *n == name);
     assert_eq!(place(&plain, "Tiger2.jpg"), Some(0), "{plain:?}");
-    assert_eq!(place(&against, "Tiger2.jpg"), None, "an example is never listed");
+    assert_eq!(
+        place(&against, "Tiger2.jpg"),
+        None,
+        "an example is never listed"
+    );
     let tiger = |lines: &[(String, f64)]| lines.iter().find(|l| l.0 == "Tiger.jpg").unwrap().1;
     assert!(
         tiger(&against) < tiger(&plain),
@@ -88,26 +96,32 @@ fn a_query_from_outside_the_folder_gives_the_same_order_and_is_not_indexed() {
     let copy = outside.path().join("my tiger.jpg");
     std::fs::copy(seed("Tiger3.jpg"), &copy).unwrap();
     let inside = similar(&[path(&seed("Tiger3.jpg"))], cache.path());
-    let from_outside = similar(
-        &[path(&copy), "--in", path(&seed_dir())],
-        cache.path(),
-    );
+    let from_outside = similar(&[path(&copy), "--in", path(&seed_dir())], cache.path());
     // From outside, Tiger3.jpg itself is in the folder and comes first with a score of 1.
     assert_eq!(from_outside[0].0, "Tiger3.jpg");
     assert!((from_outside[0].1 - 1.0).abs() < 1e-4);
     assert_eq!(names(&from_outside[1..]), names(&inside));
     let index = lookalike::index::Index::open(cache.path()).unwrap();
     let key = std::fs::canonicalize(&copy).unwrap();
-    assert!(index.lookup(&key).unwrap().is_none(), "the outside file is not indexed");
+    assert!(
+        index.lookup(&key).unwrap().is_none(),
+        "the outside file is not indexed"
+    );
 }
 
 #[test]
 fn min_score_cuts_the_list() {
     let cache = tempfile::tempdir().unwrap();
     let all = similar(&[path(&seed("Tiger3.jpg"))], cache.path());
-    let cut = similar(&[path(&seed("Tiger3.jpg")), "--min-score", "0.3"], cache.path());
+    let cut = similar(
+        &[path(&seed("Tiger3.jpg")), "--min-score", "0.3"],
+        cache.path(),
+    );
     let expected = all.iter().filter(|l| l.1 >= 0.3).count();
-    assert!(expected > 0 && expected < all.len(), "the cut falls inside the list");
+    assert!(
+        expected > 0 && expected < all.len(),
+        "the cut falls inside the list"
+    );
     assert_eq!(cut.len(), expected);
     assert!(cut.iter().all(|l| l.1 >= 0.3));
 }

@@ -13,9 +13,11 @@ use super::duplicates::{DuplicatesAction, DuplicatesView};
 use super::grid::{Grid, GridAction};
 use super::indexing::{FrameTimes, Indexing, Problems, Progress};
 use super::models::ModelDialog;
+use super::outside::OutsideSearch;
+use super::querybar::{QueryAction, QueryBar};
 use super::screenshot::{Screenshot, ScreenshotPlan};
 use super::settings::Settings;
-use super::state::Gallery;
+use super::state::{ExampleSource, Gallery};
 use super::status::{empty_ui, problems_ui, status_ui};
 use super::toolbar::{Toolbar, ToolbarAction, ToolbarView};
 use super::viewer::Viewer;
@@ -43,6 +45,9 @@ pub struct LookalikeApp {
     folder: Option<PathBuf>,
     gallery: Gallery,
     grid: Grid,
+    query_bar: QueryBar,
+    /// A picture from outside the folder being embedded, to search by.
+    outside: Option<OutsideSearch>,
     /// The Duplicates view; `None` while the grid shows.
     duplicates: Option<DuplicatesView>,
     indexing: Indexing,
@@ -94,6 +99,8 @@ impl LookalikeApp {
             folder: None,
             gallery: Gallery::default(),
             grid: Grid::default(),
+            query_bar: QueryBar::default(),
+            outside: None,
             duplicates: None,
             indexing: Indexing::default(),
             toolbar: Toolbar::default(),
@@ -177,6 +184,13 @@ impl LookalikeApp {
         self.grid.scroll_to_top();
     }
 
+    /// Sorts by all the picked images together.
+    pub fn search_picked(&mut self) {
+        let picked = self.gallery.picked.clone();
+        self.gallery.search_by(&picked);
+        self.grid.scroll_to_top();
+    }
+
     pub fn back_to_folder_order(&mut self) {
         self.gallery.folder_order();
         self.grid.scroll_to_top();
@@ -254,15 +268,52 @@ impl LookalikeApp {
         }
     }
 
-    fn handle_dropped_folders(&mut self, ctx: &egui::Context) {
+    /// A dropped folder opens; a dropped picture sorts the open folder by it (or, with no
+    /// folder open, opens the folder it is in).
+    fn handle_dropped(&mut self, ctx: &egui::Context) {
         let dropped: Option<PathBuf> =
             ctx.input(|i| i.raw.dropped_files.first().map(|f| f.path().to_path_buf()));
-        let folder = dropped.and_then(|path| match path.is_dir() {
-            true => Some(path),
-            false => path.parent().map(Path::to_path_buf),
+        let Some(path) = dropped else { return };
+        match (path.is_dir(), &self.folder, &self.engine) {
+            (true, _, _) => self.open_folder(ctx, path),
+            (false, Some(_), Ok(engine)) => {
+                self.outside = Some(OutsideSearch::file(ctx, engine.clone(), path));
+                self.status = "Looking at the dropped picture…".into();
+            }
+            (false, _, _) => {
+                if let Some(folder) = path.parent() {
+                    self.open_folder(ctx, folder.to_path_buf());
+                }
+            }
+        }
+    }
+
+    /// Ctrl+V with a picture on the clipboard sorts the open folder by it.
+    fn handle_paste(&mut self, ctx: &egui::Context) {
+        let pasted = ctx.input(|i| {
+            i.modifiers.command && i.key_pressed(Key::V)
+                || i.events.iter().any(|e| matches!(e, egui::Event::Paste(_)))
         });
-        if let Some(folder) = folder {
-            self.open_folder(ctx, folder);
+        if !pasted || ctx.egui_wants_keyboard_input() || self.folder.is_none() {
+            return;
+        }
+        if let Ok(engine) = &self.engine {
+            self.outside = Some(OutsideSearch::clipboard(ctx, engine.clone()));
+        }
+    }
+
+    /// Takes in the outside picture once it is embedded.
+    fn poll_outside(&mut self) {
+        let Some(search) = &self.outside else { return };
+        let Some(result) = search.poll() else { return };
+        self.outside = None;
+        match result {
+            Ok(picture) => {
+                self.status = format!("Sorted by {}, from outside the folder", picture.name);
+                self.gallery.search_by_outside(picture);
+                self.grid.scroll_to_top();
+            }
+            Err(reason) => self.status = reason,
         }
     }
 
@@ -298,13 +349,14 @@ impl LookalikeApp {
                 self.gallery.move_selection(step);
             }
         }
-        let selected = self.gallery.selected;
+        let (selected, picked) = (self.gallery.selected, self.gallery.picked.clone());
         match selected {
+            _ if !picked.is_empty() && pressed(Key::Enter) => self.search_picked(),
             Some(i) if pressed(Key::Enter) => self.sort_by(i),
             Some(i) if pressed(Key::Space) => self.open_viewer(i),
             _ => {}
         }
-        if pressed(Key::Escape) && self.gallery.query.is_some() {
+        if pressed(Key::Escape) && self.gallery.is_searching() {
             self.back_to_folder_order();
         }
     }
@@ -315,7 +367,7 @@ impl LookalikeApp {
             model: self.settings.model,
             filter: &self.gallery.filter,
             thumbnail_size: &mut self.settings.thumbnail_size,
-            sorted: self.gallery.query.is_some(),
+            sorted: self.gallery.is_searching(),
             problems: self.problems.len(),
             duplicates: self.duplicates.is_some(),
         };
@@ -355,6 +407,12 @@ impl LookalikeApp {
             }
             return 1;
         }
+        if QueryBar::wanted(&self.gallery) {
+            for action in self.query_bar.ui(ui, &self.gallery) {
+                self.apply_query(action);
+            }
+            ui.separator();
+        }
         let side = self.settings.thumbnail_size;
         let response = self.grid.ui(ui, &mut self.gallery, side);
         self.indexing.prioritise(response.on_screen);
@@ -363,9 +421,24 @@ impl LookalikeApp {
                 GridAction::Sort(i) => self.sort_by(i),
                 GridAction::Select(i) => self.gallery.selected = Some(i),
                 GridAction::View(i) => self.open_viewer(i),
+                GridAction::TogglePicked(i) => self.gallery.toggle_picked(i),
+                GridAction::PickRange(i) => self.gallery.pick_range(i),
+                GridAction::AddExample(i, positive) => {
+                    self.gallery.add_example(ExampleSource::Item(i), positive);
+                    self.grid.scroll_to_top();
+                }
             }
         }
         response.columns
+    }
+
+    fn apply_query(&mut self, action: QueryAction) {
+        match action {
+            QueryAction::RemoveExample(at) => self.gallery.remove_example(at),
+            QueryAction::SearchPicked => self.search_picked(),
+            QueryAction::ClearPicked => self.gallery.picked.clear(),
+            QueryAction::SetCutoff(cutoff) => self.gallery.set_cutoff(cutoff),
+        }
     }
 
     /// Moves confirmed duplicates to the trash; they leave the grid and the index.
@@ -425,7 +498,9 @@ impl eframe::App for LookalikeApp {
         let ctx = ui.ctx().clone();
         self.drain_messages();
         self.poll_picker(&ctx);
-        self.handle_dropped_folders(&ctx);
+        self.handle_dropped(&ctx);
+        self.handle_paste(&ctx);
+        self.poll_outside();
         egui::Panel::top("toolbar").show(ui, |ui| self.toolbar_ui(ui));
         egui::Panel::bottom("status").show(ui, |ui| {
             if status_ui(ui, self.indexing.progress(), &self.status) {

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use eframe::egui;
 use egui::{Align, Color32, Layout, RichText, Sense, Stroke, TextureHandle, UiBuilder, Vec2};
 
-use super::state::{Gallery, Item};
+use super::state::{ExampleSource, Gallery, Item};
 use super::texture_for;
 
 /// Rows above and below the visible ones whose textures are kept, so scrolling a little
@@ -24,6 +24,12 @@ pub enum GridAction {
     Sort(usize),
     Select(usize),
     View(usize),
+    /// Ctrl+click: pick or unpick an image for a search by several.
+    TogglePicked(usize),
+    /// Shift+click: pick every image from the cursor to this one.
+    PickRange(usize),
+    /// "More like this" (true) or "Less like this" (false).
+    AddExample(usize, bool),
 }
 
 /// What one frame of the grid reports back.
@@ -203,13 +209,13 @@ fn captions_ui(ui: &mut egui::Ui, gallery: &Gallery, index: usize) {
         (Some(label), false) => ui.add(egui::Label::new(label).truncate()),
         (None, false) => ui.weak("…"),
     };
-    match (gallery.query, gallery.scores[index]) {
-        (Some(q), _) if q == index => ui.label(
+    match (gallery.is_searching(), gallery.scores[index]) {
+        _ if gallery.query() == Some(index) => ui.label(
             RichText::new("Sorted by this image").color(ui.visuals().selection.stroke.color),
         ),
-        (Some(_), Some(score)) => ui.label(format!("similarity {score:.3}")),
-        (Some(_), None) => ui.weak("not embedded yet"),
-        (None, _) => ui.label(""),
+        (true, Some(score)) => ui.label(format!("similarity {score:.3}")),
+        (true, None) => ui.weak("not embedded yet"),
+        (false, _) => ui.label(""),
     };
 }
 
@@ -220,39 +226,52 @@ fn clicks(
     index: usize,
     actions: &mut Vec<GridAction>,
 ) {
+    let modifiers = response.ctx.input(|i| i.modifiers);
     // The second click of a double-click is not a new sort: the grid may have moved under it.
     if response.clicked() && !response.double_clicked() {
-        actions.push(GridAction::Sort(index));
+        actions.push(match (modifiers.command, modifiers.shift) {
+            (true, _) => GridAction::TogglePicked(index),
+            (false, true) => GridAction::PickRange(index),
+            (false, false) => GridAction::Sort(index),
+        });
     }
-    if response.double_clicked() {
+    if response.double_clicked() && !modifiers.command && !modifiers.shift {
         // The first click of the pair already sorted by the image under the pointer, which
         // may have moved the grid; the user meant that image, now the query.
-        actions.push(GridAction::View(gallery.query.unwrap_or(index)));
+        actions.push(GridAction::View(gallery.query().unwrap_or(index)));
     }
     if response.secondary_clicked() {
         actions.push(GridAction::Select(index));
     }
 }
 
-/// Outline for the query image and the selection.
+/// Outline for the examples of the search (green for "like", red for "unlike"), the picked
+/// images and the cursor.
 fn paint_marks(ui: &egui::Ui, rect: egui::Rect, gallery: &Gallery, index: usize) {
     let accent = ui.visuals().selection.stroke.color;
-    if gallery.query == Some(index) {
-        ui.painter().rect_stroke(
-            rect.shrink(1.0),
-            6.0,
-            Stroke::new(3.0, accent),
-            egui::StrokeKind::Inside,
-        );
-    } else if gallery.selected == Some(index) {
-        ui.painter().rect_stroke(
-            rect.shrink(1.0),
-            6.0,
-            Stroke::new(1.5, accent),
-            egui::StrokeKind::Inside,
-        );
+    let example = gallery
+        .examples()
+        .iter()
+        .find(|e| matches!(e.source, ExampleSource::Item(i) if i == index));
+    let stroke = match example {
+        Some(_) if gallery.query() == Some(index) => Stroke::new(3.0, accent),
+        Some(e) if e.positive => Stroke::new(3.0, POSITIVE),
+        Some(_) => Stroke::new(3.0, NEGATIVE),
+        None if gallery.picked.contains(&index) => Stroke::new(3.0, accent),
+        None if gallery.selected == Some(index) => Stroke::new(1.5, accent),
+        None => return,
+    };
+    ui.painter()
+        .rect_stroke(rect.shrink(1.0), 6.0, stroke, egui::StrokeKind::Inside);
+    if gallery.picked.contains(&index) {
+        ui.painter()
+            .rect_filled(rect.shrink(1.0), 6.0, accent.gamma_multiply(0.15));
     }
 }
+
+/// The colours of examples to look like, and unlike.
+pub const POSITIVE: Color32 = Color32::from_rgb(70, 170, 90);
+pub const NEGATIVE: Color32 = Color32::from_rgb(200, 70, 70);
 
 /// A grey square while the thumbnail is on its way; clickable all the same.
 fn placeholder_ui(ui: &mut egui::Ui, side: f32, item: &Item) -> egui::Response {
@@ -293,6 +312,14 @@ fn hover_ui(ui: &mut egui::Ui, item: &Item) {
 fn context_menu_ui(ui: &mut egui::Ui, item: &Item, index: usize, actions: &mut Vec<GridAction>) {
     if ui.button("Find similar").clicked() {
         actions.push(GridAction::Sort(index));
+        ui.close();
+    }
+    if ui.button("More like this").clicked() {
+        actions.push(GridAction::AddExample(index, true));
+        ui.close();
+    }
+    if ui.button("Less like this").clicked() {
+        actions.push(GridAction::AddExample(index, false));
         ui.close();
     }
     if ui.button("View").clicked() {

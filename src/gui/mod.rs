@@ -7,6 +7,8 @@ mod duplicates;
 mod grid;
 mod indexing;
 mod models;
+mod outside;
+mod querybar;
 mod screenshot;
 mod settings;
 pub mod state;

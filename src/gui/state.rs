@@ -8,8 +8,9 @@ use std::time::SystemTime;
 use crate::decode::Thumbnail;
 use crate::engine::Analysis;
 use crate::model::labels::Prediction;
+use crate::query::Query;
 use crate::scan::ImageEntry;
-use crate::similarity::{scores, similarity_order};
+use crate::similarity::similarity_order;
 
 /// One image of the open folder.
 #[derive(Debug, Clone)]
@@ -77,16 +78,44 @@ impl Item {
     }
 }
 
-/// The grid's content: items, their order, the filter and the selection.
+/// A picture the search should look like (positive) or unlike.
+#[derive(Debug, Clone)]
+pub struct Example {
+    pub source: ExampleSource,
+    pub positive: bool,
+}
+
+/// Where an example comes from.
+#[derive(Debug, Clone)]
+pub enum ExampleSource {
+    /// An image of the folder, by index.
+    Item(usize),
+    /// A picture from outside the folder (dropped or pasted), embedded but never indexed.
+    Outside(OutsidePicture),
+}
+
+#[derive(Debug, Clone)]
+pub struct OutsidePicture {
+    pub name: String,
+    pub embedding: Vec<f32>,
+    pub thumbnail: Option<Thumbnail>,
+}
+
+/// The grid's content: items, their order, the search, the filter and the selection.
 #[derive(Debug, Default)]
 pub struct Gallery {
     pub items: Vec<Item>,
-    /// The image everything is sorted by, if the grid is sorted by similarity.
-    pub query: Option<usize>,
-    /// Cosine to the query, per item, once both vectors exist.
+    /// What the grid is sorted by; empty for folder order.
+    examples: Vec<Example>,
+    /// Score against the search, per item, once the vectors exist.
     pub scores: Vec<Option<f32>>,
     pub filter: String,
+    /// The keyboard cursor, and the image a plain click chose.
     pub selected: Option<usize>,
+    /// Images picked with Ctrl+click or Shift+click, in the order picked.
+    pub picked: Vec<usize>,
+    /// Hide images scoring below this, while a search is on.
+    pub cutoff: Option<f32>,
     /// Item indices in display order, filtered. Rebuilt by `refresh` when marked stale.
     order: Vec<usize>,
     stale: bool,
@@ -115,7 +144,7 @@ impl Gallery {
         if let Some(item) = self.items.get_mut(index) {
             item.set_analysis(analysis);
             // In folder order with no filter, a new vector changes nothing on screen.
-            self.stale |= self.query.is_some() || !self.filter.trim().is_empty();
+            self.stale |= self.is_searching() || !self.filter.trim().is_empty();
         }
     }
 
@@ -136,39 +165,173 @@ impl Gallery {
     /// place as their vectors arrive.
     pub fn sort_by_similarity(&mut self, index: usize) {
         if index < self.items.len() {
-            self.query = Some(index);
             self.selected = Some(index);
+            self.picked.clear();
+            self.set_examples(vec![Example {
+                source: ExampleSource::Item(index),
+                positive: true,
+            }]);
+        }
+    }
+
+    /// Sorts by similarity to all of `indices` together.
+    pub fn search_by(&mut self, indices: &[usize]) {
+        let examples = (indices.iter())
+            .filter(|&&i| i < self.items.len())
+            .map(|&i| Example {
+                source: ExampleSource::Item(i),
+                positive: true,
+            })
+            .collect();
+        self.picked.clear();
+        self.set_examples(examples);
+    }
+
+    /// Adds an example; an image already among the examples changes side instead.
+    pub fn add_example(&mut self, source: ExampleSource, positive: bool) {
+        let mut examples = self.examples.clone();
+        if let ExampleSource::Item(i) = source {
+            examples.retain(|e| !matches!(e.source, ExampleSource::Item(j) if j == i));
+        }
+        examples.push(Example { source, positive });
+        self.set_examples(examples);
+    }
+
+    /// Takes one example out of the search; the last one out returns to folder order.
+    pub fn remove_example(&mut self, at: usize) {
+        let mut examples = self.examples.clone();
+        if at < examples.len() {
+            examples.remove(at);
+        }
+        self.set_examples(examples);
+    }
+
+    /// Sorts by a picture from outside the folder alone.
+    pub fn search_by_outside(&mut self, picture: OutsidePicture) {
+        self.picked.clear();
+        self.set_examples(vec![Example {
+            source: ExampleSource::Outside(picture),
+            positive: true,
+        }]);
+    }
+
+    pub fn examples(&self) -> &[Example] {
+        &self.examples
+    }
+
+    /// The one image the grid is sorted by, when the search is a single click's.
+    pub fn query(&self) -> Option<usize> {
+        match self.examples.as_slice() {
+            [Example {
+                source: ExampleSource::Item(i),
+                positive: true,
+            }] => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// Whether the grid is sorted by a search.
+    pub fn is_searching(&self) -> bool {
+        !self.examples.is_empty()
+    }
+
+    fn set_examples(&mut self, examples: Vec<Example>) {
+        self.examples = examples;
+        if self.examples.is_empty() {
+            self.scores.iter_mut().for_each(|s| *s = None);
+            self.cutoff = None;
+        }
+        self.stale = true;
+    }
+
+    pub fn folder_order(&mut self) {
+        self.set_examples(Vec::new());
+    }
+
+    /// Ctrl+click: adds `index` to the picked images, or takes it out.
+    pub fn toggle_picked(&mut self, index: usize) {
+        match self.picked.iter().position(|&p| p == index) {
+            Some(at) => {
+                self.picked.remove(at);
+            }
+            None => self.picked.push(index),
+        }
+        self.selected = Some(index);
+    }
+
+    /// Shift+click: picks every image from the cursor to `index`, in display order.
+    pub fn pick_range(&mut self, index: usize) {
+        let order = self.order().to_vec();
+        let from = self
+            .selected
+            .and_then(|s| order.iter().position(|&i| i == s));
+        let to = order.iter().position(|&i| i == index);
+        let (Some(from), Some(to)) = (from.or(to), to) else {
+            return;
+        };
+        for &i in &order[from.min(to)..=from.max(to)] {
+            if !self.picked.contains(&i) {
+                self.picked.push(i);
+            }
+        }
+        self.selected = Some(index);
+    }
+
+    pub fn set_cutoff(&mut self, cutoff: Option<f32>) {
+        if cutoff != self.cutoff {
+            self.cutoff = cutoff;
             self.stale = true;
         }
     }
 
-    pub fn folder_order(&mut self) {
-        self.query = None;
-        self.scores.iter_mut().for_each(|s| *s = None);
-        self.stale = true;
+    /// How many images score at or above `threshold`, of those with a score.
+    pub fn count_above(&self, threshold: f32) -> (usize, usize) {
+        let scored: Vec<f32> = self.scores.iter().flatten().copied().collect();
+        let above = scored.iter().filter(|&&s| s >= threshold).count();
+        (above, scored.len())
     }
 
     fn rebuild(&mut self) {
         self.stale = false;
-        self.score_against_query();
+        self.score_against_examples();
         let needle = self.filter.trim().to_lowercase();
+        let cutoff = self.cutoff.filter(|_| self.is_searching());
         let mut order: Vec<usize> = (0..self.items.len())
             .filter(|&i| !self.items[i].removed && self.items[i].matches(&needle))
+            .filter(|&i| cutoff.is_none_or(|c| self.scores[i].is_some_and(|s| s >= c)))
             .collect();
-        if let Some(query) = self.query {
-            similarity_order(&mut order, Some(query), &self.scores);
+        if self.is_searching() {
+            similarity_order(&mut order, self.query(), &self.scores);
         }
         self.order = order;
     }
 
-    fn score_against_query(&mut self) {
-        let Some(query) = self.query.and_then(|q| self.items[q].embedding.clone()) else {
+    /// Scores every item against the examples that have a vector so far.
+    fn score_against_examples(&mut self) {
+        let vector_of = |e: &Example| -> Option<Vec<f32>> {
+            match &e.source {
+                ExampleSource::Item(i) => self.items.get(*i)?.embedding.clone(),
+                ExampleSource::Outside(p) => Some(p.embedding.clone()),
+            }
+        };
+        let (mut positive, mut negative) = (Vec::new(), Vec::new());
+        for e in &self.examples {
+            if let Some(v) = vector_of(e) {
+                match e.positive {
+                    true => positive.push(v),
+                    false => negative.push(v),
+                }
+            }
+        }
+        let positive: Vec<&[f32]> = positive.iter().map(Vec::as_slice).collect();
+        let negative: Vec<&[f32]> = negative.iter().map(Vec::as_slice).collect();
+        let Ok(query) = Query::new(&positive, &negative) else {
             self.scores.iter_mut().for_each(|s| *s = None);
             return;
         };
         let vectors: Vec<Option<&[f32]>> =
             self.items.iter().map(|i| i.embedding.as_deref()).collect();
-        self.scores = scores(&query, &vectors);
+        self.scores = query.scores(&vectors);
     }
 
     /// Moves the selection by `step` places in display order (clamped to the ends).
@@ -197,9 +360,12 @@ impl Gallery {
                 item.thumbnail = None;
             }
         }
-        if self.query.is_some_and(|q| indices.contains(&q)) {
-            self.query = None;
-        }
+        let examples: Vec<Example> = (self.examples.iter())
+            .filter(|e| !matches!(e.source, ExampleSource::Item(i) if indices.contains(&i)))
+            .cloned()
+            .collect();
+        self.picked.retain(|p| !indices.contains(p));
+        self.set_examples(examples);
         if self.selected.is_some_and(|s| indices.contains(&s)) {
             self.selected = None;
         }
