@@ -17,6 +17,7 @@ use lookalike::decode::{
 };
 use lookalike::duplicates::{groups, FileFacts, Level, Neighbours, NEIGHBOURS_PER_IMAGE, SLACK};
 use lookalike::engine::Engine;
+use lookalike::query::Query;
 use lookalike::scan::scan_folder;
 use lookalike::similarity::{l2_normalise, scores, similarity_order};
 
@@ -89,10 +90,28 @@ fn bench_sort(args: &BenchArgs, dim: usize) -> anyhow::Result<()> {
         .collect();
     let items: Vec<Option<&[f32]>> = vectors.iter().map(|v| Some(v.as_slice())).collect();
     let mut order: Vec<usize> = (0..count).collect();
-    let mut sort = |query: usize| {
+    let mut one_image = |query: usize| {
         let scores = scores(&vectors[query], &items);
         similarity_order(&mut order, Some(query), &scores);
     };
+    let what = format!("similarity sort {count}×{dim}");
+    time_sorts(args, &what, count, &mut one_image);
+    // What a search by three pictures and against one costs: the query is folded first.
+    let mut order: Vec<usize> = (0..count).collect();
+    let mut examples = |query: usize| {
+        let pick = |k: usize| vectors[(query + k * 7919) % count].as_slice();
+        if let Ok(search) = Query::new(&[pick(0), pick(1), pick(2)], &[pick(3)]) {
+            let scores = search.scores(&items);
+            similarity_order(&mut order, None, &scores);
+        }
+    };
+    let what = format!("search by 3+1 examples {count}×{dim}");
+    time_sorts(args, &what, count, &mut examples);
+    Ok(())
+}
+
+/// Times `sort` (given a query number) until the time budget is spent, and reports it.
+fn time_sorts(args: &BenchArgs, what: &str, count: usize, sort: &mut dyn FnMut(usize)) {
     sort(0); // warm-up: first touch of the score and key buffers
     let (mut runs, mut worst) = (0, Duration::ZERO);
     let start = Instant::now();
@@ -103,7 +122,6 @@ fn bench_sort(args: &BenchArgs, dim: usize) -> anyhow::Result<()> {
         runs += 1;
     }
     let mean = start.elapsed() / runs as u32;
-    let what = format!("similarity sort {count}×{dim}");
     let threads = rayon::current_num_threads();
     if args.json {
         println!(
@@ -117,7 +135,6 @@ fn bench_sort(args: &BenchArgs, dim: usize) -> anyhow::Result<()> {
             worst.as_secs_f64() * 1e3
         );
     }
-    Ok(())
 }
 
 /// `count` random unit vectors of `dim` numbers, one after another, from a fixed-seed

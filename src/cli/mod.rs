@@ -45,9 +45,13 @@ pub struct Cli {
     /// (PNG) and quit.
     #[arg(long, value_name = "FILE", requires = "folder")]
     pub screenshot: Option<PathBuf>,
-    /// With --screenshot: click the image with this file name first, sorting by it.
+    /// With --screenshot: sort by the image with this file name first; given more than once,
+    /// search by all of them together.
     #[arg(long, value_name = "NAME", requires = "screenshot")]
-    pub select: Option<String>,
+    pub select: Vec<String>,
+    /// With --screenshot: show the Duplicates view.
+    #[arg(long, requires = "screenshot")]
+    pub show_duplicates: bool,
     #[command(flatten)]
     pub cache: CacheArgs,
 }
@@ -170,6 +174,7 @@ fn open_window(cli: Cli) -> anyhow::Result<i32> {
     let screenshot = cli.screenshot.map(|file| lookalike::gui::ScreenshotPlan {
         file,
         select: cli.select,
+        duplicates: cli.show_duplicates,
     });
     let start = lookalike::gui::Startup {
         folder: cli.folder,

@@ -486,8 +486,19 @@ impl LookalikeApp {
         let Some(shot) = &mut self.screenshot else {
             return;
         };
-        if let Some(index) = shot.step(ctx, indexed, &self.gallery, &self.frame_times) {
-            self.sort_by(index);
+        let Some(setup) = shot.step(ctx, indexed, &self.gallery, &self.frame_times) else {
+            return;
+        };
+        match setup.select.as_slice() {
+            [] => {}
+            [one] => self.sort_by(*one),
+            several => {
+                self.gallery.search_by(several);
+                self.grid.scroll_to_top();
+            }
+        }
+        if setup.duplicates {
+            self.duplicates = Some(DuplicatesView::default());
         }
     }
 }

@@ -15,8 +15,17 @@ use super::state::Gallery;
 #[derive(Debug, Clone)]
 pub struct ScreenshotPlan {
     pub file: PathBuf,
-    /// The file name of the image to sort by first.
-    pub select: Option<String>,
+    /// The file names of the images to search by first.
+    pub select: Vec<String>,
+    /// Show the Duplicates view.
+    pub duplicates: bool,
+}
+
+/// What a `--screenshot` run asks the app to do once the folder is indexed.
+pub struct ScreenshotSetup {
+    /// Images to search by.
+    pub select: Vec<usize>,
+    pub duplicates: bool,
 }
 
 /// Frames to wait after sorting, for textures to load.
@@ -42,23 +51,28 @@ impl Screenshot {
         }
     }
 
-    /// Moves the run along once the folder is `indexed`; returns the image to sort by, once.
+    /// Moves the run along once the folder is `indexed`; returns, once, what to set up.
     pub fn step(
         &mut self,
         ctx: &egui::Context,
         indexed: bool,
         gallery: &Gallery,
         frame_times: &FrameTimes,
-    ) -> Option<usize> {
+    ) -> Option<ScreenshotSetup> {
         if !indexed {
             return None;
         }
         if !self.selected {
             self.selected = true;
             ctx.request_repaint();
-            return self.image_to_select(gallery);
+            return Some(ScreenshotSetup {
+                select: self.images_to_select(gallery),
+                duplicates: self.plan.duplicates,
+            });
         }
-        if self.settle_frames < SETTLE_FRAMES {
+        // The Duplicates view finds neighbours on a thread of its own: allow it time.
+        let settle = if self.plan.duplicates { SETTLE_FRAMES * 4 } else { SETTLE_FRAMES };
+        if self.settle_frames < settle {
             self.settle_frames += 1;
             ctx.request_repaint();
         } else if !self.requested {
@@ -69,13 +83,15 @@ impl Screenshot {
         None
     }
 
-    fn image_to_select(&self, gallery: &Gallery) -> Option<usize> {
-        let name = self.plan.select.as_ref()?;
-        let found = gallery.items.iter().position(|i| &i.name == name);
-        if found.is_none() {
-            eprintln!("--select: no image named {name} in the folder");
-        }
-        found
+    fn images_to_select(&self, gallery: &Gallery) -> Vec<usize> {
+        let find = |name: &String| {
+            let found = gallery.items.iter().position(|i| &i.name == name);
+            if found.is_none() {
+                eprintln!("--select: no image named {name} in the folder");
+            }
+            found
+        };
+        self.plan.select.iter().filter_map(find).collect()
     }
 
     fn request(&mut self, ctx: &egui::Context) {
