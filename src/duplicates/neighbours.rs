@@ -8,8 +8,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Rows of the left block, and of the right block, in one task.
-const LEFT_ROWS: usize = 256;
-const RIGHT_ROWS: usize = 1024;
+const LEFT_ROWS: usize = 512;
+const RIGHT_ROWS: usize = 512;
 
 /// Up to `capacity` neighbours of one image, best first; ties go to the lower index.
 #[derive(Debug, Clone, Default)]

@@ -71,7 +71,11 @@ impl Screenshot {
             });
         }
         // The Duplicates view finds neighbours on a thread of its own: allow it time.
-        let settle = if self.plan.duplicates { SETTLE_FRAMES * 4 } else { SETTLE_FRAMES };
+        let settle = if self.plan.duplicates {
+            SETTLE_FRAMES * 4
+        } else {
+            SETTLE_FRAMES
+        };
         if self.settle_frames < settle {
             self.settle_frames += 1;
             ctx.request_repaint();
