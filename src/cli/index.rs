@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
+use lookalike::decode::Thumbnail;
 use lookalike::index::{clear, mtime_ns, CacheLocation, Index};
 use lookalike::pipeline::{IndexEvent, IndexReport, Indexer};
 use lookalike::Engine;
@@ -76,13 +77,15 @@ pub fn folder_images(
     model: &ModelArgs,
     cache: &CacheArgs,
     dir: &Path,
+    thumbnails: bool,
 ) -> anyhow::Result<(Engine, Vec<FolderImage>)> {
     // What goes into the index is also what the app shows: thumbnails and labels included.
     // Without an index, no labels: nothing here shows them.
     let mut index = cache.open()?;
-    let engine = match index {
-        Some(_) => model.engine_with_thumbnails()?,
-        None => model.engine(0)?,
+    let engine = match (&index, thumbnails) {
+        (Some(_), _) => model.engine_with_thumbnails()?,
+        (None, true) => model.build_engine(0, Some(lookalike::decode::THUMBNAIL_SIDE))?,
+        (None, false) => model.engine(0)?,
     };
     let (report, found) = index_folder(&engine, index.as_mut(), dir, true)?;
     for failure in &report.failed {
@@ -102,6 +105,7 @@ pub struct FolderImage {
     pub bytes: u64,
     /// Modification time, nanoseconds since the epoch.
     pub modified_ns: i64,
+    pub thumbnail: Option<Thumbnail>,
 }
 
 /// Runs the indexer on `dir` (storing into `index`, if any) with a progress bar on a
@@ -134,6 +138,7 @@ pub fn index_folder(
                     height: analysis.height,
                     bytes: entry.size,
                     modified_ns: mtime_ns(entry.modified),
+                    thumbnail: analysis.thumbnail,
                 });
             }
             IndexEvent::Progress { done, total } => {

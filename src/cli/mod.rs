@@ -149,7 +149,11 @@ impl ModelArgs {
         self.build_engine(LABELS_KEPT, Some(lookalike::decode::THUMBNAIL_SIDE))
     }
 
-    fn build_engine(&self, top_k: usize, thumbnail_side: Option<u32>) -> anyhow::Result<Engine> {
+    pub(crate) fn build_engine(
+        &self,
+        top_k: usize,
+        thumbnail_side: Option<u32>,
+    ) -> anyhow::Result<Engine> {
         let kind = ModelKind::from_name(&self.model)?;
         let weights = match (kind, &self.weights) {
             (ModelKind::Vgg16, None) if find_vgg16_weights().is_none() => {

@@ -45,7 +45,7 @@ pub struct SimilarArgs {
 
 pub fn run(args: &SimilarArgs) -> anyhow::Result<i32> {
     let dir = folder_to_search(args)?;
-    let (engine, found) = folder_images(&args.model, &args.cache, &dir)?;
+    let (engine, found) = folder_images(&args.model, &args.cache, &dir, false)?;
     let query = build_query(&engine, &args.queries, &args.not)?;
     let examples: Vec<Option<PathBuf>> = (args.queries.iter().chain(&args.not))
         .map(|p| std::fs::canonicalize(p).ok())

@@ -12,8 +12,11 @@
 //! file, then the oldest, then the first in folder order.
 
 mod neighbours;
+pub mod pixels;
 
 pub use neighbours::Neighbours;
+
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
@@ -59,19 +62,22 @@ impl Level {
             })
     }
 
+    /// Whether pairs must also pass the pixel check ([`pixels`]) to count.
+    pub fn checks_pixels(self) -> bool {
+        self == Level::Photo
+    }
+
     /// The cosine threshold of the level, for EfficientNet-Lite0's embeddings.
     ///
     /// Measured with `scripts/make_duplicate_bench.py` (150 photos with 3 edited copies each
-    /// among 1,000 others; 60 bursts of 3–6 shots): `photo` at 0.92 has the best pairwise F1 of
-    /// the embedding alone (0.59: precision 0.50, recall 0.72; 0.94 gives 0.62 with recall
-    /// 0.60), and bursts peak near 0.86–0.91. Photos of one kind of animal in the tutorial's
-    /// images score 0.43–0.48 to one another and under 0.2 to other kinds. Embeddings of the whole picture cannot tell an
-    /// edited copy from another view of the same scene well enough; these thresholds are
-    /// provisional until a pixel-level check confirms copies.
+    /// among 1,000 others; 60 bursts of 3–6 shots): `photo`, with the pixel check, has its best
+    /// pairwise F1 (0.953) at 0.85; the embeddings alone peak at 0.62. Bursts peak near
+    /// 0.82–0.91, and photos of one kind of animal in the tutorial's images score 0.43–0.48 to
+    /// one another and under 0.2 to other kinds.
     pub fn threshold(self) -> f32 {
         match self {
-            Level::Photo => 0.92,
-            Level::Scene => 0.85,
+            Level::Photo => 0.85,
+            Level::Scene => 0.82,
             Level::Subject => 0.40,
         }
     }
@@ -106,7 +112,18 @@ impl Group {
 
 /// The groups at `threshold`, largest first. `facts` holds one entry per image.
 pub fn groups(neighbours: &Neighbours, threshold: f32, facts: &[FileFacts]) -> Vec<Group> {
-    let mut groups: Vec<Group> = clusters(neighbours, threshold)
+    groups_confirmed(neighbours, threshold, facts, &|_, _| true)
+}
+
+/// [`groups`], where a pair joins a group only if `confirm` agrees too (the `photo` level's
+/// pixel check).
+pub fn groups_confirmed(
+    neighbours: &Neighbours,
+    threshold: f32,
+    facts: &[FileFacts],
+    confirm: &(dyn Fn(usize, usize) -> bool + Sync),
+) -> Vec<Group> {
+    let mut groups: Vec<Group> = clusters(neighbours, threshold, confirm)
         .into_iter()
         .map(|members| arrange(members, neighbours, facts))
         .collect();
@@ -153,13 +170,23 @@ pub fn keeper(members: &[usize], facts: &[FileFacts]) -> usize {
         .unwrap_or(0)
 }
 
-/// Groups of two or more images: pairs at or above `threshold` are joined best first, as long
-/// as every pair of the joined group stays at or above `threshold - SLACK`.
-pub fn clusters(neighbours: &Neighbours, threshold: f32) -> Vec<Vec<usize>> {
+/// Groups of two or more images: pairs at or above `threshold` that `confirm` accepts are
+/// joined best first, as long as every pair of the joined group stays at or above
+/// `threshold - SLACK`.
+pub fn clusters(
+    neighbours: &Neighbours,
+    threshold: f32,
+    confirm: &(dyn Fn(usize, usize) -> bool + Sync),
+) -> Vec<Vec<usize>> {
     let n = neighbours.len();
     let mut group_of: Vec<usize> = (0..n).collect();
     let mut members: Vec<Vec<usize>> = (0..n).map(|i| vec![i]).collect();
-    for (_, a, b) in pairs_above(neighbours, threshold) {
+    let pairs: Vec<(usize, usize)> = pairs_above(neighbours, threshold)
+        .into_par_iter()
+        .filter(|&(_, a, b)| confirm(a, b))
+        .map(|(_, a, b)| (a, b))
+        .collect();
+    for (a, b) in pairs {
         let (ga, gb) = (group_of[a], group_of[b]);
         if ga == gb || !all_alike(&members[ga], &members[gb], neighbours, threshold - SLACK) {
             continue;
@@ -240,7 +267,7 @@ mod tests {
     fn a_chain_does_not_join_pictures_that_do_not_look_alike() {
         // A~B and B~C at 0.94 (20°), but A and C only 0.77 (40°): below 0.9 - 0.1.
         let n = neighbours(&[0.0, 20.0, 40.0]);
-        let groups = clusters(&n, 0.9);
+        let groups = clusters(&n, 0.9, &|_, _| true);
         assert_eq!(groups.len(), 1, "{groups:?}");
         assert_eq!(groups[0].len(), 2, "only one of the pair joins: {groups:?}");
         assert!(!(groups[0].contains(&0) && groups[0].contains(&2)));
@@ -250,7 +277,7 @@ mod tests {
     fn within_the_slack_a_chain_is_one_group() {
         // 10° steps: neighbours 0.985, ends 0.94, which is above 0.95 - 0.1.
         let n = neighbours(&[0.0, 10.0, 20.0]);
-        assert_eq!(clusters(&n, 0.95), vec![vec![0, 1, 2]]);
+        assert_eq!(clusters(&n, 0.95, &|_, _| true), vec![vec![0, 1, 2]]);
     }
 
     #[test]
@@ -258,7 +285,7 @@ mod tests {
         // B (12°) is closer to A (0°, 0.98) than to C (37°, 0.91); A and C (0.80) are too far
         // apart to share a group, so B goes with A.
         let n = neighbours(&[0.0, 12.0, 37.0]);
-        assert_eq!(clusters(&n, 0.9), vec![vec![0, 1]]);
+        assert_eq!(clusters(&n, 0.9, &|_, _| true), vec![vec![0, 1]]);
     }
 
     #[test]
@@ -268,7 +295,7 @@ mod tests {
         // Pictures 30° apart (0.87) are the same photo at no level stricter than that.
         let n = neighbours(&[0.0, 30.0, 100.0]);
         for level in Level::ALL {
-            let together = !clusters(&n, level.threshold()).is_empty();
+            let together = !clusters(&n, level.threshold(), &|_, _| true).is_empty();
             assert_eq!(together, level.threshold() <= 0.866, "{level:?}");
         }
         assert_eq!(Level::from_name("Scene").unwrap(), Level::Scene);
@@ -328,8 +355,8 @@ mod tests {
     fn equal_scores_group_the_same_way_every_time() {
         // Three identical pictures and a fourth identical pair elsewhere.
         let n = neighbours(&[0.0, 0.0, 0.0, 50.0, 50.0]);
-        let first = clusters(&n, 0.9);
+        let first = clusters(&n, 0.9, &|_, _| true);
         assert_eq!(first, vec![vec![0, 1, 2], vec![3, 4]]);
-        assert_eq!(clusters(&n, 0.9), first);
+        assert_eq!(clusters(&n, 0.9, &|_, _| true), first);
     }
 }

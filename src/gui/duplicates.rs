@@ -17,8 +17,9 @@ use egui::{Color32, RichText, Sense, TextureHandle, Vec2};
 use super::compare::Compare;
 use super::state::{Gallery, Item};
 use super::texture_for;
+use crate::duplicates::pixels::PixelMatches;
 use crate::duplicates::{
-    groups, human_bytes, FileFacts, Group, Level, Neighbours, NEIGHBOURS_PER_IMAGE, SLACK,
+    groups_confirmed, human_bytes, FileFacts, Group, Level, Neighbours, NEIGHBOURS_PER_IMAGE, SLACK,
 };
 use crate::index::mtime_ns;
 
@@ -40,6 +41,8 @@ pub enum DuplicatesAction {
 /// The neighbours of the images analysed when the search started.
 struct Found {
     neighbours: Neighbours,
+    /// Pixel matches of the pairs at or above the photo level's threshold.
+    pixels: PixelMatches,
     /// Gallery index of each row of `neighbours`.
     items: Vec<usize>,
     /// How many images were analysed then.
@@ -49,10 +52,13 @@ struct Found {
 /// The view's state.
 pub struct DuplicatesView {
     threshold: f32,
+    /// Pairs must also match by their pixels (the photo level).
+    check_pixels: bool,
     found: Option<Found>,
     searching: Option<Receiver<Found>>,
     groups: Vec<Group>,
-    grouped_at: Option<f32>,
+    /// The threshold and pixel check the groups were made with.
+    grouped_at: Option<(f32, bool)>,
     /// Images whose mark the user flipped (keep ↔ remove).
     toggled: HashSet<usize>,
     textures: HashMap<usize, TextureHandle>,
@@ -65,6 +71,7 @@ impl Default for DuplicatesView {
     fn default() -> Self {
         DuplicatesView {
             threshold: Level::Photo.threshold(),
+            check_pixels: Level::Photo.checks_pixels(),
             found: None,
             searching: None,
             groups: Vec::new(),
@@ -97,9 +104,10 @@ impl DuplicatesView {
 
     /// Forgets everything about the images (another folder, or files moved away).
     pub fn reset(&mut self) {
-        let threshold = self.threshold;
+        let (threshold, check_pixels) = (self.threshold, self.check_pixels);
         *self = DuplicatesView {
             threshold,
+            check_pixels,
             ..Default::default()
         };
     }
@@ -125,13 +133,13 @@ impl DuplicatesView {
         if self.searching.is_some() {
             ctx.request_repaint_after(std::time::Duration::from_millis(50));
         }
-        if self.grouped_at != Some(self.threshold) {
+        if self.grouped_at != Some((self.threshold, self.check_pixels)) {
             self.regroup(gallery);
         }
     }
 
     fn regroup(&mut self, gallery: &Gallery) {
-        self.grouped_at = Some(self.threshold);
+        self.grouped_at = Some((self.threshold, self.check_pixels));
         let Some(found) = &self.found else {
             self.groups.clear();
             return;
@@ -141,7 +149,8 @@ impl DuplicatesView {
             .iter()
             .map(|&i| facts_of(&gallery.items[i]))
             .collect();
-        self.groups = groups(&found.neighbours, self.threshold, &facts)
+        let confirm = |a: usize, b: usize| !self.check_pixels || found.pixels.confirms(a, b);
+        self.groups = groups_confirmed(&found.neighbours, self.threshold, &facts, &confirm)
             .into_iter()
             .map(|g| Group {
                 members: g.members.iter().map(|&row| found.items[row]).collect(),
@@ -173,9 +182,11 @@ impl DuplicatesView {
                 (Level::Scene, "Same scene"),
                 (Level::Subject, "Same subject"),
             ] {
-                let on = (self.threshold - level.threshold()).abs() < 1e-4;
+                let on = (self.threshold - level.threshold()).abs() < 1e-4
+                    && self.check_pixels == level.checks_pixels();
                 if ui.selectable_label(on, title).clicked() {
                     self.threshold = level.threshold();
+                    self.check_pixels = level.checks_pixels();
                 }
             }
             let label = ui.label("Strictness:");
@@ -185,6 +196,10 @@ impl DuplicatesView {
                     .text("same subject … same photo"),
             )
             .labelled_by(label.id);
+            ui.checkbox(&mut self.check_pixels, "Same pixels")
+                .on_hover_text(
+                    "Also compare the pictures' layouts: only edited copies of one photo group",
+                );
             ui.separator();
             ui.label(self.summary(gallery));
             let marked = self.marked_images();
@@ -374,10 +389,12 @@ impl DuplicatesView {
 fn search(ctx: &egui::Context, gallery: &Gallery) -> Receiver<Found> {
     let mut items = Vec::new();
     let mut vectors = Vec::new();
+    let mut thumbnails = Vec::new();
     for (i, item) in gallery.items.iter().enumerate() {
         if let (Some(v), false) = (&item.embedding, item.removed) {
             items.push(i);
             vectors.extend_from_slice(v);
+            thumbnails.push(item.thumbnail.clone());
         }
     }
     let dim = vectors.len() / items.len().max(1);
@@ -388,8 +405,11 @@ fn search(ctx: &egui::Context, gallery: &Gallery) -> Receiver<Found> {
         .name("lookalike-duplicates".into())
         .spawn(move || {
             let neighbours = Neighbours::find(&vectors, dim, LOOSEST - SLACK, NEIGHBOURS_PER_IMAGE);
+            let picture = |row: usize| thumbnails[row].as_ref()?.to_rgb().ok();
+            let pixels = PixelMatches::find(&neighbours, Level::Photo.threshold(), &picture);
             let _ = send.send(Found {
                 neighbours,
+                pixels,
                 items,
                 analysed,
             });

@@ -1,0 +1,311 @@
+//! A pixel-level check that two pictures are the same photo, for the `photo` level.
+//!
+//! An embedding describes what a picture shows, so another shot of the same scene scores as
+//! high as an edited copy. An edited copy, though, keeps the original's layout: the same
+//! light and dark areas in the same places, give or take a crop, a slight rotation, a caption
+//! bar or a mirror. So each picture is reduced to a small grey print (24 × 24, brightness and
+//! contrast removed), and a pair counts as a copy when some plausible view of one — cropped to
+//! 80–95 %, without a caption band, turned by 3° or 6°, mirrored — matches the whole of the
+//! other by normalised correlation. Prints are made from the thumbnails lookalike already
+//! keeps, so no file is read again.
+
+use image::imageops::FilterType;
+use image::{GrayImage, RgbImage};
+use rayon::prelude::*;
+
+use super::Neighbours;
+
+/// The copy score from which two pictures count as one photo; measured with
+/// `scripts/make_duplicate_bench.py` together with `Level::Photo`'s cosine threshold.
+pub const COPY_MATCH: f32 = 0.86;
+
+/// The pixel matches of every pair of look-alikes at a threshold.
+#[derive(Debug, Clone, Default)]
+pub struct PixelMatches {
+    /// Per image: (look-alike, how well this image's best view matches the look-alike's
+    /// whole), sorted by look-alike.
+    lists: Vec<Vec<(u32, f32)>>,
+}
+
+impl PixelMatches {
+    /// Compares every pair of `neighbours` at or above `threshold`, from the pictures
+    /// `picture` gives (thumbnails will do); images without one match nothing.
+    pub fn find(
+        neighbours: &Neighbours,
+        threshold: f32,
+        picture: &(dyn Fn(usize) -> Option<RgbImage> + Sync),
+    ) -> Self {
+        let partners = |i: usize| {
+            neighbours
+                .of(i)
+                .iter()
+                .take_while(move |p| p.1 >= threshold)
+        };
+        let prints: Vec<Option<Prints>> = (0..neighbours.len())
+            .into_par_iter()
+            .map(|i| {
+                partners(i).next()?;
+                Some(Prints::new(&picture(i)?))
+            })
+            .collect();
+        let lists = (0..neighbours.len())
+            .into_par_iter()
+            .map(|i| {
+                let Some(mine) = &prints[i] else {
+                    return Vec::new();
+                };
+                let others: Vec<(u32, &Prints)> = partners(i)
+                    .filter_map(|&(b, _)| Some((b, prints[b as usize].as_ref()?)))
+                    .collect();
+                let refs: Vec<&Prints> = others.iter().map(|o| o.1).collect();
+                let scores = mine.best_view_matches(&refs);
+                let mut matched: Vec<(u32, f32)> = others.iter().map(|o| o.0).zip(scores).collect();
+                matched.sort_unstable_by_key(|m| m.0);
+                matched
+            })
+            .collect();
+        PixelMatches { lists }
+    }
+
+    /// The better of either picture's views against the other; `None` if they were not
+    /// compared.
+    pub fn score(&self, a: usize, b: usize) -> Option<f32> {
+        let find = |from: usize, to: usize| {
+            let list = self.lists.get(from)?;
+            let at = list.binary_search_by_key(&(to as u32), |m| m.0).ok()?;
+            Some(list[at].1)
+        };
+        match (find(a, b), find(b, a)) {
+            (Some(x), Some(y)) => Some(x.max(y)),
+            (x, y) => x.or(y),
+        }
+    }
+
+    /// Whether `a` and `b` are one photo by their pixels.
+    pub fn confirms(&self, a: usize, b: usize) -> bool {
+        self.score(a, b).is_some_and(|s| s >= COPY_MATCH)
+    }
+}
+
+/// Side of a print.
+const SIDE: usize = 24;
+const PRINT: usize = SIDE * SIDE;
+/// Pictures are first shrunk to about this many pixels a side, with antialiasing, so that
+/// sampling the small print does not alias.
+const WORKING_SIDE: u32 = 72;
+
+/// A picture ready to be compared: its grey working copy and the print of the whole.
+pub struct Prints {
+    gray: GrayImage,
+    whole: [f32; PRINT],
+}
+
+impl Prints {
+    pub fn new(rgb: &RgbImage) -> Self {
+        let scale = WORKING_SIDE as f32 / rgb.width().max(rgb.height()).max(1) as f32;
+        let (w, h) = (
+            ((rgb.width() as f32 * scale).round() as u32).max(1),
+            ((rgb.height() as f32 * scale).round() as u32).max(1),
+        );
+        let small = image::imageops::resize(rgb, w, h, FilterType::Triangle);
+        let gray = image::DynamicImage::ImageRgb8(small).to_luma8();
+        let whole = sample(&gray, View::whole(&gray));
+        Prints { gray, whole }
+    }
+
+    /// How well some view of this picture matches the whole of each of `others`: 1 for the
+    /// same pixels, around 0 for unrelated ones. The views are sampled once for all.
+    pub fn best_view_matches(&self, others: &[&Prints]) -> Vec<f32> {
+        let views: Vec<[f32; PRINT]> = views(self.gray.width() as f32, self.gray.height() as f32)
+            .map(|view| sample(&self.gray, view))
+            .collect();
+        (others.iter())
+            .map(|other| {
+                (views.iter())
+                    .map(|v| dot(v, &other.whole))
+                    .fold(f32::MIN, f32::max)
+            })
+            .collect()
+    }
+}
+
+/// How likely `a` and `b` are one photo, one of them edited: the better of either's views
+/// against the other.
+pub fn copy_score(a: &Prints, b: &Prints) -> f32 {
+    a.best_view_matches(&[b])[0].max(b.best_view_matches(&[a])[0])
+}
+
+/// A region of a picture to sample: its centre, half sizes and turn, all in pixels and
+/// radians, optionally mirrored.
+#[derive(Debug, Clone, Copy)]
+struct View {
+    centre: (f32, f32),
+    half: (f32, f32),
+    angle: f32,
+    mirror: bool,
+}
+
+impl View {
+    fn whole(gray: &GrayImage) -> Self {
+        let (w, h) = (gray.width() as f32, gray.height() as f32);
+        View {
+            centre: (w / 2.0, h / 2.0),
+            half: (w / 2.0, h / 2.0),
+            angle: 0.0,
+            mirror: false,
+        }
+    }
+}
+
+/// The views an edited copy may show of its original, each as is and mirrored.
+fn views(w: f32, h: f32) -> impl Iterator<Item = View> {
+    let view = |cx: f32, cy: f32, hw: f32, hh: f32, angle: f32| View {
+        centre: (cx, cy),
+        half: (hw, hh),
+        angle,
+        mirror: false,
+    };
+    let mut all = vec![view(w / 2.0, h / 2.0, w / 2.0, h / 2.0, 0.0)];
+    // Crops to 75–95 % of each side (the two sides within 10 % of each other), at the
+    // corners, the middles of the edges and the centre.
+    let sides = [0.95f32, 0.9, 0.85, 0.8, 0.75];
+    for (sx, sy) in sides
+        .iter()
+        .flat_map(|&x| sides.iter().map(move |&y| (x, y)))
+    {
+        if (sx - sy).abs() > 0.11 {
+            continue;
+        }
+        for fx in [0.0, 0.5, 1.0] {
+            for fy in [0.0, 0.5, 1.0] {
+                let cx = fx * (1.0 - sx) * w + sx * w / 2.0;
+                let cy = fy * (1.0 - sy) * h + sy * h / 2.0;
+                all.push(view(cx, cy, sx * w / 2.0, sy * h / 2.0, 0.0));
+            }
+        }
+    }
+    // Without a caption band above or below.
+    for keep in [0.87, 0.9] {
+        all.push(view(w / 2.0, keep * h / 2.0, w / 2.0, keep * h / 2.0, 0.0));
+        all.push(view(
+            w / 2.0,
+            h - keep * h / 2.0,
+            w / 2.0,
+            keep * h / 2.0,
+            0.0,
+        ));
+    }
+    // Turned, and cropped so that no corner is empty, as photo editors do.
+    for degrees in [-8.0f32, -6.0, -4.0, -2.0, 2.0, 4.0, 6.0, 8.0] {
+        let a = degrees.to_radians().abs();
+        let k = 1.0 / (a.cos() + a.sin() * (w / h).max(h / w));
+        all.push(view(
+            w / 2.0,
+            h / 2.0,
+            k * w / 2.0,
+            k * h / 2.0,
+            degrees.to_radians(),
+        ));
+    }
+    let mirrored: Vec<View> = all.iter().map(|v| View { mirror: true, ..*v }).collect();
+    all.into_iter().chain(mirrored)
+}
+
+/// The view sampled on a SIDE × SIDE grid (bilinear), with its mean removed and scaled to unit
+/// length; all zeros for a flat view.
+fn sample(gray: &GrayImage, view: View) -> [f32; PRINT] {
+    let (w, h) = (gray.width() as i64, gray.height() as i64);
+    let pixel = |x: i64, y: i64| {
+        f32::from(
+            gray.get_pixel(x.clamp(0, w - 1) as u32, y.clamp(0, h - 1) as u32)
+                .0[0],
+        )
+    };
+    let (sin, cos) = view.angle.sin_cos();
+    let mut out = [0.0f32; PRINT];
+    for (i, row) in out.chunks_exact_mut(SIDE).enumerate() {
+        let v = ((i as f32 + 0.5) / SIDE as f32) * 2.0 - 1.0;
+        for (j, value) in row.iter_mut().enumerate() {
+            let mut u = ((j as f32 + 0.5) / SIDE as f32) * 2.0 - 1.0;
+            if view.mirror {
+                u = -u;
+            }
+            let (dx, dy) = (u * view.half.0, v * view.half.1);
+            let x = view.centre.0 + cos * dx - sin * dy - 0.5;
+            let y = view.centre.1 + sin * dx + cos * dy - 0.5;
+            let (x0, y0) = (x.floor(), y.floor());
+            let (fx, fy) = (x - x0, y - y0);
+            let (x0, y0) = (x0 as i64, y0 as i64);
+            let top = pixel(x0, y0) * (1.0 - fx) + pixel(x0 + 1, y0) * fx;
+            let bottom = pixel(x0, y0 + 1) * (1.0 - fx) + pixel(x0 + 1, y0 + 1) * fx;
+            *value = top * (1.0 - fy) + bottom * fy;
+        }
+    }
+    normalise(&mut out);
+    out
+}
+
+fn normalise(print: &mut [f32; PRINT]) {
+    let mean = print.iter().sum::<f32>() / PRINT as f32;
+    print.iter_mut().for_each(|x| *x -= mean);
+    let norm = print.iter().map(|x| x * x).sum::<f32>().sqrt();
+    // A flat view has no layout to compare.
+    let scale = if norm > 1e-3 { 1.0 / norm } else { 0.0 };
+    print.iter_mut().for_each(|x| *x *= scale);
+}
+
+fn dot(a: &[f32; PRINT], b: &[f32; PRINT]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::imageops;
+
+    fn seed(name: &str) -> RgbImage {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/seed-images")
+            .join(name);
+        image::open(path).unwrap().to_rgb8()
+    }
+
+    #[test]
+    fn edited_copies_match_and_other_pictures_do_not() {
+        let original = seed("Tiger.jpg");
+        let (w, h) = original.dimensions();
+        let prints = Prints::new(&original);
+        let mirrored = Prints::new(&imageops::flip_horizontal(&original));
+        let cropped = imageops::crop_imm(&original, w / 20, h / 20, w * 9 / 10, h * 9 / 10);
+        let cropped = Prints::new(&cropped.to_image());
+        let small = Prints::new(&imageops::resize(
+            &original,
+            w / 3,
+            h / 3,
+            FilterType::Triangle,
+        ));
+        let rotated = Prints::new(&image::imageops::rotate90(&original));
+        assert!(copy_score(&prints, &mirrored) > 0.95, "mirror");
+        assert!(copy_score(&prints, &cropped) > COPY_MATCH, "crop");
+        assert!(copy_score(&prints, &small) > 0.95, "downscale");
+        assert!((copy_score(&prints, &prints) - 1.0).abs() < 1e-4);
+        // Another tiger, and the same tiger turned a quarter: not the same photo.
+        let other_tiger = Prints::new(&seed("Tiger2.jpg"));
+        assert!(
+            copy_score(&prints, &other_tiger) < COPY_MATCH,
+            "another photo of a tiger"
+        );
+        assert!(
+            copy_score(&prints, &rotated) < COPY_MATCH,
+            "turned far more than an edit does"
+        );
+        let elephant = Prints::new(&seed("elephant.jpg"));
+        assert!(copy_score(&prints, &elephant) < 0.6, "an unrelated photo");
+    }
+
+    #[test]
+    fn a_flat_picture_matches_nothing() {
+        let flat = Prints::new(&RgbImage::from_pixel(50, 50, image::Rgb([90, 90, 90])));
+        assert_eq!(copy_score(&flat, &Prints::new(&seed("Tiger.jpg"))), 0.0);
+    }
+}
