@@ -2,7 +2,7 @@
 //! ones come back as three groups, in text and JSON, each with the keeper the rule picks.
 
 mod seeds;
-use seeds::seed;
+use seeds::{seed, succeed};
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -60,20 +60,14 @@ fn folder_of_copies() -> tempfile::TempDir {
 }
 
 fn duplicates(dir: &Path, cache: &Path, extra: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_lookalike"))
-        .arg("duplicates")
-        .arg(dir)
-        .arg("--cache-dir")
-        .arg(cache)
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    succeed(
+        Command::new(env!("CARGO_BIN_EXE_lookalike"))
+            .arg("duplicates")
+            .arg(dir)
+            .arg("--cache-dir")
+            .arg(cache)
+            .args(extra),
+    )
 }
 
 fn name(file: &Value) -> String {

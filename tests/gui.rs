@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -190,19 +189,6 @@ fn space_opens_the_viewer_arrows_step_and_escape_closes() {
         "Tiger.jpg",
         "Esc in the viewer leaves the grid as it was"
     );
-}
-
-/// A file dropped on the window, as the windowing system reports it.
-#[derive(Debug)]
-struct Dropped(PathBuf);
-
-impl egui::DroppedFile for Dropped {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn bytes(&self) -> Result<Vec<u8>, String> {
-        Err("a folder has no bytes".into())
-    }
 }
 
 #[test]

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
 use common::*;
 use eframe::egui::{self, accesskit::Role};
 use egui_kittest::kittest::Queryable;
@@ -74,19 +72,6 @@ fn a_negative_chip_can_be_added_and_taken_out() {
     harness.run();
     assert!(harness.query_by_label("unlike Tiger2.jpg").is_none());
     assert_eq!(tile_names(&harness), plain);
-}
-
-/// A file dropped on the window, as the windowing system reports it.
-#[derive(Debug)]
-struct Dropped(PathBuf);
-
-impl egui::DroppedFile for Dropped {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn bytes(&self) -> Result<Vec<u8>, String> {
-        std::fs::read(&self.0).map_err(|e| e.to_string())
-    }
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! a query from outside the folder, and a score cut-off, on the tutorial's images.
 
 mod seeds;
-use seeds::{seed, seed_dir};
+use seeds::{seed, seed_dir, succeed};
 
 use std::path::Path;
 use std::process::Command;
@@ -11,18 +11,13 @@ use serde_json::Value;
 
 /// Runs `similar` with a private index and returns the (file name, score) lines.
 fn similar(args: &[&str], cache: &Path) -> Vec<(String, f64)> {
-    let out = Command::new(env!("CARGO_BIN_EXE_lookalike"))
-        .arg("similar")
-        .args(args)
-        .arg("--json")
-        .arg("--cache-dir")
-        .arg(cache)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeed(
+        Command::new(env!("CARGO_BIN_EXE_lookalike"))
+            .arg("similar")
+            .args(args)
+            .arg("--json")
+            .arg("--cache-dir")
+            .arg(cache),
     );
     String::from_utf8_lossy(&out.stdout)
         .lines()

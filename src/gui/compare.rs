@@ -2,22 +2,18 @@
 //! smaller, with their pixel sizes, file sizes and dates: what a person checks before choosing
 //! which one to keep. The pictures are decoded off the UI thread, as the viewer does.
 
-use std::sync::mpsc::Receiver;
-
 use eframe::egui;
-use egui::{Color32, Key, RichText, TextureHandle, Vec2};
+use egui::{Color32, Key, RichText, Vec2};
 
 use super::duplicates::format_date;
 use super::state::Gallery;
-use super::viewer::load_in_background;
+use super::viewer::{load_in_background, overlay_ui, Picture};
 use crate::duplicates::human_bytes;
 
 /// One side of the comparison.
 struct Side {
     index: usize,
-    texture: Option<TextureHandle>,
-    loading: Option<Receiver<Result<egui::ColorImage, String>>>,
-    error: Option<String>,
+    picture: Picture,
 }
 
 /// The comparison overlay.
@@ -30,11 +26,10 @@ impl Compare {
     pub fn open(ctx: &egui::Context, gallery: &Gallery, a: usize, b: usize) -> Self {
         let side = |index: usize| {
             let path = gallery.items[index].path.clone();
+            let loading = load_in_background(ctx, path);
             Side {
                 index,
-                texture: None,
-                loading: Some(load_in_background(ctx, path)),
-                error: None,
+                picture: Picture::new(loading, format!("compare-{index}")),
             }
         };
         Compare {
@@ -45,29 +40,20 @@ impl Compare {
     /// Draws the overlay; false once it should close.
     pub fn ui(&mut self, ctx: &egui::Context, gallery: &Gallery) -> bool {
         for side in &mut self.sides {
-            side.receive(ctx);
+            side.picture.receive(ctx);
         }
         if ctx.input(|i| i.key_pressed(Key::Escape)) {
             return false;
         }
         let mut open = true;
-        let screen = ctx.content_rect();
-        egui::Area::new(egui::Id::unique("lookalike-compare"))
-            .fixed_pos(screen.min)
-            .order(egui::Order::Foreground)
-            .show(ctx, |ui| {
-                ui.painter()
-                    .rect_filled(screen, 0.0, Color32::from_black_alpha(235));
-                ui.set_min_size(screen.size());
-                ui.horizontal(|ui| {
-                    open = !ui.button("Close").clicked();
-                    ui.label(
-                        RichText::new("Side by side at the same scale · Esc: close")
-                            .color(Color32::GRAY),
-                    );
-                });
-                self.pictures_ui(ui, gallery);
+        overlay_ui(ctx, "lookalike-compare", |ui| {
+            ui.horizontal(|ui| {
+                open = !ui.button("Close").clicked();
+                let hint = "Side by side at the same scale · Esc: close";
+                ui.label(RichText::new(hint).color(Color32::GRAY));
             });
+            self.pictures_ui(ui, gallery);
+        });
         open
     }
 
@@ -95,28 +81,6 @@ impl Compare {
 }
 
 impl Side {
-    fn receive(&mut self, ctx: &egui::Context) {
-        let Some(loading) = &self.loading else { return };
-        match loading.try_recv() {
-            Ok(Ok(image)) => {
-                let name = format!("compare-{}", self.index);
-                self.texture = Some(ctx.load_texture(name, image, Default::default()));
-                self.loading = None;
-            }
-            Ok(Err(e)) => {
-                self.error = Some(e);
-                self.loading = None;
-            }
-            Err(std::sync::mpsc::TryRecvError::Empty) => {
-                ctx.request_repaint_after(std::time::Duration::from_millis(30));
-            }
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                self.error = Some("the image could not be loaded".into());
-                self.loading = None;
-            }
-        }
-    }
-
     fn ui(&self, ui: &mut egui::Ui, gallery: &Gallery, shown: Vec2) {
         let item = &gallery.items[self.index];
         let (w, h) = item.size.unwrap_or((0, 0));
@@ -130,7 +94,7 @@ impl Side {
             item.modified
                 .map_or_else(|| "date unknown".into(), format_date),
         ));
-        match (&self.texture, &self.error) {
+        match (&self.picture.texture, &self.picture.error) {
             (Some(t), _) => {
                 ui.add(
                     egui::Image::new((t.id(), shown)).alt_text(format!("{}, compared", item.name)),

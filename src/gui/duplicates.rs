@@ -15,6 +15,7 @@ use eframe::egui;
 use egui::{Color32, RichText, Sense, TextureHandle, Vec2};
 
 use super::compare::Compare;
+use super::histogram::Histogram;
 use super::state::{Gallery, Item};
 use super::texture_for;
 use crate::duplicates::pixels::PixelMatches;
@@ -241,37 +242,16 @@ impl DuplicatesView {
     /// chart moves the threshold.
     fn histogram_ui(&mut self, ui: &mut egui::Ui) {
         let Some(found) = &self.found else { return };
-        let mut counts = [0usize; BINS];
-        for score in found.neighbours.best_matches().into_iter().flatten() {
-            let bin = ((score.clamp(0.0, 0.9999)) * BINS as f32) as usize;
-            counts[bin] += 1;
-        }
-        let bars: Vec<egui_plot::Bar> = (counts.iter().enumerate())
-            .map(|(bin, &n)| {
-                egui_plot::Bar::new((bin as f64 + 0.5) / BINS as f64, n as f64)
-                    .width(1.0 / BINS as f64)
-            })
-            .collect();
-        let threshold = f64::from(self.threshold);
-        let response = egui_plot::Plot::new("best-match-histogram")
-            .height(90.0)
-            .allow_drag(false)
-            .allow_zoom(false)
-            .allow_scroll(false)
-            .allow_boxed_zoom(false)
-            .allow_double_click_reset(false)
-            .include_x(f64::from(LOOSEST - SLACK))
-            .include_x(1.0)
-            .include_y(0.0)
-            .x_axis_label("each image's best match")
-            .show(ui, move |plot| {
-                plot.bar_chart(egui_plot::BarChart::new("best match", bars));
-                plot.vline(egui_plot::VLine::new("threshold", threshold).color(Color32::RED));
-                let pressed = plot.response().is_pointer_button_down_on();
-                plot.pointer_coordinate().filter(|_| pressed).map(|p| p.x)
-            });
-        if let Some(x) = response.inner {
-            self.threshold = (x as f32).clamp(LOOSEST, STRICTEST);
+        let chart = Histogram {
+            id: "best-match-histogram",
+            range: (0.0, 1.0),
+            bins: BINS,
+            height: 90.0,
+            label: Some("each image's best match"),
+        };
+        let best = found.neighbours.best_matches().into_iter().flatten();
+        if let Some(x) = chart.ui(ui, best, self.threshold) {
+            self.threshold = x.clamp(LOOSEST, STRICTEST);
         }
     }
 

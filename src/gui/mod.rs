@@ -5,6 +5,7 @@ mod app;
 mod compare;
 mod duplicates;
 mod grid;
+mod histogram;
 mod indexing;
 mod models;
 mod outside;

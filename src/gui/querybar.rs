@@ -10,6 +10,7 @@ use eframe::egui;
 use egui::{Color32, RichText, Stroke, TextureHandle};
 
 use super::grid::{NEGATIVE, POSITIVE};
+use super::histogram::Histogram;
 use super::state::{ExampleSource, Gallery};
 use super::texture_for;
 
@@ -158,38 +159,16 @@ impl QueryBar {
     }
 
     fn histogram_ui(&mut self, ui: &mut egui::Ui, gallery: &Gallery) {
-        let (low, high) = (-0.5f32, 1.0f32);
-        let width = (high - low) / BINS as f32;
-        let mut counts = [0usize; BINS];
-        for &s in gallery.scores.iter().flatten() {
-            let bin = (((s - low) / width) as usize).min(BINS - 1);
-            counts[bin] += 1;
-        }
-        let bars: Vec<egui_plot::Bar> = (counts.iter().enumerate())
-            .map(|(bin, &n)| {
-                let centre = low + (bin as f32 + 0.5) * width;
-                egui_plot::Bar::new(f64::from(centre), n as f64).width(f64::from(width))
-            })
-            .collect();
-        let threshold = f64::from(self.threshold);
-        let response = egui_plot::Plot::new("score-histogram")
-            .height(70.0)
-            .allow_drag(false)
-            .allow_zoom(false)
-            .allow_scroll(false)
-            .allow_boxed_zoom(false)
-            .allow_double_click_reset(false)
-            .include_x(f64::from(low))
-            .include_x(f64::from(high))
-            .include_y(0.0)
-            .show(ui, move |plot| {
-                plot.bar_chart(egui_plot::BarChart::new("scores", bars));
-                plot.vline(egui_plot::VLine::new("cut-off", threshold).color(Color32::RED));
-                let pressed = plot.response().is_pointer_button_down_on();
-                plot.pointer_coordinate().filter(|_| pressed).map(|p| p.x)
-            });
-        if let Some(x) = response.inner {
-            self.threshold = (x as f32).clamp(low, high);
+        let chart = Histogram {
+            id: "score-histogram",
+            range: (-0.5, 1.0),
+            bins: BINS,
+            height: 70.0,
+            label: None,
+        };
+        let scores = gallery.scores.iter().flatten().copied();
+        if let Some(x) = chart.ui(ui, scores, self.threshold) {
+            self.threshold = x;
         }
     }
 }

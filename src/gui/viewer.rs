@@ -19,9 +19,7 @@ const VIEWER_SIDE: u32 = 2048;
 
 pub struct Viewer {
     pub index: usize,
-    texture: Option<TextureHandle>,
-    loading: Option<Receiver<Result<egui::ColorImage, String>>>,
-    error: Option<String>,
+    picture: Picture,
     /// True on the frame the viewer opened, whose key presses (the Space that opened it)
     /// belong to the grid.
     just_opened: bool,
@@ -40,19 +38,20 @@ impl Viewer {
                     let _ = send.send(load(&path));
                 }
             });
-        let error = spawned.err().map(|e| format!("cannot start loading: {e}"));
+        let mut picture = Picture::new(receive, format!("viewer-{index}"));
+        if let Err(e) = spawned {
+            picture.fail(format!("cannot start loading: {e}"));
+        }
         Viewer {
             index,
-            texture: None,
-            loading: Some(receive),
-            error,
+            picture,
             just_opened: true,
         }
     }
 
     /// Draws the viewer over the whole window; returns false once it should close.
     pub fn ui(&mut self, ctx: &egui::Context, gallery: &mut Gallery) -> bool {
-        self.receive(ctx);
+        self.picture.receive(ctx);
         let keys_are_ours = !std::mem::take(&mut self.just_opened);
         if keys_are_ours && ctx.input(|i| i.key_pressed(Key::Escape) || i.key_pressed(Key::Space)) {
             return false;
@@ -75,33 +74,26 @@ impl Viewer {
             .map(|i| i.name.clone())
             .unwrap_or_default();
         let mut keep_open = true;
-        let screen = ctx.content_rect();
-        egui::Area::new(egui::Id::unique("lookalike-viewer"))
-            .fixed_pos(screen.min)
-            .order(egui::Order::Foreground)
-            .show(ctx, |ui| {
-                ui.painter()
-                    .rect_filled(screen, 0.0, Color32::from_black_alpha(235));
-                ui.set_min_size(screen.size());
-                ui.horizontal(|ui| {
-                    if ui.button("Close").clicked() {
-                        keep_open = false;
-                    }
-                    ui.label(egui::RichText::new(&name).color(Color32::WHITE).strong());
-                    ui.label(
-                        egui::RichText::new("Left/Right: previous/next · Esc: close")
-                            .color(Color32::GRAY),
-                    );
-                });
-                self.picture_ui(ui, &name);
+        overlay_ui(ctx, "lookalike-viewer", |ui| {
+            ui.horizontal(|ui| {
+                if ui.button("Close").clicked() {
+                    keep_open = false;
+                }
+                ui.label(egui::RichText::new(&name).color(Color32::WHITE).strong());
+                ui.label(
+                    egui::RichText::new("Left/Right: previous/next · Esc: close")
+                        .color(Color32::GRAY),
+                );
             });
+            self.picture_ui(ui, &name);
+        });
         keep_open
     }
 
     /// The picture, fitted to the room left; or why it is not there yet.
     fn picture_ui(&self, ui: &mut egui::Ui, name: &str) {
         let room = ui.available_rect_before_wrap();
-        match (&self.texture, &self.error) {
+        match (&self.picture.texture, &self.picture.error) {
             (Some(texture), _) => {
                 let size = fit_rect(texture.size_vec2(), room.size());
                 let rect = egui::Rect::from_center_size(room.center(), size);
@@ -118,31 +110,64 @@ impl Viewer {
             }
         }
     }
+}
 
-    fn receive(&mut self, ctx: &egui::Context) {
+/// A picture being decoded for display, then its texture, or why it could not be loaded.
+pub(super) struct Picture {
+    pub texture: Option<TextureHandle>,
+    pub error: Option<String>,
+    loading: Option<Receiver<Result<egui::ColorImage, String>>>,
+    /// The texture's name.
+    name: String,
+}
+
+impl Picture {
+    pub fn new(loading: Receiver<Result<egui::ColorImage, String>>, name: String) -> Self {
+        Picture {
+            texture: None,
+            error: None,
+            loading: Some(loading),
+            name,
+        }
+    }
+
+    fn fail(&mut self, reason: String) {
+        self.error = Some(reason);
+        self.loading = None;
+    }
+
+    /// Takes in the decoded picture when it has arrived.
+    pub fn receive(&mut self, ctx: &egui::Context) {
         let Some(loading) = &self.loading else { return };
         match loading.try_recv() {
             Ok(Ok(image)) => {
-                self.texture = Some(ctx.load_texture(
-                    format!("viewer-{}", self.index),
-                    image,
-                    Default::default(),
-                ));
+                let name = std::mem::take(&mut self.name);
+                self.texture = Some(ctx.load_texture(name, image, Default::default()));
                 self.loading = None;
             }
-            Ok(Err(e)) => {
-                self.error = Some(e);
-                self.loading = None;
-            }
+            Ok(Err(e)) => self.fail(e),
             Err(std::sync::mpsc::TryRecvError::Empty) => {
                 ctx.request_repaint_after(std::time::Duration::from_millis(30))
             }
             Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                self.error = Some("the image could not be loaded".into());
-                self.loading = None;
+                self.fail("the image could not be loaded".into())
             }
         }
     }
+}
+
+/// A dark layer over the whole window, for the viewer and the comparison.
+pub(super) fn overlay_ui(ctx: &egui::Context, id: &str, contents: impl FnOnce(&mut egui::Ui)) {
+    let screen = ctx.content_rect();
+    egui::Area::new(egui::Id::unique(id))
+        .fixed_pos(screen.min)
+        .order(egui::Order::Foreground)
+        .show(ctx, |ui| {
+            ui.painter()
+                .rect_filled(screen, 0.0, Color32::from_black_alpha(235));
+            ui.set_min_size(screen.size());
+            contents(ui);
+        });
 }
 
 /// The largest size with `image`'s aspect ratio that fits inside `room`.

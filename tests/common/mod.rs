@@ -113,3 +113,16 @@ pub fn click_image(harness: &mut Harness<'_, LookalikeApp>, name: &str) {
     harness.get_by_role_and_label(Role::Image, name).click();
     harness.run();
 }
+
+/// A file dropped on the window, as the windowing system reports it.
+#[derive(Debug)]
+pub struct Dropped(pub PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}

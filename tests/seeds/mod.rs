@@ -13,3 +13,14 @@ pub fn seed_dir() -> PathBuf {
 pub fn seed(name: &str) -> PathBuf {
     seed_dir().join(name)
 }
+
+/// Runs `command` and returns its output; a failure fails the test, showing its stderr.
+pub fn succeed(command: &mut std::process::Command) -> std::process::Output {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
