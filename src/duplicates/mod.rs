@@ -106,6 +106,7 @@ pub struct Group {
 
 impl Group {
     pub fn keeper(&self) -> usize {
+        // A group has two members or more (`clusters` keeps no single image).
         self.members[0]
     }
 }
