@@ -286,9 +286,10 @@ impl Gallery {
 
     /// How many images score at or above `threshold`, of those with a score.
     pub fn count_above(&self, threshold: f32) -> (usize, usize) {
-        let scored: Vec<f32> = self.scores.iter().flatten().copied().collect();
-        let above = scored.iter().filter(|&&s| s >= threshold).count();
-        (above, scored.len())
+        // Drawn every frame while a search is on: count without copying the scores.
+        let scored = self.scores.iter().flatten();
+        let above = scored.clone().filter(|&&s| s >= threshold).count();
+        (above, scored.count())
     }
 
     fn rebuild(&mut self) {
