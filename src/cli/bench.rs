@@ -2,6 +2,7 @@
 //! input, and of decoding, thumbnails and the whole pipeline on a real folder. Speed is
 //! measured here, never asserted in tests.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -40,6 +41,10 @@ pub struct BenchArgs {
     /// copy of another, so that there are groups to find.
     #[arg(long, default_value_t = 0)]
     group_items: usize,
+    /// Also find the neighbours with f32 scores throughout, and report how many of them the
+    /// default (8-bit where the CPU can) search found.
+    #[arg(long)]
+    group_exact: bool,
     /// Print one JSON object per measurement.
     #[arg(long)]
     json: bool,
@@ -155,20 +160,11 @@ fn random_unit_vectors(count: usize, dim: usize) -> Vec<f32> {
 /// Times duplicate grouping at the default level: every image's neighbours, then the groups.
 fn bench_group(args: &BenchArgs, dim: usize) {
     let count = args.group_items;
-    let mut vectors = random_unit_vectors(count, dim);
-    // Every tenth vector becomes an edited copy of the one before it: the original plus 0.3 of
-    // a random unit vector, a cosine of about 0.96.
-    for i in (1..count).step_by(10) {
-        let (before, copy) = vectors.split_at_mut(i * dim);
-        let original = &before[(i - 1) * dim..];
-        for (c, o) in copy[..dim].iter_mut().zip(original) {
-            *c = o + 0.3 * *c;
-        }
-        l2_normalise(&mut copy[..dim]);
-    }
+    let vectors = vectors_with_copies(count, dim);
     let threshold = Level::Photo.threshold();
+    let floor = threshold - SLACK;
     let start = Instant::now();
-    let neighbours = Neighbours::find(&vectors, dim, threshold - SLACK, NEIGHBOURS_PER_IMAGE);
+    let neighbours = Neighbours::find(&vectors, dim, floor, NEIGHBOURS_PER_IMAGE);
     let found = start.elapsed();
     let facts = vec![FileFacts::default(); count];
     let grouped = Instant::now();
@@ -190,6 +186,53 @@ fn bench_group(args: &BenchArgs, dim: usize) {
             regroup.as_secs_f64() * 1e3,
             groups.len()
         );
+    }
+    if args.group_exact {
+        bench_group_exact(args, &vectors, dim, floor, &neighbours);
+    }
+}
+
+/// `count` random unit vectors where every tenth is an edited copy of the one before it: the
+/// original plus some noise, with the amount varied so that the copies' cosines spread from
+/// about 0.7 to 0.99, across the default level's floor.
+fn vectors_with_copies(count: usize, dim: usize) -> Vec<f32> {
+    let mut vectors = random_unit_vectors(count, dim);
+    for (nth, i) in (1..count).step_by(10).enumerate() {
+        let noise = 0.15 + 0.85 * (nth % 20) as f32 / 19.0;
+        let (before, copy) = vectors.split_at_mut(i * dim);
+        let original = &before[(i - 1) * dim..];
+        for (c, o) in copy[..dim].iter_mut().zip(original) {
+            *c = o + noise * *c;
+        }
+        l2_normalise(&mut copy[..dim]);
+    }
+    vectors
+}
+
+/// Times the f32 search and reports the share of its neighbour pairs the default one found.
+fn bench_group_exact(args: &BenchArgs, vectors: &[f32], dim: usize, floor: f32, fast: &Neighbours) {
+    let start = Instant::now();
+    let exact = Neighbours::find_exact(vectors, dim, floor, NEIGHBOURS_PER_IMAGE);
+    let seconds = start.elapsed().as_secs_f64();
+    let (mut wanted, mut kept) = (0usize, 0usize);
+    for i in 0..exact.len() {
+        let found: HashSet<u32> = fast.of(i).iter().map(|p| p.0).collect();
+        wanted += exact.of(i).len();
+        kept += exact.of(i).iter().filter(|p| found.contains(&p.0)).count();
+    }
+    let recall = if wanted == 0 {
+        1.0
+    } else {
+        kept as f64 / wanted as f64
+    };
+    let what = format!("duplicate neighbours, f32 {}×{dim}", exact.len());
+    if args.json {
+        println!(
+            "{}",
+            json!({"what": what, "seconds": seconds, "pairs": wanted, "recall_of_default": recall})
+        );
+    } else {
+        println!("{what:<40} {seconds:8.2} s    (recall of the default search {recall:.5} over {wanted} pairs)");
     }
 }
 

@@ -11,6 +11,7 @@
 //! Each group proposes one picture to keep: the one with the most pixels, then the largest
 //! file, then the oldest, then the first in folder order.
 
+mod int8;
 mod neighbours;
 pub mod pixels;
 
