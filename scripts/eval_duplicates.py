@@ -23,7 +23,8 @@ the share of (original, copy) pairs found for copies made by that edit, whatever
 With scenes or both and truth.json's "shots", it prints the recall of pairs of shots by how
 much the two shots overlap. Wrong pairs are split into pairs of an original or copy of one
 photo (only with scenes), of shots of one burst (only with groups), of pieces cut from the
-same source photo (look-alike siblings; needs "sources") and unrelated pictures.
+same source photo (look-alike siblings; needs "sources") and unrelated pictures; where there
+are siblings, the scores are printed again without them.
 
 Needs: Python 3 only.
 """
@@ -124,6 +125,16 @@ def print_wrong_pairs(truth, true_pairs, predicted_pairs):
         parts += [f"{siblings} between pieces of one source photo",
                   f"{len(rest) - siblings} between unrelated pictures"]
     print(f"wrong pairs {len(wrong)}" + (": " + ", ".join(parts) if parts else ""))
+    return {pair for pair in rest if len({photo.get(name, name) for name in pair}) == 1
+            and photo.get(next(iter(pair))) not in (None, "generated")}
+
+
+def print_scores_among_unrelated(true_pairs, predicted_pairs, sibling_pairs):
+    """The scores again with the wrong pairs between pieces of one source photo left out:
+    such pieces share light, colour and subject, so they are not the unrelated pictures the
+    benchmark is meant to hide the copies among."""
+    print("leaving out pairs of pieces of one source photo:")
+    print_scores(true_pairs, predicted_pairs - sibling_pairs)
 
 
 def main():
@@ -154,7 +165,9 @@ def main():
         print_recall_per_edit(truth, predicted_pairs)
     if args.truth_key != "groups" and truth.get("shots"):
         print_recall_per_overlap(truth, predicted_pairs)
-    print_wrong_pairs(truth, true_pairs, predicted_pairs)
+    siblings = print_wrong_pairs(truth, true_pairs, predicted_pairs)
+    if siblings:
+        print_scores_among_unrelated(true_pairs, predicted_pairs, siblings)
 
 
 if __name__ == "__main__":
