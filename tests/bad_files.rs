@@ -248,6 +248,7 @@ fn the_apps_indexing_worker_reports_every_bad_file() {
             Message::Analysed {
                 index,
                 result: Ok(_),
+                ..
             } => {
                 let _ = index;
                 good += 1;
@@ -255,6 +256,7 @@ fn the_apps_indexing_worker_reports_every_bad_file() {
             Message::Analysed {
                 index,
                 result: Err(reason),
+                ..
             } => problems.push((lossy(&images[index].path), reason)),
             Message::Finished => break,
             Message::Warning(w) => panic!("unexpected warning {w}"),

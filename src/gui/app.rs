@@ -21,6 +21,7 @@ use super::state::{ExampleSource, Gallery};
 use super::status::{empty_ui, problems_ui, status_ui};
 use super::toolbar::{Toolbar, ToolbarAction, ToolbarView};
 use super::viewer::Viewer;
+use super::watch::LiveFolder;
 use crate::engine::{Engine, EngineOptions};
 use crate::index::CacheLocation;
 use crate::model::{find_vgg16_weights, ModelKind};
@@ -51,6 +52,8 @@ pub struct LookalikeApp {
     /// The Duplicates view; `None` while the grid shows.
     duplicates: Option<DuplicatesView>,
     indexing: Indexing,
+    /// Watches the open folder, so that it updates itself.
+    live: LiveFolder,
     toolbar: Toolbar,
     problems: Problems,
     show_problems: bool,
@@ -103,6 +106,7 @@ impl LookalikeApp {
             outside: None,
             duplicates: None,
             indexing: Indexing::default(),
+            live: LiveFolder::default(),
             toolbar: Toolbar::default(),
             problems: Problems::new(),
             show_problems: false,
@@ -161,14 +165,60 @@ impl LookalikeApp {
         self.toolbar.path_input = folder.to_string_lossy().into_owned();
         self.settings.remember(&folder);
         self.folder = Some(folder.clone());
-        // Dropping the old job cancels it.
+        // Dropping the old job cancels it, and the old watch stops.
         self.indexing = Indexing::default();
+        self.live = LiveFolder::watch(&folder, self.cache.dir(), ctx);
         match &self.engine {
             Ok(engine) => {
                 self.indexing = Indexing::start(folder, engine.clone(), self.cache.clone(), ctx);
                 self.status = "Scanning…".into();
             }
             Err(e) => self.status = format!("Cannot index: the model could not be loaded: {e}"),
+        }
+    }
+
+    /// Whether the open folder is watched for changes.
+    pub fn is_watching(&self) -> bool {
+        self.live.is_watching()
+    }
+
+    /// Rescans of the open folder so far, whether the watch or the user asked for them.
+    pub fn rescans(&self) -> usize {
+        self.live.rescans()
+    }
+
+    /// Looks at the open folder again, as F5 does.
+    pub fn rescan(&mut self) {
+        self.live.request_rescan();
+    }
+
+    /// Starts a rescan when the folder changed or one was asked for, once no job runs; keeps
+    /// what holds item indices in step after one; tells once that the folder is not watched.
+    fn keep_folder_current(&mut self, ctx: &egui::Context) {
+        if self.indexing.take_renumbered() {
+            self.grid.clear();
+            if let Some(view) = &mut self.duplicates {
+                view.reset();
+            }
+            let items = &self.gallery.items;
+            self.viewer = self.viewer.take().and_then(|mut viewer| {
+                viewer.index = items.iter().position(|i| i.path == viewer.path)?;
+                Some(viewer)
+            });
+        }
+        if self.indexing.is_running() {
+            return;
+        }
+        if let Some(note) = self.live.take_note() {
+            self.status = format!("{} · {note}; press F5 to rescan", self.status);
+        }
+        let (Some(folder), Ok(engine)) = (&self.folder, &self.engine) else {
+            return;
+        };
+        if self.live.rescan_due() {
+            self.live.rescan_started();
+            let (folder, engine) = (folder.clone(), engine.clone());
+            self.indexing = Indexing::refresh(folder, engine, self.cache.clone(), ctx);
         }
     }
 
@@ -334,6 +384,9 @@ impl LookalikeApp {
         if ctx.egui_wants_keyboard_input() || self.toolbar.text_field_left {
             return;
         }
+        if ctx.input(|i| i.key_pressed(Key::F5)) {
+            self.rescan();
+        }
         if self.viewer.is_some() || self.duplicates.is_some() {
             return; // the viewer and the Duplicates view take the keys while open
         }
@@ -370,6 +423,7 @@ impl LookalikeApp {
             sorted: self.gallery.is_searching(),
             problems: self.problems.len(),
             duplicates: self.duplicates.is_some(),
+            folder_open: self.folder.is_some(),
         };
         for action in self.toolbar.ui(ui, view) {
             self.apply_toolbar(ui.ctx(), action);
@@ -390,6 +444,7 @@ impl LookalikeApp {
             ToolbarAction::ShowDuplicates(show) => {
                 self.duplicates = show.then(DuplicatesView::default);
             }
+            ToolbarAction::Rescan => self.rescan(),
         }
     }
 
@@ -427,9 +482,20 @@ impl LookalikeApp {
                     self.gallery.add_example(ExampleSource::Item(i), positive);
                     self.grid.scroll_to_top();
                 }
+                GridAction::Open(i) => self.hand_to_desktop(i, super::system::open),
+                GridAction::Reveal(i) => self.hand_to_desktop(i, super::system::reveal),
             }
         }
         response.columns
+    }
+
+    /// Opens or reveals an image's file; a failure shows in the status bar.
+    fn hand_to_desktop(&mut self, index: usize, how: fn(&Path) -> Result<(), String>) {
+        if let Some(item) = self.gallery.items.get(index) {
+            if let Err(reason) = how(&item.path) {
+                self.status = reason;
+            }
+        }
     }
 
     fn apply_query(&mut self, action: QueryAction) {
@@ -508,6 +574,7 @@ impl eframe::App for LookalikeApp {
         let frame_start = Instant::now();
         let ctx = ui.ctx().clone();
         self.drain_messages();
+        self.keep_folder_current(&ctx);
         self.poll_picker(&ctx);
         self.handle_dropped(&ctx);
         self.handle_paste(&ctx);

@@ -30,6 +30,10 @@ pub enum GridAction {
     PickRange(usize),
     /// "More like this" (true) or "Less like this" (false).
     AddExample(usize, bool),
+    /// "Open with default app".
+    Open(usize),
+    /// "Show in file manager".
+    Reveal(usize),
 }
 
 /// What one frame of the grid reports back.
@@ -327,11 +331,11 @@ fn context_menu_ui(ui: &mut egui::Ui, item: &Item, index: usize, actions: &mut V
         ui.close();
     }
     if ui.button("Open with default app").clicked() {
-        super::system::open(&item.path);
+        actions.push(GridAction::Open(index));
         ui.close();
     }
     if ui.button("Show in file manager").clicked() {
-        super::system::reveal(&item.path);
+        actions.push(GridAction::Reveal(index));
         ui.close();
     }
     if ui.button("Copy path").clicked() {

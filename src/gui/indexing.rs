@@ -21,6 +21,8 @@ pub struct Progress {
     pub done: usize,
     /// Images in the folder; 0 until the scan is done.
     pub total: usize,
+    /// Of `done`, how many the model embedded (the rest came from the index).
+    pub embedded: usize,
     pub started: Instant,
     pub finished: bool,
 }
@@ -34,6 +36,11 @@ pub type Problems = Vec<(PathBuf, String)>;
 pub struct Indexing {
     job: Option<Job>,
     progress: Option<Progress>,
+    /// A second look at a folder already shown: its scan is merged into the gallery rather
+    /// than replacing it.
+    refresh: bool,
+    /// Set when a refresh's scan renumbered the gallery's items.
+    renumbered: bool,
 }
 
 impl Indexing {
@@ -44,6 +51,27 @@ impl Indexing {
         cache: CacheLocation,
         ctx: &egui::Context,
     ) -> Self {
+        Self::begin(folder, engine, cache, ctx, false)
+    }
+
+    /// Indexes the open folder again after it changed: only new and changed files are
+    /// embedded, and the scan is merged into the gallery, which keeps its search.
+    pub fn refresh(
+        folder: PathBuf,
+        engine: Arc<Engine>,
+        cache: CacheLocation,
+        ctx: &egui::Context,
+    ) -> Self {
+        Self::begin(folder, engine, cache, ctx, true)
+    }
+
+    fn begin(
+        folder: PathBuf,
+        engine: Arc<Engine>,
+        cache: CacheLocation,
+        ctx: &egui::Context,
+        refresh: bool,
+    ) -> Self {
         let wake_ctx = ctx.clone();
         let wake = Arc::new(move || wake_ctx.request_repaint());
         Indexing {
@@ -51,10 +79,19 @@ impl Indexing {
             progress: Some(Progress {
                 done: 0,
                 total: 0,
+                embedded: 0,
                 started: Instant::now(),
                 finished: false,
             }),
+            refresh,
+            renumbered: false,
         }
+    }
+
+    /// Whether a refresh renumbered the gallery since the last call: textures, groups and
+    /// anything else kept by item index must be rebuilt.
+    pub fn take_renumbered(&mut self) -> bool {
+        std::mem::take(&mut self.renumbered)
     }
 
     pub fn is_running(&self) -> bool {
@@ -107,6 +144,18 @@ impl Indexing {
                     self.end();
                     return Some(reason);
                 }
+                Message::Scanned {
+                    images,
+                    problems: p,
+                } if self.refresh => {
+                    gallery.merge_scan(&images);
+                    self.renumbered = true;
+                    problems.clear();
+                    problems.extend(p);
+                    if let Some(progress) = &mut self.progress {
+                        progress.total = images.len();
+                    }
+                }
                 other => status = apply(&mut self.progress, other, gallery, problems).or(status),
             }
         }
@@ -143,7 +192,11 @@ fn apply(
             }
             return Some(format!("{} images", images.len()));
         }
-        Message::Analysed { index, result } => {
+        Message::Analysed {
+            index,
+            result,
+            embedded,
+        } => {
             match result {
                 Ok(analysis) => gallery.set_analysis(index, analysis),
                 Err(reason) => {
@@ -154,6 +207,7 @@ fn apply(
             }
             if let Some(progress) = progress {
                 progress.done += 1;
+                progress.embedded += usize::from(embedded);
             }
         }
         Message::Warning(warning) => problems.push((PathBuf::new(), warning)),
@@ -219,9 +273,12 @@ mod tests {
             progress: Some(Progress {
                 done: 0,
                 total: 0,
+                embedded: 0,
                 started: Instant::now(),
                 finished: false,
             }),
+            refresh: false,
+            renumbered: false,
         };
         let (mut gallery, mut problems) = (Gallery::default(), Problems::new());
         let status = indexing.drain(&mut gallery, &mut problems);

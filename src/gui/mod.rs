@@ -18,6 +18,7 @@ mod system;
 mod toolbar;
 mod trash;
 mod viewer;
+mod watch;
 pub mod worker;
 
 use eframe::egui;

@@ -2,7 +2,8 @@
 //! their analyses, the current order (folder or similarity), the filter and the selection.
 //! Everything here is plain data, so it is easy to reason about and to test.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::decode::Thumbnail;
@@ -55,6 +56,17 @@ impl Item {
         self.top = analysis.top;
         self.embedding = Some(analysis.embedding);
         self.thumbnail = analysis.thumbnail;
+    }
+
+    /// Takes `before`'s analysis if it describes the same file: same size and time.
+    fn keep_analysis_of(&mut self, before: &Item) {
+        let same_file = before.bytes == self.bytes && before.modified == self.modified;
+        if same_file && !before.failed {
+            self.embedding = before.embedding.clone();
+            self.top = before.top.clone();
+            self.size = before.size;
+            self.thumbnail = before.thumbnail.clone();
+        }
     }
 
     /// "tiger 53%"; "no labels" once embedded by a model file without a classifier; or
@@ -130,6 +142,42 @@ impl Gallery {
             stale: true,
             ..Default::default()
         }
+    }
+
+    /// Takes a new scan of the same folder (after files were added, changed, renamed or
+    /// removed). Images whose file is unchanged keep their analysis; the search, the
+    /// selection and the picked images follow their files, and drop what is gone. Item
+    /// indices change, so whatever holds one must be refreshed.
+    pub fn merge_scan(&mut self, entries: &[ImageEntry]) {
+        let old: HashMap<&Path, usize> = (self.items.iter().enumerate())
+            .map(|(i, item)| (item.path.as_path(), i))
+            .collect();
+        let mut moved_to: Vec<Option<usize>> = vec![None; self.items.len()];
+        let items: Vec<Item> = (entries.iter().enumerate())
+            .map(|(at, entry)| {
+                let mut item = Item::from_entry(entry);
+                if let Some(&was) = old.get(entry.path.as_path()) {
+                    moved_to[was] = Some(at);
+                    item.keep_analysis_of(&self.items[was]);
+                }
+                item
+            })
+            .collect();
+        let follow = |i: usize| moved_to.get(i).copied().flatten();
+        let examples = (self.examples.iter())
+            .filter_map(|e| match &e.source {
+                ExampleSource::Item(i) => Some(Example {
+                    source: ExampleSource::Item(follow(*i)?),
+                    positive: e.positive,
+                }),
+                ExampleSource::Outside(_) => Some(e.clone()),
+            })
+            .collect();
+        self.selected = self.selected.and_then(follow);
+        self.picked = self.picked.iter().filter_map(|&i| follow(i)).collect();
+        self.scores = vec![None; items.len()];
+        self.items = items;
+        self.set_examples(examples);
     }
 
     /// The items to show, in order.
@@ -407,6 +455,42 @@ mod tests {
             height: 1,
             thumbnail: None,
         }
+    }
+
+    #[test]
+    fn a_new_scan_keeps_analyses_and_the_search_and_drops_what_is_gone() {
+        let mut g = gallery(&["a", "b", "c"]);
+        g.set_analysis(0, analysis([1.0, 0.0], "x"));
+        g.set_analysis(1, analysis([0.0, 1.0], "y"));
+        g.set_analysis(2, analysis([0.6, 0.8], "z"));
+        g.add_example(ExampleSource::Item(1), true);
+        g.add_example(ExampleSource::Item(0), false);
+        g.picked = vec![0, 2];
+        g.selected = Some(2);
+        // "a" was deleted, "n" is new and sorts first.
+        let rescanned = gallery(&["n", "b", "c"]);
+        let entries: Vec<ImageEntry> = (rescanned.items.iter())
+            .map(|i| ImageEntry {
+                path: i.path.clone(),
+                size: 0,
+                modified: None,
+            })
+            .collect();
+        g.merge_scan(&entries);
+        let names: Vec<&str> = g.items.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["n", "b", "c"]);
+        assert!(
+            g.items[0].embedding.is_none(),
+            "the new image waits for its vector"
+        );
+        assert_eq!(g.items[2].top[0].label, "z", "c keeps its analysis");
+        assert_eq!(
+            g.query(),
+            Some(1),
+            "the search follows b, and drops the deleted a"
+        );
+        assert_eq!((g.picked.clone(), g.selected), (vec![2], Some(2)));
+        assert_eq!(g.order(), [1, 2, 0], "the new image waits at the end");
     }
 
     #[test]

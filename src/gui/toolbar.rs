@@ -24,6 +24,8 @@ pub enum ToolbarAction {
     ToggleProblems,
     /// Show the Duplicates view (true) or the grid.
     ShowDuplicates(bool),
+    /// Look at the folder again for new, changed and removed files (F5).
+    Rescan,
 }
 
 /// What the toolbar shows, borrowed from the app for one frame.
@@ -37,6 +39,8 @@ pub struct ToolbarView<'a> {
     pub problems: usize,
     /// The Duplicates view is showing.
     pub duplicates: bool,
+    /// A folder is open.
+    pub folder_open: bool,
 }
 
 /// The toolbar's own state.
@@ -65,6 +69,13 @@ impl Toolbar {
                     .map(ToolbarAction::SetFilter),
             );
             ui.add(egui::Slider::new(view.thumbnail_size, 64.0..=256.0).text("Size"));
+            let rescan = ui.add_enabled(view.folder_open, egui::Button::new("Rescan"));
+            if rescan
+                .on_hover_text("Look for new, changed and removed files (F5)")
+                .clicked()
+            {
+                actions.push(ToolbarAction::Rescan);
+            }
             if ui.selectable_label(view.duplicates, "Duplicates").clicked() {
                 actions.push(ToolbarAction::ShowDuplicates(!view.duplicates));
             }

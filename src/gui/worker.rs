@@ -27,10 +27,12 @@ pub enum Message {
         images: Vec<ImageEntry>,
         problems: Vec<(PathBuf, String)>,
     },
-    /// One image is done (or failed, with the reason).
+    /// One image is done (or failed, with the reason); `embedded` when the model ran on it,
+    /// rather than the index serving it.
     Analysed {
         index: usize,
         result: Result<Analysis, String>,
+        embedded: bool,
     },
     /// Every image has been tried.
     Finished,
@@ -162,14 +164,18 @@ impl Worker {
                 problems: problems.iter().map(problem_entry).collect(),
             },
             IndexEvent::Ready {
-                position, analysis, ..
+                position,
+                analysis,
+                source,
             } => Message::Analysed {
                 index: position,
                 result: Ok(analysis),
+                embedded: source != crate::pipeline::Source::Index,
             },
             IndexEvent::Failed { position, error } => Message::Analysed {
                 index: position,
                 result: Err(error.reason()),
+                embedded: false,
             },
             // The images still show; the index only misses what it could not store.
             IndexEvent::IndexFailed(e) => {
