@@ -4,6 +4,7 @@
 //! The engine knows nothing of any user interface; the command line and the desktop app both
 //! drive it through [`engine::Engine`]. See ARCHITECTURE.md for the module map.
 
+pub mod about;
 pub mod decode;
 pub mod duplicates;
 pub mod engine;

@@ -4,6 +4,7 @@
 //! Human output goes to stdout, problems to stderr, and the progress bar only to a terminal.
 
 mod bench;
+mod desktop;
 mod duplicates;
 mod fetch;
 mod index;
@@ -32,13 +33,25 @@ use lookalike::{Analysis, Engine, EngineOptions, ModelKind};
 #[derive(Debug, Parser)]
 #[command(
     name = "lookalike",
-    version,
     about,
+    disable_version_flag = true,
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Print the version, the model and its precision, where the index and model files live,
+    /// and the licences.
+    #[arg(short = 'V', long)]
+    pub version: bool,
+    /// Add lookalike to your applications menu and to "Open with" on folders (for `cargo
+    /// install`; the .deb does it for everyone): writes a desktop entry and icons into
+    /// $XDG_DATA_HOME (~/.local/share).
+    #[arg(long, conflicts_with_all = ["folder", "uninstall_desktop"])]
+    pub install_desktop: bool,
+    /// Remove what --install-desktop wrote.
+    #[arg(long, conflicts_with = "folder")]
+    pub uninstall_desktop: bool,
     /// Folder to open in the window.
     pub folder: Option<PathBuf>,
     /// Open FOLDER, wait until every image is indexed, save a screenshot of the window to FILE
@@ -198,6 +211,16 @@ fn open_window(_cli: Cli) -> anyhow::Result<i32> {
 
 /// Runs a command; the exit code is 0 on success, 1 when some file failed.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    if cli.version {
+        print!("{}", lookalike::about::version_text());
+        return Ok(0);
+    }
+    if cli.install_desktop {
+        return desktop::install();
+    }
+    if cli.uninstall_desktop {
+        return desktop::uninstall();
+    }
     let Some(command) = cli.command else {
         return open_window(cli);
     };

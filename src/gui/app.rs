@@ -60,6 +60,7 @@ pub struct LookalikeApp {
     viewer: Option<Viewer>,
     picker: Option<std::sync::mpsc::Receiver<Option<PathBuf>>>,
     model_dialog: Option<ModelDialog>,
+    about_open: bool,
     screenshot: Option<Screenshot>,
     frame_times: FrameTimes,
     status: String,
@@ -113,6 +114,7 @@ impl LookalikeApp {
             viewer: None,
             picker: None,
             model_dialog: None,
+            about_open: false,
             screenshot: start.screenshot.map(Screenshot::new),
             frame_times: FrameTimes::default(),
             status: String::new(),
@@ -445,6 +447,7 @@ impl LookalikeApp {
                 self.duplicates = show.then(DuplicatesView::default);
             }
             ToolbarAction::Rescan => self.rescan(),
+            ToolbarAction::About => self.about_open = true,
         }
     }
 
@@ -533,6 +536,10 @@ impl LookalikeApp {
     }
 
     fn dialogs_ui(&mut self, ctx: &egui::Context) {
+        if self.about_open {
+            let index = self.cache.dir();
+            self.about_open = super::about::about_ui(ctx, self.settings.model, index.as_deref());
+        }
         if let Some(viewer) = &mut self.viewer {
             if !viewer.ui(ctx, &mut self.gallery) {
                 self.viewer = None;

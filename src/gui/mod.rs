@@ -1,6 +1,7 @@
 //! The desktop app (eframe/egui). The only part of lookalike that knows about a user
 //! interface: it drives the engine through the same library API as the command line.
 
+mod about;
 mod app;
 mod compare;
 mod duplicates;

