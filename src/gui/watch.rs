@@ -174,3 +174,50 @@ impl LiveFolder {
         self.note.take()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_that_cannot_be_watched_is_said_once_and_can_still_be_rescanned() {
+        let gone = std::env::temp_dir().join("lookalike-no-such-folder-to-watch");
+        let mut live = LiveFolder::watch(&gone, None, &egui::Context::default());
+        assert!(!live.is_watching());
+        let note = live.take_note().expect("a note about the watch");
+        assert!(
+            note.contains("not watching") && note.contains("lookalike-no-such-folder"),
+            "{note}"
+        );
+        assert_eq!(live.take_note(), None, "said once");
+        assert!(!live.rescan_due());
+        live.request_rescan();
+        assert!(live.rescan_due());
+        live.rescan_started();
+        assert!(!live.rescan_due());
+        assert_eq!(live.rescans(), 1);
+    }
+
+    #[test]
+    fn reads_and_changes_outside_the_index_folder_are_told_apart() {
+        use notify_debouncer_full::notify::event::{AccessKind, CreateKind, Event};
+        use std::time::Instant;
+        let event = |kind, path: &str| DebouncedEvent {
+            event: Event::new(kind).add_path(PathBuf::from(path)),
+            time: Instant::now(),
+        };
+        let index = Path::new("/photos/.cache");
+        assert!(counts(
+            &event(EventKind::Create(CreateKind::File), "/photos/a.jpg"),
+            Some(index)
+        ));
+        assert!(!counts(
+            &event(EventKind::Access(AccessKind::Read), "/photos/a.jpg"),
+            Some(index)
+        ));
+        assert!(!counts(
+            &event(EventKind::Create(CreateKind::File), "/photos/.cache/x"),
+            Some(index)
+        ));
+    }
+}
