@@ -76,6 +76,32 @@ fn images_copied_into_the_open_folder_appear_with_labels_and_deleted_ones_leave(
         .find(|i| i.name == "elephant.jpg");
     let top = &elephant.unwrap().top[0].label;
     assert!(top.contains("elephant") || top.contains("tusker"), "{top}");
+    let bird = harness
+        .state()
+        .gallery()
+        .items
+        .iter()
+        .find(|i| i.name == "bird.jpg");
+    let bird_label = bird.unwrap().top[0].label.clone();
+
+    // A picture saved over with another: analysed again.
+    std::fs::copy(seeds::seed("bird01.jpg"), dir.path().join("elephant.jpg")).unwrap();
+    step_until(
+        &mut harness,
+        LIMIT,
+        "the changed image to be analysed again",
+        |h| {
+            let items = &h.state().gallery().items;
+            let changed = items.iter().find(|i| i.name == "elephant.jpg");
+            h.state().is_idle()
+                && changed.is_some_and(|i| i.top.first().is_some_and(|p| p.label == bird_label))
+        },
+    );
+    assert_eq!(
+        harness.state().progress().unwrap().embedded,
+        1,
+        "only the changed file"
+    );
 
     std::fs::remove_file(dir.path().join("tiger.jpg")).unwrap();
     step_until(&mut harness, LIMIT, "the deleted image to leave", |h| {
@@ -136,7 +162,7 @@ fn a_burst_of_files_is_taken_in_a_few_passes() {
     let cache = tempfile::tempdir().unwrap();
     let (dir, mut harness) = open_small_folder(cache.path());
     let rescans = harness.state().rescans();
-    // Forty different small pictures, written as fast as the disk takes them.
+    // 500 different small pictures, written as fast as the disk takes them.
     let base = image::open(seeds::seed("elephant.jpg"))
         .unwrap()
         .thumbnail(96, 96)
