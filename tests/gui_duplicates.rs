@@ -157,3 +157,47 @@ fn duplicates_view_groups_marks_and_moves_to_the_trash() {
         .iter()
         .any(|n| n == "elephant dark.jpg"));
 }
+
+#[test]
+fn marks_follow_their_files_when_the_folder_changes() {
+    let folder = folder_with_copies();
+    let cache = tempfile::tempdir().unwrap();
+    let mut harness = open_app_with_cache(
+        folder.path(),
+        CacheLocation::Dir(cache.path().to_path_buf()),
+    );
+    harness.get_by_label("Duplicates").click();
+    harness.run();
+    wait_for_groups(&mut harness, "the groups");
+    assert!(harness.query_by_label("Move marked to trash (2)").is_some());
+    harness
+        .get_by_role_and_label(Role::Image, "elephant dark.jpg")
+        .click();
+    harness.run();
+    assert!(harness.query_by_label("Move marked to trash (1)").is_some());
+
+    // A new picture arrives while the user reviews: the gallery is renumbered.
+    std::fs::copy(
+        seeds::seed("bird01.jpg"),
+        folder.path().join("a new bird.jpg"),
+    )
+    .unwrap();
+    let arrived = |h: &Harness<'_, LookalikeApp>| {
+        let items = &h.state().gallery().items;
+        h.state().is_idle()
+            && items
+                .iter()
+                .any(|i| i.name == "a new bird.jpg" && !i.top.is_empty())
+    };
+    step_until(
+        &mut harness,
+        Duration::from_secs(60),
+        "the new picture",
+        arrived,
+    );
+    wait_for_groups(&mut harness, "the groups again");
+    assert!(
+        harness.query_by_label("Move marked to trash (1)").is_some(),
+        "the kept elephant is still kept"
+    );
+}

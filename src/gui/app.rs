@@ -197,14 +197,14 @@ impl LookalikeApp {
     /// Starts a rescan when the folder changed or one was asked for, once no job runs; keeps
     /// what holds item indices in step after one; tells once that the folder is not watched.
     fn keep_folder_current(&mut self, ctx: &egui::Context) {
-        if self.indexing.take_renumbered() {
+        if let Some(moved_to) = self.indexing.take_renumbered() {
+            let follow = |i: usize| moved_to.get(i).copied().flatten();
             self.grid.clear();
             if let Some(view) = &mut self.duplicates {
-                view.reset();
+                view.renumber(&follow);
             }
-            let items = &self.gallery.items;
             self.viewer = self.viewer.take().and_then(|mut viewer| {
-                viewer.index = items.iter().position(|i| i.path == viewer.path)?;
+                viewer.index = follow(viewer.index)?;
                 Some(viewer)
             });
         }

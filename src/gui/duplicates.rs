@@ -113,6 +113,14 @@ impl DuplicatesView {
         };
     }
 
+    /// The gallery was renumbered (the folder changed): the groups are found again, and the
+    /// marks the user flipped follow their files.
+    pub fn renumber(&mut self, follow: &dyn Fn(usize) -> Option<usize>) {
+        let toggled = self.toggled.iter().filter_map(|&i| follow(i)).collect();
+        self.reset();
+        self.toggled = toggled;
+    }
+
     /// Regroups on the next frame: images have left the gallery.
     pub fn images_changed(&mut self) {
         self.grouped_at = None;

@@ -39,8 +39,8 @@ pub struct Indexing {
     /// A second look at a folder already shown: its scan is merged into the gallery rather
     /// than replacing it.
     refresh: bool,
-    /// Set when a refresh's scan renumbered the gallery's items.
-    renumbered: bool,
+    /// Where each item went when a refresh's scan renumbered the gallery.
+    renumbered: Option<Vec<Option<usize>>>,
 }
 
 impl Indexing {
@@ -84,14 +84,14 @@ impl Indexing {
                 finished: false,
             }),
             refresh,
-            renumbered: false,
+            renumbered: None,
         }
     }
 
-    /// Whether a refresh renumbered the gallery since the last call: textures, groups and
-    /// anything else kept by item index must be rebuilt.
-    pub fn take_renumbered(&mut self) -> bool {
-        std::mem::take(&mut self.renumbered)
+    /// Where each old item went, if a refresh renumbered the gallery since the last call:
+    /// textures, groups and anything else kept by item index must follow.
+    pub fn take_renumbered(&mut self) -> Option<Vec<Option<usize>>> {
+        self.renumbered.take()
     }
 
     pub fn is_running(&self) -> bool {
@@ -148,8 +148,7 @@ impl Indexing {
                     images,
                     problems: p,
                 } if self.refresh => {
-                    gallery.merge_scan(&images);
-                    self.renumbered = true;
+                    self.renumbered = Some(gallery.merge_scan(&images));
                     problems.clear();
                     problems.extend(p);
                     if let Some(progress) = &mut self.progress {
@@ -278,7 +277,7 @@ mod tests {
                 finished: false,
             }),
             refresh: false,
-            renumbered: false,
+            renumbered: None,
         };
         let (mut gallery, mut problems) = (Gallery::default(), Problems::new());
         let status = indexing.drain(&mut gallery, &mut problems);

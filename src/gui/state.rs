@@ -147,8 +147,9 @@ impl Gallery {
     /// Takes a new scan of the same folder (after files were added, changed, renamed or
     /// removed). Images whose file is unchanged keep their analysis; the search, the
     /// selection and the picked images follow their files, and drop what is gone. Item
-    /// indices change, so whatever holds one must be refreshed.
-    pub fn merge_scan(&mut self, entries: &[ImageEntry]) {
+    /// indices change: the result says where each old item went, for whatever else holds
+    /// one.
+    pub fn merge_scan(&mut self, entries: &[ImageEntry]) -> Vec<Option<usize>> {
         let old: HashMap<&Path, usize> = (self.items.iter().enumerate())
             .map(|(i, item)| (item.path.as_path(), i))
             .collect();
@@ -178,6 +179,7 @@ impl Gallery {
         self.scores = vec![None; items.len()];
         self.items = items;
         self.set_examples(examples);
+        moved_to
     }
 
     /// The items to show, in order.
@@ -476,7 +478,8 @@ mod tests {
                 modified: None,
             })
             .collect();
-        g.merge_scan(&entries);
+        let moved_to = g.merge_scan(&entries);
+        assert_eq!(moved_to, [None, Some(1), Some(2)]);
         let names: Vec<&str> = g.items.iter().map(|i| i.name.as_str()).collect();
         assert_eq!(names, ["n", "b", "c"]);
         assert!(

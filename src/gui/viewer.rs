@@ -19,8 +19,6 @@ const VIEWER_SIDE: u32 = 2048;
 
 pub struct Viewer {
     pub index: usize,
-    /// The file shown, so the viewer can find its image again when the folder changes.
-    pub path: PathBuf,
     picture: Picture,
     /// True on the frame the viewer opened, whose key presses (the Space that opened it)
     /// belong to the grid.
@@ -33,7 +31,6 @@ impl Viewer {
         // Holding an arrow key opens image after image; a load that is no longer the latest
         // request by the time its thread runs is skipped, so large photos do not pile up.
         let request = LATEST_REQUEST.fetch_add(1, Ordering::SeqCst) + 1;
-        let shown = path.clone();
         let spawned = std::thread::Builder::new()
             .name("lookalike-viewer".into())
             .spawn(move || {
@@ -47,7 +44,6 @@ impl Viewer {
         }
         Viewer {
             index,
-            path: shown,
             picture,
             just_opened: true,
         }
