@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+"""lookalike's EfficientNet-Lite0 against the fastest CPU runtimes, side by side in one run on
+this machine with the same number of threads: ONNX Runtime (f32) and OpenVINO, both at its own
+default precision (bf16 on CPUs that have it) and forced to f32. Run by a person, not by CI:
+
+    pip install numpy onnx onnxruntime openvino
+    python3 scripts/onnx_peers.py [--threads 2] [--seconds 5] [--batches 1,16]
+                                  [--lookalike target/release/lookalike] [--keep-onnx FILE]
+
+The ONNX model is built here, without PyTorch, from the weights lookalike ships
+(models/efficientnet-lite0.safetensors): BatchNorm folded into the convolutions as lookalike
+does, ReLU6 as Clip, and TF "SAME" padding written into each Conv as static pads for 224 × 224
+input. (Exporting the PyTorch reference instead traces its runtime padding into dozens of Pad
+nodes that the runtimes cannot fuse, which would make them look slower than they are.)
+
+It prints images per second for every runtime and batch size, the ratio of lookalike to each,
+and how far each runtime's embeddings are from ONNX Runtime's f32 ones (cosine, on random
+input), which shows what OpenVINO's default precision costs.
+"""
+import argparse
+import json
+import math
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WEIGHTS = os.path.join(ROOT, "models", "efficientnet-lite0.safetensors")
+# (repeats, kernel, stride, expansion, input channels, output channels) of each stage.
+STAGES = [(1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
+          (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320)]
+SIDE = 224
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, meta in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = meta["data_offsets"]
+        out[name] = np.frombuffer(data[start:end], dtype="<f4").reshape(meta["shape"]).copy()
+    return out
+
+
+class GraphBuilder:
+    """Appends Lite0's layers to an ONNX graph, keeping track of the spatial size so that
+    every "SAME" padding is a constant."""
+
+    def __init__(self, weights):
+        from onnx import helper
+        self.helper = helper
+        self.weights = weights
+        self.nodes, self.initialisers = [], []
+        self.side = SIDE
+        self.count = 0
+
+    def constant(self, name, array):
+        from onnx import numpy_helper
+        self.initialisers.append(numpy_helper.from_array(array.astype(np.float32), name))
+        return name
+
+    def fresh(self, what):
+        self.count += 1
+        return f"{what}_{self.count}"
+
+    def conv(self, x, conv_name, bn_name, stride=1, groups=1, relu6=True):
+        w = self.weights[conv_name + ".weight"]
+        scale = self.weights[bn_name + ".weight"] / np.sqrt(self.weights[bn_name + ".running_var"] + 1e-3)
+        bias = self.weights[bn_name + ".bias"] - self.weights[bn_name + ".running_mean"] * scale
+        kernel = w.shape[-1]
+        out_side = math.ceil(self.side / stride)
+        total = max((out_side - 1) * stride + kernel - self.side, 0)
+        low, high = total // 2, total - total // 2
+        self.side = out_side
+        w_name = self.constant(self.fresh("w"), w * scale[:, None, None, None])
+        b_name = self.constant(self.fresh("b"), bias)
+        y = self.fresh("conv")
+        self.nodes.append(self.helper.make_node(
+            "Conv", [x, w_name, b_name], [y], strides=[stride, stride], group=groups,
+            kernel_shape=[kernel, kernel], pads=[low, low, high, high]))
+        if not relu6:
+            return y
+        clipped = self.fresh("relu6")
+        self.nodes.append(self.helper.make_node("Clip", [y, "zero", "six"], [clipped]))
+        return clipped
+
+    def build(self):
+        from onnx import TensorProto
+        helper = self.helper
+        self.constant("zero", np.array(0.0))
+        self.constant("six", np.array(6.0))
+        x = self.conv("input", "_conv_stem", "_bn0", stride=2)
+        block = 0
+        for repeats, kernel, stride, expansion, cin, cout in STAGES:
+            for j in range(repeats):
+                p = f"_blocks.{block}"
+                inp, s = (cin, stride) if j == 0 else (cout, 1)
+                h = self.conv(x, p + "._expand_conv", p + "._bn0") if expansion != 1 else x
+                h = self.conv(h, p + "._depthwise_conv", p + "._bn1", stride=s, groups=inp * expansion)
+                h = self.conv(h, p + "._project_conv", p + "._bn2", relu6=False)
+                if s == 1 and inp == cout:
+                    added = self.fresh("add")
+                    self.nodes.append(helper.make_node("Add", [h, x], [added]))
+                    h = added
+                x = h
+                block += 1
+        x = self.conv(x, "_conv_head", "_bn1")
+        self.nodes.append(helper.make_node("GlobalAveragePool", [x], ["pooled_4d"]))
+        self.nodes.append(helper.make_node("Flatten", ["pooled_4d"], ["pooled"]))
+        graph = helper.make_graph(
+            self.nodes, "efficientnet_lite0",
+            [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, SIDE, SIDE])],
+            [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["batch", 1280])],
+            self.initialisers)
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def time_runs(run, batch, seconds):
+    x = np.random.default_rng(0).standard_normal((batch, 3, SIDE, SIDE)).astype(np.float32)
+    run(x)
+    runs, start = 0, time.perf_counter()
+    while runs < 3 or time.perf_counter() - start < seconds:
+        run(x)
+        runs += 1
+    return runs * batch / (time.perf_counter() - start)
+
+
+def onnxruntime_runner(path, threads):
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    return lambda x: session.run(None, {"input": x})[0]
+
+
+def openvino_runner(path, threads, batch, precision):
+    import openvino as ov
+    core = ov.Core()
+    model = core.read_model(path)
+    model.reshape([batch, 3, SIDE, SIDE])
+    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+    if precision:
+        config["INFERENCE_PRECISION_HINT"] = precision
+    compiled = core.compile_model(model, "CPU", config)
+    chosen = compiled.get_property("INFERENCE_PRECISION_HINT")
+    request = compiled.create_infer_request()
+    return (lambda x: request.infer({0: x})[compiled.output(0)]), chosen.get_type_name()
+
+
+def lookalike_rates(binary, threads, batches, seconds):
+    out = subprocess.run(
+        [binary, "bench", "--json", "--threads", str(threads), "--sort-items", "0",
+         "--batches", ",".join(map(str, batches)), "--seconds", str(seconds)],
+        check=True, capture_output=True, text=True).stdout
+    rates = {}
+    for line in out.splitlines():
+        row = json.loads(line)
+        if row.get("what", "").startswith("forward lite0 batch "):
+            rates[int(row["what"].rsplit(" ", 1)[1])] = row["images_per_second"]
+    return rates
+
+
+def check_against_reference(run):
+    """The built model on the repository's synthetic input, against the reference model's
+    pooled features for it (tests/data/lite0-synthetic-input.json): proof that the ONNX graph
+    is the same network."""
+    with open(os.path.join(ROOT, "tests", "data", "lite0-synthetic-input.json")) as f:
+        expected = np.array(json.load(f)["pooled_1280"], dtype=np.float32)
+    c, h, w = np.meshgrid(np.arange(3), np.arange(SIDE), np.arange(SIDE), indexing="ij")
+    x = (((c * SIDE * SIDE + h * SIDE + w) % 251) - 125).astype(np.float32)[None] / 128.0
+    got = run(x)[0]
+    return float(np.abs(got - expected).max()), float(np.abs(expected).max())
+
+
+def cosine_to(reference, other):
+    a = reference / np.linalg.norm(reference, axis=1, keepdims=True)
+    b = other / np.linalg.norm(other, axis=1, keepdims=True)
+    return (a * b).sum(axis=1)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--batches", default="1,16")
+    parser.add_argument("--lookalike", default=os.path.join(ROOT, "target", "release", "lookalike"))
+    parser.add_argument("--keep-onnx", help="also save the ONNX model here")
+    args = parser.parse_args()
+    batches = [int(b) for b in args.batches.split(",")]
+    import onnx
+    model = GraphBuilder(read_safetensors(WEIGHTS)).build()
+    onnx.checker.check_model(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.keep_onnx or os.path.join(tmp, "lite0.onnx")
+        onnx.save(model, path)
+        results = {b: {} for b in batches}
+        fidelity = {}
+        probe = np.random.default_rng(1).standard_normal((16, 3, SIDE, SIDE)).astype(np.float32)
+        ort_run = onnxruntime_runner(path, args.threads)
+        error, scale = check_against_reference(ort_run)
+        print(f"ONNX model against the reference's pooled features: largest difference {error:.2e} "
+              f"(values up to {scale:.2f})")
+        if error > 1e-3 * max(scale, 1.0):
+            sys.exit("the ONNX model does not match the reference; not timing it")
+        reference = ort_run(probe)
+        for b in batches:
+            results[b]["ONNX Runtime f32"] = time_runs(ort_run, b, args.seconds)
+        for label, precision in [("OpenVINO default", None), ("OpenVINO f32", "f32")]:
+            for b in batches:
+                run, chosen = openvino_runner(path, args.threads, b, precision)
+                results[b][f"{label} ({chosen})"] = time_runs(run, b, args.seconds)
+            run, chosen = openvino_runner(path, args.threads, 16, precision)
+            fidelity[f"{label} ({chosen})"] = cosine_to(reference, run(probe))
+        if os.path.exists(args.lookalike):
+            for b, rate in lookalike_rates(args.lookalike, args.threads, batches, args.seconds).items():
+                results[b]["lookalike"] = rate
+        else:
+            print(f"({args.lookalike} not found: build it with cargo build --release)", file=sys.stderr)
+    print(f"EfficientNet-Lite0 forward at {SIDE}×{SIDE}, {args.threads} threads, images per second:")
+    for b in batches:
+        mine = results[b].get("lookalike")
+        for name, rate in results[b].items():
+            ratio = f"   lookalike is {mine / rate:.2f}×" if mine and name != "lookalike" else ""
+            print(f"  batch {b:<3} {name:<24} {rate:8.1f}{ratio}")
+    print("cosine of each runtime's embeddings to ONNX Runtime f32 (16 random inputs):")
+    for name, cosines in fidelity.items():
+        print(f"  {name:<24} min {cosines.min():.5f}  median {np.median(cosines):.5f}")
+
+
+if __name__ == "__main__":
+    main()
