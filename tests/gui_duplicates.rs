@@ -59,10 +59,13 @@ fn wait_for_groups(harness: &mut Harness<'_, LookalikeApp>, what: &str) {
     harness.run();
 }
 
-#[test]
-fn duplicates_view_groups_marks_and_moves_to_the_trash() {
-    let data = tempfile::tempdir().unwrap();
-    std::env::set_var("XDG_DATA_HOME", data.path());
+/// The app on a folder with copies, its index in a temporary folder, and the Duplicates view
+/// open with its groups found.
+fn open_duplicates_view() -> (
+    tempfile::TempDir,
+    tempfile::TempDir,
+    Harness<'static, LookalikeApp>,
+) {
     let folder = folder_with_copies();
     let cache = tempfile::tempdir().unwrap();
     let mut harness = open_app_with_cache(
@@ -72,6 +75,14 @@ fn duplicates_view_groups_marks_and_moves_to_the_trash() {
     harness.get_by_label("Duplicates").click();
     harness.run();
     wait_for_groups(&mut harness, "the photo-level groups");
+    (folder, cache, harness)
+}
+
+#[test]
+fn duplicates_view_groups_marks_and_moves_to_the_trash() {
+    let data = tempfile::tempdir().unwrap();
+    std::env::set_var("XDG_DATA_HOME", data.path());
+    let (folder, cache, mut harness) = open_duplicates_view();
     assert_eq!(
         group_headings(&harness),
         ["Group 1 · 2 pictures", "Group 2 · 2 pictures"],
@@ -160,15 +171,7 @@ fn duplicates_view_groups_marks_and_moves_to_the_trash() {
 
 #[test]
 fn marks_follow_their_files_when_the_folder_changes() {
-    let folder = folder_with_copies();
-    let cache = tempfile::tempdir().unwrap();
-    let mut harness = open_app_with_cache(
-        folder.path(),
-        CacheLocation::Dir(cache.path().to_path_buf()),
-    );
-    harness.get_by_label("Duplicates").click();
-    harness.run();
-    wait_for_groups(&mut harness, "the groups");
+    let (folder, _cache, mut harness) = open_duplicates_view();
     assert!(harness.query_by_label("Move marked to trash (2)").is_some());
     harness
         .get_by_role_and_label(Role::Image, "elephant dark.jpg")
