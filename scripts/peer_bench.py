@@ -24,7 +24,6 @@ import argparse
 import json
 import math
 import os
-import struct
 import subprocess
 import sys
 import time
@@ -34,24 +33,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
+from onnx_peers import STAGES, read_safetensors as read_numpy_weights
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STAGES = [(1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
-          (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320)]
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 def read_safetensors(path):
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, meta in header.items():
-        if name == "__metadata__":
-            continue
-        start, end = meta["data_offsets"]
-        out[name] = torch.from_numpy(np.frombuffer(data[start:end], dtype="<f4").reshape(meta["shape"]).copy())
-    return out
+    """The weights as torch tensors (onnx_peers.py reads them with numpy alone)."""
+    return {name: torch.from_numpy(array) for name, array in read_numpy_weights(path).items()}
 
 
 def same_pad(x, k, s):
