@@ -9,8 +9,8 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use lookalike::decode::Thumbnail;
-use lookalike::index::{clear, mtime_ns, CacheLocation, Index};
-use lookalike::pipeline::{IndexEvent, IndexReport, Indexer};
+use lookalike::index::{clear, mtime_ns, CacheLocation, SqliteIndex, Store};
+use lookalike::pipeline::{DynStore, IndexEvent, IndexReport, Indexer};
 use lookalike::Engine;
 
 use super::{progress_bar, ModelArgs};
@@ -24,21 +24,60 @@ pub struct CacheArgs {
     /// Use no index: decode and embed everything afresh, store nothing.
     #[arg(long)]
     pub no_cache: bool,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+/// A shared index in PostgreSQL.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// Keep the index in a PostgreSQL database with pgvector, shared with other machines:
+    /// postgres://USER@HOST:PORT/DBNAME[?sslmode=verify-full&sslrootcert=CA.pem]. The password
+    /// is best kept in ~/.pgpass or PGPASSWORD; it is never shown.
+    #[arg(long, value_name = "URL", env = "LOOKALIKE_DB", hide_env_values = true)]
+    pub db: Option<String>,
+    /// The library's name in the database (default: the folder's full path). Machines that
+    /// mount one share at different paths give the same name to share its vectors.
+    #[arg(long, value_name = "NAME", requires = "db")]
+    pub library: Option<String>,
+}
+
+impl DbArgs {
+    /// The database, when one is given.
+    pub fn location(&self) -> anyhow::Result<Option<CacheLocation>> {
+        #[cfg(feature = "postgres")]
+        if let Some(url) = &self.db {
+            let target = lookalike::index::postgres::Target::parse(url, self.library.clone())?;
+            return Ok(Some(CacheLocation::Database(target)));
+        }
+        #[cfg(not(feature = "postgres"))]
+        anyhow::ensure!(
+            self.db.is_none(),
+            "this lookalike was built without PostgreSQL support"
+        );
+        Ok(None)
+    }
 }
 
 impl CacheArgs {
-    pub fn location(&self) -> CacheLocation {
-        match (&self.cache_dir, self.no_cache) {
-            (_, true) => CacheLocation::Disabled,
-            (Some(dir), false) => CacheLocation::Dir(dir.clone()),
-            (None, false) => CacheLocation::Default,
+    /// Where the index is: --no-cache, then --cache-dir, then --db (or LOOKALIKE_DB), then
+    /// the platform cache folder.
+    pub fn location(&self) -> anyhow::Result<CacheLocation> {
+        if self.no_cache {
+            return Ok(CacheLocation::Disabled);
         }
+        if let Some(dir) = &self.cache_dir {
+            return Ok(CacheLocation::Dir(dir.clone()));
+        }
+        Ok(self.db.location()?.unwrap_or_default())
     }
 
-    /// The index, or None with --no-cache. Warnings (a damaged index rebuilt) go to stderr.
-    pub fn open(&self) -> anyhow::Result<Option<Index>> {
-        let index = self.location().open().context("opening the index")?;
-        for warning in index.iter().flat_map(|i| &i.warnings) {
+    /// The index for work on `folder`, or None with --no-cache. Warnings (a damaged index
+    /// rebuilt) go to stderr.
+    pub fn open(&self, folder: &Path) -> anyhow::Result<Option<Box<dyn Store>>> {
+        let location = self.location()?;
+        let mut index = location.open(folder)?;
+        for warning in index.iter_mut().flat_map(|i| i.take_warnings()) {
             eprintln!("warning: {warning}");
         }
         Ok(index)
@@ -59,13 +98,13 @@ pub enum CacheAction {
 
 /// Indexes `dir` and prints the summary. Exit code 0 whenever the folder could be read.
 pub fn run(model: &ModelArgs, cache: &CacheArgs, dir: &Path, json: bool) -> anyhow::Result<i32> {
-    let mut index = cache.open()?;
+    let mut index = cache.open(dir)?;
     // Without an index nothing is kept or shown but the counts: no labels, no thumbnails.
     let engine = match index {
         Some(_) => model.engine_with_thumbnails()?,
         None => model.engine(0)?,
     };
-    let (report, _) = index_folder(&engine, index.as_mut(), dir, false)?;
+    let (report, _) = index_folder(&engine, index.as_deref_mut(), dir, false)?;
     print_report(&report, json)?;
     Ok(0)
 }
@@ -81,13 +120,13 @@ pub fn folder_images(
 ) -> anyhow::Result<(Engine, Vec<FolderImage>)> {
     // What goes into the index is also what the app shows: thumbnails and labels included.
     // Without an index, no labels: nothing here shows them.
-    let mut index = cache.open()?;
+    let mut index = cache.open(dir)?;
     let engine = match (&index, thumbnails) {
         (Some(_), _) => model.engine_with_thumbnails()?,
         (None, true) => model.build_engine(0, Some(lookalike::decode::THUMBNAIL_SIDE))?,
         (None, false) => model.engine(0)?,
     };
-    let (report, found) = index_folder(&engine, index.as_mut(), dir, true)?;
+    let (report, found) = index_folder(&engine, index.as_deref_mut(), dir, true)?;
     for failure in &report.failed {
         eprintln!("skipped {}: {}", failure.file, failure.error);
     }
@@ -113,7 +152,7 @@ pub struct FolderImage {
 /// failure of the index stops the run with its error.
 pub fn index_folder(
     engine: &Engine,
-    index: Option<&mut Index>,
+    index: Option<&mut DynStore>,
     dir: &Path,
     keep_vectors: bool,
 ) -> anyhow::Result<(IndexReport, Vec<FolderImage>)> {
@@ -176,28 +215,19 @@ fn print_report(report: &IndexReport, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn cache(action: &CacheAction, cache_dir: Option<PathBuf>) -> anyhow::Result<i32> {
+/// `lookalike cache info|clear`, on the local index or (info only) a shared database.
+pub fn cache(action: &CacheAction, cache_dir: Option<PathBuf>, db: &DbArgs) -> anyhow::Result<i32> {
+    if let (Some(location), None) = (db.location()?, &cache_dir) {
+        return database_cache(action, &location);
+    }
     let location = cache_dir.map_or(CacheLocation::Default, CacheLocation::Dir);
     let dir = location
         .dir()
         .context("this system has no cache folder; pass --cache-dir")?;
     match action {
         CacheAction::Info { json } => {
-            let index = Index::open(&dir)?;
-            let info = index.info()?;
-            if *json {
-                println!("{}", json!(info));
-            } else {
-                println!("index:   {}", info.path.display());
-                println!("size:    {:.1} MiB", info.bytes as f64 / (1024.0 * 1024.0));
-                println!(
-                    "images:  {} ({} could not be read)",
-                    info.files, info.failed
-                );
-                for (model, count) in &info.embeddings_by_model {
-                    println!("vectors: {count} from {model}");
-                }
-            }
+            let mut index = SqliteIndex::open(&dir)?;
+            print_info(&mut index, *json)?;
         }
         CacheAction::Clear => {
             let freed = clear(&dir)?;
@@ -209,4 +239,38 @@ pub fn cache(action: &CacheAction, cache_dir: Option<PathBuf>) -> anyhow::Result
         }
     }
     Ok(0)
+}
+
+/// `cache info --db`: the whole database, or one library with --library. Clearing a shared
+/// index is left to its administrator.
+fn database_cache(action: &CacheAction, location: &CacheLocation) -> anyhow::Result<i32> {
+    #[cfg(feature = "postgres")]
+    if let (CacheAction::Info { json }, CacheLocation::Database(target)) = (action, location) {
+        let mut index = lookalike::index::postgres::PostgresIndex::connect(target)?;
+        print_info(&mut index, *json)?;
+        return Ok(0);
+    }
+    anyhow::bail!(
+        "lookalike does not clear a shared index ({}); to drop a library, run \
+         DELETE FROM lookalike_files WHERE library = '...'; in the database",
+        location.describe()
+    )
+}
+
+fn print_info(index: &mut dyn Store, json: bool) -> anyhow::Result<()> {
+    let info = index.info()?;
+    if json {
+        println!("{}", json!(info));
+        return Ok(());
+    }
+    println!("index:   {}", info.location);
+    println!("size:    {:.1} MiB", info.bytes as f64 / (1024.0 * 1024.0));
+    println!(
+        "images:  {} ({} could not be read)",
+        info.files, info.failed
+    );
+    for (model, count) in &info.embeddings_by_model {
+        println!("vectors: {count} from {model}");
+    }
+    Ok(())
 }

@@ -121,6 +121,18 @@ pub enum Command {
         /// Use the index in DIR instead of the platform cache folder.
         #[arg(long, value_name = "DIR", global = true)]
         cache_dir: Option<PathBuf>,
+        /// The shared index in this PostgreSQL database instead (see `index --help`).
+        #[arg(
+            long,
+            value_name = "URL",
+            global = true,
+            env = "LOOKALIKE_DB",
+            hide_env_values = true
+        )]
+        db: Option<String>,
+        /// Only this library of the database.
+        #[arg(long, value_name = "NAME", global = true, requires = "db")]
+        library: Option<String>,
     },
     /// Download a model's weights into the Hugging Face cache (VGG16: about 553 MB).
     FetchModel {
@@ -196,7 +208,7 @@ fn open_window(cli: Cli) -> anyhow::Result<i32> {
     let start = lookalike::gui::Startup {
         folder: cli.folder,
         screenshot,
-        cache: cli.cache.location(),
+        cache: cli.cache.location()?,
     };
     lookalike::gui::run(start).map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))?;
     Ok(0)
@@ -243,7 +255,12 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             json,
             cache,
         } => index::run(&model, &cache, &dir, json),
-        Command::Cache { action, cache_dir } => index::cache(&action, cache_dir),
+        Command::Cache {
+            action,
+            cache_dir,
+            db,
+            library,
+        } => index::cache(&action, cache_dir, &index::DbArgs { db, library }),
         Command::FetchModel { name } => fetch::fetch_model(&name),
         Command::Bench(args) => bench::run(&args),
         Command::Duplicates(args) => duplicates::run(&args),

@@ -512,7 +512,10 @@ impl LookalikeApp {
 
     /// Moves confirmed duplicates to the trash; they leave the grid and the index.
     fn move_to_trash(&mut self, files: &[(usize, usize)]) {
-        let outcome = super::trash::move_to_trash(&self.gallery, files, &self.cache);
+        let Some(folder) = self.folder.clone() else {
+            return;
+        };
+        let outcome = super::trash::move_to_trash(&self.gallery, files, &self.cache, &folder);
         self.gallery.remove(&outcome.moved);
         if let Some(view) = &mut self.duplicates {
             view.images_changed();

@@ -5,7 +5,7 @@
 //! a log in the app's data folder.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::state::Gallery;
@@ -34,6 +34,7 @@ pub fn move_to_trash(
     gallery: &Gallery,
     files: &[(usize, usize)],
     cache: &CacheLocation,
+    folder: &Path,
 ) -> TrashOutcome {
     let mut outcome = TrashOutcome::default();
     let mut forget = Vec::new();
@@ -61,7 +62,7 @@ pub fn move_to_trash(
             )),
         }
     }
-    if let Err(e) = forget_in_index(cache, &forget) {
+    if let Err(e) = forget_in_index(cache, folder, &forget) {
         outcome.problems.push((
             PathBuf::new(),
             format!("the index could not forget the moved files: {e}"),
@@ -70,11 +71,11 @@ pub fn move_to_trash(
     outcome
 }
 
-fn forget_in_index(cache: &CacheLocation, paths: &[PathBuf]) -> crate::Result<()> {
+fn forget_in_index(cache: &CacheLocation, folder: &Path, paths: &[PathBuf]) -> crate::Result<()> {
     if paths.is_empty() {
         return Ok(());
     }
-    let Some(mut index) = cache.open()? else {
+    let Some(mut index) = cache.open(folder)? else {
         return Ok(());
     };
     for path in paths {

@@ -136,19 +136,19 @@ struct Worker {
 impl Worker {
     /// Indexes the folder with the pipeline's one indexer, forwarding what it finds.
     fn run(self, folder: PathBuf) {
-        let mut index = match self.cache.open() {
+        let mut index = match self.cache.open(&folder) {
             Ok(index) => index,
             Err(e) => {
                 self.send(Message::Warning(format!("working without the index: {e}")));
                 None
             }
         };
-        for warning in index.iter().flat_map(|i| &i.warnings) {
-            self.send(Message::Warning(warning.clone()));
+        for warning in index.iter_mut().flat_map(|i| i.take_warnings()) {
+            self.send(Message::Warning(warning));
         }
         let on_screen = || self.visible.lock().map(|v| v.clone()).unwrap_or_default();
         let indexer =
-            Indexer::new(&self.engine, index.as_mut(), &self.cancel).prioritise(&on_screen);
+            Indexer::new(&self.engine, index.as_deref_mut(), &self.cancel).prioritise(&on_screen);
         match indexer.run(&folder, &mut |event| self.forward(event)) {
             Ok(_) => self.send(Message::Finished),
             Err(crate::Error::Cancelled) => false,

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::engine::Analysis;
 use crate::error::{Error, Result};
-use crate::index::{fingerprint, mtime_ns, CachedImage, FileRecord, Index};
+use crate::index::{fingerprint, mtime_ns, CachedImage, FileRecord, ModelStamp, Store, Stored};
 use crate::model::ModelInfo;
 use crate::scan::{ImageEntry, ScanResult};
 
@@ -42,13 +42,13 @@ pub struct Pending {
 }
 
 /// Decides, without decoding, whether an image can be served from the index.
-pub fn plan(index: &Index, entry: &ImageEntry, info: &ModelInfo) -> Result<Plan> {
+pub fn plan(index: &mut dyn Store, entry: &ImageEntry, info: &ModelInfo) -> Result<Plan> {
     let key = std::fs::canonicalize(&entry.path).unwrap_or_else(|_| entry.path.clone());
     let mtime = mtime_ns(entry.modified);
     // What the index can serve for a row. One without a thumbnail (written by an older
     // lookalike) is made again, or the app would show a grey placeholder for good.
-    let servable = |id: i64| -> Result<Option<CachedImage>> {
-        let image = index.image(id, info.id, info.revision)?;
+    let servable = |index: &mut dyn Store, id: i64| -> Result<Option<CachedImage>> {
+        let image = index.image(id, stamp(info))?;
         Ok(image.filter(|i| i.thumbnail.is_some()))
     };
     let row = index.lookup(&key)?;
@@ -57,7 +57,7 @@ pub fn plan(index: &Index, entry: &ImageEntry, info: &ModelInfo) -> Result<Plan>
             if let Some(error) = &row.error {
                 return Ok(Plan::KnownBad(error.clone()));
             }
-            if let Some(image) = servable(row.id)? {
+            if let Some(image) = servable(index, row.id)? {
                 return Ok(Plan::Cached(image));
             }
         }
@@ -72,7 +72,7 @@ pub fn plan(index: &Index, entry: &ImageEntry, info: &ModelInfo) -> Result<Plan>
         None => None,
     };
     if let Some(old) = reusable.filter(|r| r.error.is_none()) {
-        if let Some(image) = servable(old.id)? {
+        if let Some(image) = servable(index, old.id)? {
             index.update_location(old.id, &key, entry.size, mtime)?;
             return Ok(Plan::Cached(CachedImage { path: key, ..image }));
         }
@@ -89,23 +89,38 @@ pub fn plan(index: &Index, entry: &ImageEntry, info: &ModelInfo) -> Result<Plan>
     }))
 }
 
+/// Which model revision an engine's vectors belong to.
+pub fn stamp(info: &ModelInfo) -> ModelStamp<'_> {
+    ModelStamp {
+        model: info.id,
+        revision: info.revision,
+    }
+}
+
 /// Stores one batch of results in a single transaction.
 pub fn store(
-    index: &mut Index,
+    index: &mut dyn Store,
     info: &ModelInfo,
     batch: &[Pending],
     results: &[Result<Analysis>],
 ) -> Result<()> {
-    index.in_transaction(|w| {
-        for (pending, result) in batch.iter().zip(results) {
-            if result.as_ref().err().is_some_and(Error::is_transient) {
-                // Not the file's fault (it could not be opened, or the model failed): keep no
-                // record, so the next run tries again even though the file has not changed.
-                continue;
-            }
-            let error = result.as_ref().err().map(Error::reason);
-            let analysis = result.as_ref().ok();
-            let record = FileRecord {
+    let mut stored = Vec::with_capacity(batch.len());
+    for (pending, result) in batch.iter().zip(results) {
+        if result.as_ref().err().is_some_and(Error::is_transient) {
+            // Not the file's fault (it could not be opened, or the model failed): keep no
+            // record, so the next run tries again even though the file has not changed.
+            continue;
+        }
+        stored.push((
+            pending,
+            result.as_ref().err().map(Error::reason),
+            result.as_ref().ok(),
+        ));
+    }
+    let stored: Vec<Stored<'_>> = stored
+        .iter()
+        .map(|(pending, error, analysis)| Stored {
+            file: FileRecord {
                 path: &pending.key,
                 size: pending.size,
                 mtime_ns: pending.mtime_ns,
@@ -114,19 +129,16 @@ pub fn store(
                 thumbnail: analysis.and_then(|a| a.thumbnail.as_ref()),
                 error: error.as_deref(),
                 content_changed: pending.changed,
-            };
-            let id = w.put_file(&record)?;
-            if let Some(a) = analysis {
-                w.put_embedding(id, info.id, info.revision, &a.embedding, &a.top)?;
-            }
-        }
-        Ok(())
-    })
+            },
+            embedding: analysis.map(|a| (a.embedding.as_slice(), a.top.as_slice())),
+        })
+        .collect();
+    index.store_batch(stamp(info), &stored)
 }
 
 /// Deletes rows under `dir` whose files were not in this scan. Rows under an entry the scan
 /// could not read (an unreadable subfolder, say) are kept: their files may well be there.
-pub fn prune(index: &mut Index, dir: &Path, scan: &ScanResult) -> Result<usize> {
+pub fn prune(index: &mut dyn Store, dir: &Path, scan: &ScanResult) -> Result<usize> {
     let Ok(canonical_dir) = std::fs::canonicalize(dir) else {
         return Ok(0);
     };
@@ -148,6 +160,6 @@ pub fn prune(index: &mut Index, dir: &Path, scan: &ScanResult) -> Result<usize> 
         })
         .map(|row| row.id)
         .collect();
-    index.in_transaction(|w| gone.iter().try_for_each(|&id| w.delete_file(id)))?;
+    index.delete_files(&gone)?;
     Ok(gone.len())
 }

@@ -12,19 +12,25 @@
 //! the window, the command line's prints problems and keeps the vectors. A priority hook lets
 //! the app embed the images on screen first, and a stop flag ends the run after the batch in
 //! flight.
+//!
+//! Several indexers may share one index (two processes, or machines sharing a PostgreSQL
+//! database). Each claims a batch from the index before decoding it; files another indexer is
+//! embedding are put off, and once it has released them they are served from the index, so
+//! each file is embedded once.
 
 mod incremental;
 
-pub use incremental::{plan, prune, store, Pending, Plan};
+pub use incremental::{plan, prune, stamp, store, Pending, Plan};
 
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::engine::{Analysis, Engine};
 use crate::error::{Error, Result};
-use crate::index::{CachedImage, Index};
+use crate::index::{CachedImage, Claim, ClaimRequest, Store};
 use crate::scan::{scan_folder, ImageEntry, ScanResult};
 
 /// What one indexing run did.
@@ -102,6 +108,9 @@ pub enum IndexEvent<'a> {
     Progress { done: usize, total: usize },
 }
 
+/// An index the indexer stores into (any backend; boxed ones are `'static`).
+pub type DynStore = dyn Store + 'static;
+
 /// Receives every event; `Break` stops the run after the batch in flight.
 pub type Sink<'s> = dyn FnMut(IndexEvent<'_>) -> ControlFlow<()> + 's;
 
@@ -112,10 +121,16 @@ pub type Priority<'p> = dyn Fn() -> Vec<usize> + Sync + 'p;
 /// Indexes one folder: see the module documentation.
 pub struct Indexer<'a> {
     engine: &'a Engine,
-    index: Option<&'a mut Index>,
+    index: Option<&'a mut DynStore>,
     cancel: &'a AtomicBool,
     priority: Option<&'a Priority<'a>>,
+    /// Images embedded or served after waiting, out of those that were not in the index.
+    done: usize,
+    total: usize,
 }
+
+/// After this many rounds of waiting for other indexers, the rest is embedded without asking.
+const CLAIM_ROUNDS: usize = 8;
 
 /// What is left to do for one image after the index has served what it could.
 enum Todo {
@@ -126,12 +141,18 @@ enum Todo {
 
 impl<'a> Indexer<'a> {
     /// An indexer that stores into `index`, or keeps nothing when it is `None`.
-    pub fn new(engine: &'a Engine, index: Option<&'a mut Index>, cancel: &'a AtomicBool) -> Self {
+    pub fn new(
+        engine: &'a Engine,
+        index: Option<&'a mut DynStore>,
+        cancel: &'a AtomicBool,
+    ) -> Self {
         Indexer {
             engine,
             index,
             cancel,
             priority: None,
+            done: 0,
+            total: 0,
         }
     }
 
@@ -162,7 +183,9 @@ impl<'a> Indexer<'a> {
         if tell(scanned, &mut report).is_break() {
             return Err(Error::Cancelled);
         }
-        let todo = self.serve_from_index(&scan.images, &mut |e| tell(e, &mut report))?;
+        let everything = 0..scan.images.len();
+        let todo =
+            self.serve_from_index(&scan.images, everything, &mut |e| tell(e, &mut report))?;
         self.embed(&scan.images, todo, &mut |e| tell(e, &mut report))?;
         if self.cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
@@ -172,20 +195,30 @@ impl<'a> Indexer<'a> {
         Ok(report)
     }
 
-    /// Sends every image the index can serve; returns what is left to do.
-    fn serve_from_index(&self, images: &[ImageEntry], sink: &mut Sink<'_>) -> Result<Vec<Todo>> {
-        let Some(index) = self.index.as_deref() else {
-            return Ok(images.iter().map(|_| Todo::Embed(None)).collect());
-        };
+    /// Sends every image among `positions` that the index can serve; returns what is left to
+    /// do (images not among `positions` are done).
+    fn serve_from_index(
+        &mut self,
+        images: &[ImageEntry],
+        positions: impl IntoIterator<Item = usize>,
+        sink: &mut Sink<'_>,
+    ) -> Result<Vec<Todo>> {
+        let mut todo: Vec<Todo> = images.iter().map(|_| Todo::Done).collect();
         let info = self.engine.info();
-        let mut todo = Vec::with_capacity(images.len());
-        for (position, entry) in images.iter().enumerate() {
+        let Some(index) = self.index.as_deref_mut() else {
+            positions
+                .into_iter()
+                .for_each(|i| todo[i] = Todo::Embed(None));
+            return Ok(todo);
+        };
+        for position in positions {
             if self.cancel.load(Ordering::Relaxed) {
                 return Err(Error::Cancelled);
             }
+            let entry = &images[position];
             let event = match plan(index, entry, info) {
                 Ok(Plan::Embed(pending)) => {
-                    todo.push(Todo::Embed(Some(pending)));
+                    todo[position] = Todo::Embed(Some(pending));
                     continue;
                 }
                 Ok(Plan::Cached(image)) => IndexEvent::Ready {
@@ -199,7 +232,6 @@ impl<'a> Indexer<'a> {
                 },
                 Err(error) => IndexEvent::Failed { position, error },
             };
-            todo.push(Todo::Done);
             if sink(event).is_break() {
                 return Err(Error::Cancelled);
             }
@@ -207,80 +239,103 @@ impl<'a> Indexer<'a> {
         Ok(todo)
     }
 
-    /// Embeds what is left, in the order the priority hook asks for, storing each batch in
-    /// the index before its results go to the sink.
-    fn embed(&mut self, images: &[ImageEntry], todo: Vec<Todo>, sink: &mut Sink<'_>) -> Result<()> {
-        let total = todo.iter().filter(|t| matches!(t, Todo::Embed(_))).count();
+    /// Embeds what is left, in the order the priority hook asks for. Files another indexer
+    /// holds are put off; once it lets go they are served from the index, or embedded here if
+    /// it gave up.
+    fn embed(
+        &mut self,
+        images: &[ImageEntry],
+        mut todo: Vec<Todo>,
+        sink: &mut Sink<'_>,
+    ) -> Result<()> {
+        self.total = todo.iter().filter(|t| matches!(t, Todo::Embed(_))).count();
+        for round in 0.. {
+            let deferred = self.embed_round(images, &todo, round < CLAIM_ROUNDS, sink)?;
+            if deferred.is_empty() || self.cancel.load(Ordering::Relaxed) {
+                break;
+            }
+            todo = self.revisit(images, &todo, deferred, sink)?;
+        }
+        match self.cancel.load(Ordering::Relaxed) {
+            true => Err(Error::Cancelled),
+            false => Ok(()),
+        }
+    }
+
+    /// Waits for the other indexers to let go of the `deferred` images, then serves those they
+    /// stored; returns what is still to embed.
+    fn revisit(
+        &mut self,
+        images: &[ImageEntry],
+        todo: &[Todo],
+        deferred: Vec<usize>,
+        sink: &mut Sink<'_>,
+    ) -> Result<Vec<Todo>> {
+        if let Some(index) = self.index.as_deref_mut() {
+            let keys: Vec<&Path> = deferred
+                .iter()
+                .filter_map(|&i| pending_of(todo, i).map(|p| p.key.as_path()))
+                .collect();
+            if let Err(e) = index.wait_for(&keys) {
+                index_failed(e, sink)?;
+            }
+        }
+        let served_before = deferred.len();
+        let todo = self.serve_from_index(images, deferred, sink)?;
+        let still = todo.iter().filter(|t| matches!(t, Todo::Embed(_))).count();
+        self.done += served_before - still;
+        Ok(todo)
+    }
+
+    /// One pass over `todo`: claims and embeds batch after batch, storing each before its
+    /// results go to the sink. Returns the images put off because another indexer had them.
+    fn embed_round(
+        &mut self,
+        images: &[ImageEntry],
+        todo: &[Todo],
+        claims: bool,
+        sink: &mut Sink<'_>,
+    ) -> Result<Vec<usize>> {
         let mut taken: Vec<bool> = todo.iter().map(|t| matches!(t, Todo::Done)).collect();
         let (cancel, priority) = (self.cancel, self.priority);
         let batch_size = self.engine.batch_size();
-        let (mut done, mut outcome) = (0, Ok(()));
         let engine = self.engine;
+        let info = engine.info();
+        let index = Mutex::new(self.index.take());
+        let deferred = Mutex::new(Vec::new());
+        let mut outcome = Ok(());
         let streamed = engine.analyse_stream(
-            || {
+            || loop {
                 if cancel.load(Ordering::Relaxed) {
                     return None;
                 }
                 let first = priority.map(|p| p()).unwrap_or_default();
                 let next = next_batch(&first, &taken, batch_size)?;
                 next.iter().for_each(|&i| taken[i] = true);
-                let paths = next.iter().map(|&i| images[i].path.clone()).collect();
-                Some((next, paths))
+                let next = match claims {
+                    true => claim_batch(&index, info, todo, next, &deferred),
+                    false => next,
+                };
+                if !next.is_empty() {
+                    let paths = next.iter().map(|&i| images[i].path.clone()).collect();
+                    return Some((next, paths));
+                }
             },
             |positions, results| {
-                done += positions.len();
-                outcome = self.deliver(&todo, &positions, results, sink);
-                let progress = IndexEvent::Progress { done, total };
+                self.done += positions.len();
+                let mut index = index.lock().unwrap_or_else(|e| e.into_inner());
+                outcome = deliver(index.as_deref_mut(), info, todo, &positions, results, sink);
+                let progress = IndexEvent::Progress {
+                    done: self.done,
+                    total: self.total,
+                };
                 outcome.is_ok() && sink(progress).is_continue()
             },
         );
+        self.index = index.into_inner().unwrap_or_else(|e| e.into_inner());
         streamed?;
-        match outcome {
-            Ok(()) if self.cancel.load(Ordering::Relaxed) => Err(Error::Cancelled),
-            other => other,
-        }
-    }
-
-    /// Stores one batch (when there is an index), then hands its results to the sink.
-    fn deliver(
-        &mut self,
-        todo: &[Todo],
-        positions: &[usize],
-        results: Vec<Result<Analysis>>,
-        sink: &mut Sink<'_>,
-    ) -> Result<()> {
-        let pending: Vec<Option<&Pending>> = positions
-            .iter()
-            .map(|&i| match &todo[i] {
-                Todo::Embed(pending) => pending.as_ref(),
-                Todo::Done => None,
-            })
-            .collect();
-        if let Some(index) = self.index.as_deref_mut() {
-            let batch: Vec<Pending> = pending.iter().flatten().map(|&p| p.clone()).collect();
-            if let Err(e) = store(index, self.engine.info(), &batch, &results) {
-                index_failed(e, sink)?;
-            }
-        }
-        for ((&position, result), pending) in positions.iter().zip(results).zip(pending) {
-            let changed = pending.is_some_and(|p| p.changed);
-            let event = match result {
-                Ok(analysis) => IndexEvent::Ready {
-                    position,
-                    analysis,
-                    source: if changed {
-                        Source::Updated
-                    } else {
-                        Source::New
-                    },
-                },
-                Err(error) => IndexEvent::Failed { position, error },
-            };
-            if sink(event).is_break() {
-                return Err(Error::Cancelled);
-            }
-        }
-        Ok(())
+        outcome?;
+        Ok(deferred.into_inner().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Forgets the files under `dir` that this scan did not find.
@@ -294,6 +349,92 @@ impl<'a> Indexer<'a> {
             Err(e) => index_failed(e, sink),
         }
     }
+}
+
+/// What the index needs to store the image at `position`, when there is an index.
+fn pending_of(todo: &[Todo], position: usize) -> Option<&Pending> {
+    match &todo[position] {
+        Todo::Embed(pending) => pending.as_ref(),
+        Todo::Done => None,
+    }
+}
+
+/// Asks the index for the images of a batch; returns those this indexer may embed, and puts
+/// the ones another indexer holds or has stored on `deferred`. When the index cannot answer,
+/// everything is embedded (storing will then report the failure).
+fn claim_batch(
+    index: &Mutex<Option<&mut DynStore>>,
+    info: &crate::model::ModelInfo,
+    todo: &[Todo],
+    batch: Vec<usize>,
+    deferred: &Mutex<Vec<usize>>,
+) -> Vec<usize> {
+    let mut index = index.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(index) = index.as_deref_mut() else {
+        return batch;
+    };
+    let requests: Vec<ClaimRequest<'_>> = batch
+        .iter()
+        .filter_map(|&i| pending_of(todo, i))
+        .map(|p| ClaimRequest {
+            path: &p.key,
+            size: p.size,
+            fingerprint: &p.fingerprint,
+        })
+        .collect();
+    let answers = match index.claim(stamp(info), &requests) {
+        Ok(answers) if answers.len() == batch.len() => answers,
+        _ => return batch,
+    };
+    let mut deferred = deferred.lock().unwrap_or_else(|e| e.into_inner());
+    let (granted, refused): (Vec<_>, Vec<_>) = batch
+        .into_iter()
+        .zip(answers)
+        .partition(|(_, answer)| *answer == Claim::Granted);
+    deferred.extend(refused.into_iter().map(|(i, _)| i));
+    granted.into_iter().map(|(i, _)| i).collect()
+}
+
+/// Stores one batch (when there is an index) and gives back its claims, then hands its
+/// results to the sink.
+fn deliver(
+    index: Option<&mut DynStore>,
+    info: &crate::model::ModelInfo,
+    todo: &[Todo],
+    positions: &[usize],
+    results: Vec<Result<Analysis>>,
+    sink: &mut Sink<'_>,
+) -> Result<()> {
+    let pending: Vec<Option<&Pending>> = positions.iter().map(|&i| pending_of(todo, i)).collect();
+    if let Some(index) = index {
+        let batch: Vec<Pending> = pending.iter().flatten().map(|&p| p.clone()).collect();
+        let stored = store(index, info, &batch, &results);
+        let keys: Vec<&Path> = batch.iter().map(|p| p.key.as_path()).collect();
+        // A failed release matters little: claims end with the connection anyway.
+        let _ = index.release(&keys);
+        if let Err(e) = stored {
+            index_failed(e, sink)?;
+        }
+    }
+    for ((&position, result), pending) in positions.iter().zip(results).zip(pending) {
+        let changed = pending.is_some_and(|p| p.changed);
+        let event = match result {
+            Ok(analysis) => IndexEvent::Ready {
+                position,
+                analysis,
+                source: if changed {
+                    Source::Updated
+                } else {
+                    Source::New
+                },
+            },
+            Err(error) => IndexEvent::Failed { position, error },
+        };
+        if sink(event).is_break() {
+            return Err(Error::Cancelled);
+        }
+    }
+    Ok(())
 }
 
 /// Tells the sink the index failed; an error if the sink wants the run to stop on it.

@@ -1,4 +1,4 @@
-//! The on-disk index: one SQLite file in the user's cache folder, never in a browsed folder.
+//! The embedded index: one SQLite file in the user's cache folder, never in a browsed folder.
 //!
 //! Per image it keeps the canonical path, size and mtime, a content fingerprint (so a moved or
 //! touched file is recognised without decoding it), the pixel size, a JPEG thumbnail, and per
@@ -7,12 +7,12 @@
 //! transactions with a busy timeout, so a killed process loses at most the batch in flight and
 //! two processes can share the file. A damaged file is moved aside and rebuilt.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 
+use super::{CacheInfo, CachedImage, FileRecord, FileRow, ModelStamp, Store, Stored};
 use crate::decode::Thumbnail;
 use crate::error::{Error, Result};
 use crate::model::labels::Prediction;
@@ -23,84 +23,23 @@ const FILE_NAME: &str = "index.sqlite3";
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Where the index lives.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum CacheLocation {
-    /// The platform cache folder (e.g. `~/.cache/lookalike` on Linux).
-    #[default]
-    Default,
-    /// A folder the user chose.
-    Dir(PathBuf),
-    /// No index: everything is computed afresh.
-    Disabled,
-}
-
-impl CacheLocation {
-    /// The folder of the index, or None when disabled or no cache folder exists.
-    pub fn dir(&self) -> Option<PathBuf> {
-        match self {
-            CacheLocation::Default => default_cache_dir(),
-            CacheLocation::Dir(dir) => Some(dir.clone()),
-            CacheLocation::Disabled => None,
-        }
-    }
-
-    /// Opens the index here, if there is to be one.
-    pub fn open(&self) -> Result<Option<Index>> {
-        self.dir().map(|dir| Index::open(&dir)).transpose()
-    }
-}
-
 /// The platform's cache folder for lookalike.
 pub fn default_cache_dir() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "lookalike").map(|d| d.cache_dir().to_path_buf())
 }
 
-/// What the index knows of one file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FileRow {
-    pub id: i64,
-    pub path: PathBuf,
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub fingerprint: Vec<u8>,
-    pub error: Option<String>,
-}
-
-/// An image as the index can serve it without touching the original.
-#[derive(Debug, Clone)]
-pub struct CachedImage {
-    pub file_id: i64,
-    pub path: PathBuf,
-    pub width: u32,
-    pub height: u32,
-    pub thumbnail: Option<Thumbnail>,
-    pub embedding: Vec<f32>,
-    pub top: Vec<Prediction>,
-}
-
-/// A summary for `lookalike cache info`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct CacheInfo {
-    pub path: PathBuf,
-    pub bytes: u64,
-    pub files: u64,
-    pub failed: u64,
-    pub embeddings_by_model: Vec<(String, u64)>,
-}
-
-/// An open index.
-pub struct Index {
+/// An open SQLite index.
+pub struct SqliteIndex {
     conn: Connection,
     path: PathBuf,
     /// Things the user should hear about, such as a damaged file that was moved aside.
     pub warnings: Vec<String>,
 }
 
-impl Index {
+impl SqliteIndex {
     /// Opens (creating if needed) the index in `dir`. A damaged file is moved aside with a
     /// warning and a fresh one started.
-    pub fn open(dir: &Path) -> Result<Index> {
+    pub fn open(dir: &Path) -> Result<SqliteIndex> {
         std::fs::create_dir_all(dir).map_err(|e| index_error(dir, e))?;
         let path = dir.join(FILE_NAME);
         match Self::open_file(&path) {
@@ -119,13 +58,13 @@ impl Index {
         }
     }
 
-    fn open_file(path: &Path) -> rusqlite::Result<Index> {
+    fn open_file(path: &Path) -> rusqlite::Result<SqliteIndex> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let index = Index {
+        let index = SqliteIndex {
             conn,
             path: path.to_path_buf(),
             warnings: Vec::new(),
@@ -185,27 +124,31 @@ impl Index {
         &self.path
     }
 
-    /// The row for a canonical path.
-    pub fn lookup(&self, path: &Path) -> Result<Option<FileRow>> {
+    /// Checks the whole file; "ok" when sound.
+    pub fn integrity_check(&self) -> Result<String> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    }
+}
+
+impl Store for SqliteIndex {
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    fn lookup(&mut self, path: &Path) -> Result<Option<FileRow>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, path, size, mtime_ns, fingerprint, error FROM files WHERE path = ?1",
         )?;
         Ok(stmt.query_row([path_key(path)], file_row).optional()?)
     }
 
-    /// Forgets the file at `path` (a canonical path) and its vectors; false if it was not
-    /// indexed.
-    pub fn forget(&mut self, path: &Path) -> Result<bool> {
-        let Some(row) = self.lookup(path)? else {
-            return Ok(false);
-        };
-        self.in_transaction(|w| w.delete_file(row.id))?;
-        Ok(true)
-    }
-
-    /// A row with this fingerprint whose file is gone from its old place: a moved or renamed
-    /// image.
-    pub fn find_moved(&self, fingerprint: &[u8], size: u64) -> Result<Option<FileRow>> {
+    fn find_moved(&mut self, fingerprint: &[u8], size: u64) -> Result<Option<FileRow>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, path, size, mtime_ns, fingerprint, error FROM files WHERE fingerprint = ?1 AND size = ?2",
         )?;
@@ -219,28 +162,20 @@ impl Index {
         Ok(None)
     }
 
-    /// Whether the file has a vector from this exact model revision.
-    pub fn has_embedding(&self, file_id: i64, model: &str, revision: &str) -> Result<bool> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT 1 FROM embeddings WHERE file_id = ?1 AND model = ?2 AND revision = ?3",
-        )?;
-        Ok(stmt.exists(params![file_id, model, revision])?)
-    }
-
-    /// Records that a file is unchanged in content but has a new place or mtime.
-    pub fn update_location(&self, id: i64, path: &Path, size: u64, mtime_ns: i64) -> Result<()> {
+    fn update_location(&mut self, id: i64, path: &Path, size: u64, mtime_ns: i64) -> Result<()> {
         // A row already at the new path describes older content there; this one wins.
-        self.conn
-            .prepare_cached("DELETE FROM files WHERE path = ?1 AND id != ?2")?
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.prepare_cached("DELETE FROM files WHERE path = ?1 AND id != ?2")?
             .execute(params![path_key(path), id])?;
-        self.conn
-            .prepare_cached("UPDATE files SET path = ?2, size = ?3, mtime_ns = ?4 WHERE id = ?1")?
+        tx.prepare_cached("UPDATE files SET path = ?2, size = ?3, mtime_ns = ?4 WHERE id = ?1")?
             .execute(params![id, path_key(path), size as i64, mtime_ns])?;
+        tx.commit()?;
         Ok(())
     }
 
-    /// Every file under `dir` (a canonical folder path), indexed or failed.
-    pub fn files_under(&self, dir: &Path) -> Result<Vec<FileRow>> {
+    fn files_under(&mut self, dir: &Path) -> Result<Vec<FileRow>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, path, size, mtime_ns, fingerprint, error FROM files WHERE substr(path, 1, ?2) = ?1",
         )?;
@@ -249,13 +184,7 @@ impl Index {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
-    /// Every embedded image under `dir` for this model revision, with what the window needs.
-    pub fn images_under(
-        &self,
-        dir: &Path,
-        model: &str,
-        revision: &str,
-    ) -> Result<Vec<CachedImage>> {
+    fn images_under(&mut self, dir: &Path, model: ModelStamp<'_>) -> Result<Vec<CachedImage>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT f.id, f.path, f.width, f.height, f.thumbnail, f.thumb_width, f.thumb_height, e.vector, e.top
              FROM files f JOIN embeddings e ON e.file_id = f.id
@@ -264,36 +193,50 @@ impl Index {
         )?;
         let prefix = dir_prefix(dir);
         let rows = stmt.query_map(
-            params![prefix, prefix.len() as i64, model, revision],
+            params![prefix, prefix.len() as i64, model.model, model.revision],
             cached_image,
         )?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
-    /// The cached analysis of one file, if it has one for this model revision.
-    pub fn image(&self, file_id: i64, model: &str, revision: &str) -> Result<Option<CachedImage>> {
+    fn image(&mut self, file_id: i64, model: ModelStamp<'_>) -> Result<Option<CachedImage>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT f.id, f.path, f.width, f.height, f.thumbnail, f.thumb_width, f.thumb_height, e.vector, e.top
              FROM files f JOIN embeddings e ON e.file_id = f.id
              WHERE f.id = ?1 AND e.model = ?2 AND e.revision = ?3 AND f.error IS NULL",
         )?;
         Ok(stmt
-            .query_row(params![file_id, model, revision], cached_image)
+            .query_row(params![file_id, model.model, model.revision], cached_image)
             .optional()?)
     }
 
-    /// Runs `work` in one transaction: all of it lands, or none.
-    pub fn in_transaction<T>(&mut self, work: impl FnOnce(&Writer<'_>) -> Result<T>) -> Result<T> {
+    fn store_batch(&mut self, model: ModelStamp<'_>, batch: &[Stored<'_>]) -> Result<()> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let out = work(&Writer { conn: &tx })?;
+        for stored in batch {
+            let id = put_file(&tx, &stored.file)?;
+            if let Some((vector, top)) = stored.embedding {
+                put_embedding(&tx, id, model, vector, top)?;
+            }
+        }
         tx.commit()?;
-        Ok(out)
+        Ok(())
     }
 
-    /// Sizes and counts, for `lookalike cache info`.
-    pub fn info(&self) -> Result<CacheInfo> {
+    fn delete_files(&mut self, ids: &[i64]) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for id in ids {
+            tx.prepare_cached("DELETE FROM files WHERE id = ?1")?
+                .execute([id])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn info(&mut self) -> Result<CacheInfo> {
         let count = |sql: &str| -> Result<u64> {
             Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
         };
@@ -311,140 +254,67 @@ impl Index {
             .map(|m| m.len())
             .sum();
         Ok(CacheInfo {
-            path: self.path.clone(),
+            location: self.location(),
             bytes,
             files,
             failed,
             embeddings_by_model,
         })
     }
-
-    /// Checks the whole file; "ok" when sound.
-    pub fn integrity_check(&self) -> Result<String> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
-    }
 }
 
-/// Writes inside one transaction.
-pub struct Writer<'a> {
-    conn: &'a Connection,
-}
-
-/// What to store about one file after trying to analyse it.
-pub struct FileRecord<'a> {
-    pub path: &'a Path,
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub fingerprint: &'a [u8],
-    pub size_px: Option<(u32, u32)>,
-    pub thumbnail: Option<&'a Thumbnail>,
-    pub error: Option<&'a str>,
-    /// The file's content differs from what the index had: drop its vectors for all models.
-    pub content_changed: bool,
-}
-
-impl Writer<'_> {
-    /// Inserts or replaces a file's row (dropping its old vectors if its content changed);
-    /// returns its id.
-    pub fn put_file(&self, r: &FileRecord<'_>) -> Result<i64> {
-        // An upsert keeps the row's id, so another process holding that id (say, a second
-        // indexer that planned the same folder) still finds the file afterwards.
-        let id: i64 = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO files (path, size, mtime_ns, fingerprint, width, height, thumbnail, thumb_width, thumb_height, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                 ON CONFLICT (path) DO UPDATE SET
-                     size = excluded.size, mtime_ns = excluded.mtime_ns, fingerprint = excluded.fingerprint,
-                     width = excluded.width, height = excluded.height, thumbnail = excluded.thumbnail,
-                     thumb_width = excluded.thumb_width, thumb_height = excluded.thumb_height, error = excluded.error
-                 RETURNING id",
-            )?
-            .query_row(
-                params![
-                    path_key(r.path),
-                    r.size as i64,
-                    r.mtime_ns,
-                    r.fingerprint,
-                    r.size_px.map(|s| s.0),
-                    r.size_px.map(|s| s.1),
-                    r.thumbnail.map(|t| &t.jpeg),
-                    r.thumbnail.map(|t| t.width),
-                    r.thumbnail.map(|t| t.height),
-                    r.error,
-                ],
-                |row| row.get(0),
-            )?;
-        if r.content_changed {
-            // New content: every model's old vector for this file is stale.
-            self.conn
-                .prepare_cached("DELETE FROM embeddings WHERE file_id = ?1")?
-                .execute([id])?;
-        }
-        Ok(id)
-    }
-
-    /// Removes a file and its vectors.
-    pub fn delete_file(&self, id: i64) -> Result<()> {
-        self.conn
-            .prepare_cached("DELETE FROM files WHERE id = ?1")?
+/// Inserts or replaces a file's row (dropping its old vectors if its content changed); returns
+/// its id.
+fn put_file(conn: &Connection, r: &FileRecord<'_>) -> Result<i64> {
+    // An upsert keeps the row's id, so another process holding that id (say, a second indexer
+    // that planned the same folder) still finds the file afterwards.
+    let id: i64 = conn
+        .prepare_cached(
+            "INSERT INTO files (path, size, mtime_ns, fingerprint, width, height, thumbnail, thumb_width, thumb_height, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (path) DO UPDATE SET
+                 size = excluded.size, mtime_ns = excluded.mtime_ns, fingerprint = excluded.fingerprint,
+                 width = excluded.width, height = excluded.height, thumbnail = excluded.thumbnail,
+                 thumb_width = excluded.thumb_width, thumb_height = excluded.thumb_height, error = excluded.error
+             RETURNING id",
+        )?
+        .query_row(
+            params![
+                path_key(r.path),
+                r.size as i64,
+                r.mtime_ns,
+                r.fingerprint,
+                r.size_px.map(|s| s.0),
+                r.size_px.map(|s| s.1),
+                r.thumbnail.map(|t| &t.jpeg),
+                r.thumbnail.map(|t| t.width),
+                r.thumbnail.map(|t| t.height),
+                r.error,
+            ],
+            |row| row.get(0),
+        )?;
+    if r.content_changed {
+        // New content: every model's old vector for this file is stale.
+        conn.prepare_cached("DELETE FROM embeddings WHERE file_id = ?1")?
             .execute([id])?;
-        Ok(())
     }
-
-    pub fn put_embedding(
-        &self,
-        file_id: i64,
-        model: &str,
-        revision: &str,
-        vector: &[f32],
-        top: &[Prediction],
-    ) -> Result<()> {
-        let bytes: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let top = serde_json::to_string(top).map_err(|e| Error::Model(e.to_string()))?;
-        self.conn
-            .prepare_cached(
-                "INSERT OR REPLACE INTO embeddings (file_id, model, revision, vector, top) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![file_id, model, revision, bytes, top])?;
-        Ok(())
-    }
+    Ok(id)
 }
 
-/// A file's fingerprint: xxh3-128 of its size, its first 64 KiB and its last 64 KiB. Fast on
-/// any size of file, and it tells apart the edits that matter for photos (which rewrite the
-/// compressed data from the start).
-pub fn fingerprint(path: &Path) -> Result<Vec<u8>> {
-    const SPAN: u64 = 64 * 1024;
-    let read = || -> std::io::Result<Vec<u8>> {
-        let mut file = std::fs::File::open(path)?;
-        let size = file.metadata()?.len();
-        let mut bytes = size.to_le_bytes().to_vec();
-        (&mut file).take(SPAN).read_to_end(&mut bytes)?;
-        if size > 2 * SPAN {
-            use std::io::Seek;
-            file.seek(std::io::SeekFrom::Start(size - SPAN))?;
-            file.take(SPAN).read_to_end(&mut bytes)?;
-        } else {
-            file.read_to_end(&mut bytes)?;
-        }
-        Ok(bytes)
-    };
-    let bytes = read().map_err(|e| Error::unreadable(path, "cannot read", e))?;
-    Ok(xxhash_rust::xxh3::xxh3_128(&bytes).to_le_bytes().to_vec())
-}
-
-/// Modification time in nanoseconds since the epoch (negative before it); 0 if unknown.
-pub fn mtime_ns(modified: Option<SystemTime>) -> i64 {
-    match modified {
-        Some(t) => match t.duration_since(UNIX_EPOCH) {
-            Ok(after) => after.as_nanos() as i64,
-            Err(before) => -(before.duration().as_nanos() as i64),
-        },
-        None => 0,
-    }
+fn put_embedding(
+    conn: &Connection,
+    file_id: i64,
+    model: ModelStamp<'_>,
+    vector: &[f32],
+    top: &[Prediction],
+) -> Result<()> {
+    let bytes: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let top = serde_json::to_string(top).map_err(|e| Error::Model(e.to_string()))?;
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO embeddings (file_id, model, revision, vector, top) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![file_id, model.model, model.revision, bytes, top])?;
+    Ok(())
 }
 
 /// Removes the index files in `dir`; returns how many bytes were freed.

@@ -1,0 +1,272 @@
+//! The index: what lookalike remembers about images it has seen, so that a folder opens without
+//! decoding what has not changed.
+//!
+//! Everything the pipeline, `similar`, the app and `cache` need from an index is the [`Store`]
+//! trait. Two backends implement it:
+//! - [`sqlite`]: one SQLite file in the user's cache folder, the embedded default;
+//! - [`postgres`]: a PostgreSQL database with pgvector, shared by several machines and several
+//!   indexers at once (with the `postgres` feature).
+//!
+//! Both key an image by its canonical path as far as the pipeline can tell; the PostgreSQL
+//! backend stores it as a library name and a path relative to the library's folder, so that
+//! machines that mount one share at different places share its vectors.
+
+#[cfg(feature = "postgres")]
+pub mod postgres;
+pub mod sqlite;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::decode::Thumbnail;
+use crate::error::{Error, Result};
+use crate::model::labels::Prediction;
+use crate::similarity::rank;
+
+pub use sqlite::{clear, default_cache_dir, SqliteIndex};
+
+/// What the index knows of one file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileRow {
+    pub id: i64,
+    /// The file's canonical path on this machine.
+    pub path: PathBuf,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub fingerprint: Vec<u8>,
+    pub error: Option<String>,
+}
+
+/// An image as the index can serve it without touching the original.
+#[derive(Debug, Clone)]
+pub struct CachedImage {
+    pub file_id: i64,
+    pub path: PathBuf,
+    pub width: u32,
+    pub height: u32,
+    pub thumbnail: Option<Thumbnail>,
+    pub embedding: Vec<f32>,
+    pub top: Vec<Prediction>,
+}
+
+/// A summary for `lookalike cache info`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CacheInfo {
+    /// Where the index is: a file path, or a database URL without its password.
+    pub location: String,
+    pub bytes: u64,
+    pub files: u64,
+    pub failed: u64,
+    pub embeddings_by_model: Vec<(String, u64)>,
+}
+
+/// What to store about one file after trying to analyse it.
+pub struct FileRecord<'a> {
+    /// The canonical path.
+    pub path: &'a Path,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub fingerprint: &'a [u8],
+    pub size_px: Option<(u32, u32)>,
+    pub thumbnail: Option<&'a Thumbnail>,
+    pub error: Option<&'a str>,
+    /// The file's content differs from what the index had: drop its vectors for all models.
+    pub content_changed: bool,
+}
+
+/// One file of a batch to store, with its vector and labels when it could be analysed.
+pub struct Stored<'a> {
+    pub file: FileRecord<'a>,
+    pub embedding: Option<(&'a [f32], &'a [Prediction])>,
+}
+
+/// Which model revision vectors belong to.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelStamp<'a> {
+    pub model: &'a str,
+    pub revision: &'a str,
+}
+
+/// A file an indexer wants to embed, as it asks for it.
+pub struct ClaimRequest<'a> {
+    pub path: &'a Path,
+    pub size: u64,
+    pub fingerprint: &'a [u8],
+}
+
+/// The answer to a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This indexer embeds the file, and must release it once stored.
+    Granted,
+    /// Another indexer is embedding it right now.
+    Busy,
+    /// Another indexer has stored it since this one planned: serve it from the index.
+    Done,
+}
+
+/// One match of a search run inside the index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Match {
+    pub path: PathBuf,
+    pub score: f32,
+}
+
+/// What the pipeline, `similar`, the app and `cache` need from an index. Paths are canonical
+/// paths on this machine; `dir` arguments are canonical folders.
+pub trait Store: Send {
+    /// Where the index is, fit to show (a database URL never includes its password).
+    fn location(&self) -> String;
+    /// Things the user should hear about, such as a damaged file that was moved aside.
+    fn take_warnings(&mut self) -> Vec<String>;
+    /// The row for a canonical path.
+    fn lookup(&mut self, path: &Path) -> Result<Option<FileRow>>;
+    /// A row with this fingerprint whose file is gone from its old place: a moved image.
+    fn find_moved(&mut self, fingerprint: &[u8], size: u64) -> Result<Option<FileRow>>;
+    /// The cached analysis of one file, if it has one for this model revision.
+    fn image(&mut self, file_id: i64, model: ModelStamp<'_>) -> Result<Option<CachedImage>>;
+    /// Every embedded image under `dir` for this model revision, in path order.
+    fn images_under(&mut self, dir: &Path, model: ModelStamp<'_>) -> Result<Vec<CachedImage>>;
+    /// Records that a file is unchanged in content but has a new place or mtime.
+    fn update_location(&mut self, id: i64, path: &Path, size: u64, mtime_ns: i64) -> Result<()>;
+    /// Every file under `dir`, indexed or failed.
+    fn files_under(&mut self, dir: &Path) -> Result<Vec<FileRow>>;
+    /// Stores a batch in one transaction: all of it lands, or none.
+    fn store_batch(&mut self, model: ModelStamp<'_>, batch: &[Stored<'_>]) -> Result<()>;
+    /// Removes files and their vectors, in one transaction.
+    fn delete_files(&mut self, ids: &[i64]) -> Result<()>;
+    /// Sizes and counts, for `lookalike cache info`.
+    fn info(&mut self) -> Result<CacheInfo>;
+
+    /// Forgets the file at `path` and its vectors; false if it was not indexed.
+    fn forget(&mut self, path: &Path) -> Result<bool> {
+        let Some(row) = self.lookup(path)? else {
+            return Ok(false);
+        };
+        self.delete_files(&[row.id])?;
+        Ok(true)
+    }
+
+    /// The images under `dir` most like `query` (a unit vector), best first: the `limit` best,
+    /// or all. `exact` asks for an exhaustive search where the backend would approximate.
+    fn nearest(
+        &mut self,
+        dir: &Path,
+        model: ModelStamp<'_>,
+        query: &[f32],
+        limit: Option<usize>,
+        _exact: bool,
+    ) -> Result<Vec<Match>> {
+        let images = self.images_under(dir, model)?;
+        let ranked = rank(query, images.iter().map(|i| i.embedding.as_slice()));
+        Ok(ranked
+            .into_iter()
+            .take(limit.unwrap_or(usize::MAX))
+            .map(|(i, score)| Match {
+                path: images[i].path.clone(),
+                score,
+            })
+            .collect())
+    }
+
+    /// Asks to embed these files, so that indexers sharing the index embed each file once.
+    /// A backend without claims grants everything.
+    fn claim(&mut self, _model: ModelStamp<'_>, files: &[ClaimRequest<'_>]) -> Result<Vec<Claim>> {
+        Ok(vec![Claim::Granted; files.len()])
+    }
+    /// Gives back granted claims, once their files are stored (or given up).
+    fn release(&mut self, _paths: &[&Path]) -> Result<()> {
+        Ok(())
+    }
+    /// Waits until no other indexer holds a claim on these files.
+    fn wait_for(&mut self, _paths: &[&Path]) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Where the index lives.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CacheLocation {
+    /// The platform cache folder (e.g. `~/.cache/lookalike` on Linux).
+    #[default]
+    Default,
+    /// A folder the user chose.
+    Dir(PathBuf),
+    /// A PostgreSQL database shared with other machines.
+    #[cfg(feature = "postgres")]
+    Database(postgres::Target),
+    /// No index: everything is computed afresh.
+    Disabled,
+}
+
+impl CacheLocation {
+    /// The folder of the SQLite index, or None for a database, when disabled, or when no cache
+    /// folder exists.
+    pub fn dir(&self) -> Option<PathBuf> {
+        match self {
+            CacheLocation::Default => default_cache_dir(),
+            CacheLocation::Dir(dir) => Some(dir.clone()),
+            _ => None,
+        }
+    }
+
+    /// Opens the index for work on `folder`, if there is to be one. For a database, `folder`
+    /// is the library's folder on this machine unless the target names another.
+    pub fn open(&self, folder: &Path) -> Result<Option<Box<dyn Store>>> {
+        #[cfg(feature = "postgres")]
+        if let CacheLocation::Database(target) = self {
+            let index = postgres::PostgresIndex::open(target, folder)?;
+            return Ok(Some(Box::new(index)));
+        }
+        let _ = folder;
+        let index = self.dir().map(|dir| SqliteIndex::open(&dir)).transpose()?;
+        Ok(index.map(|i| Box::new(i) as Box<dyn Store>))
+    }
+
+    /// Where the index is, fit to show: a folder, or a database URL without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            #[cfg(feature = "postgres")]
+            CacheLocation::Database(target) => target.to_string(),
+            CacheLocation::Disabled => "off".to_string(),
+            _ => self
+                .dir()
+                .map_or_else(|| "none".to_string(), |d| d.display().to_string()),
+        }
+    }
+}
+
+/// A file's fingerprint: xxh3-128 of its size, its first 64 KiB and its last 64 KiB. Fast on
+/// any size of file, and it tells apart the edits that matter for photos (which rewrite the
+/// compressed data from the start).
+pub fn fingerprint(path: &Path) -> Result<Vec<u8>> {
+    const SPAN: u64 = 64 * 1024;
+    let read = || -> std::io::Result<Vec<u8>> {
+        let mut file = std::fs::File::open(path)?;
+        let size = file.metadata()?.len();
+        let mut bytes = size.to_le_bytes().to_vec();
+        (&mut file).take(SPAN).read_to_end(&mut bytes)?;
+        if size > 2 * SPAN {
+            use std::io::Seek;
+            file.seek(std::io::SeekFrom::Start(size - SPAN))?;
+            file.take(SPAN).read_to_end(&mut bytes)?;
+        } else {
+            file.read_to_end(&mut bytes)?;
+        }
+        Ok(bytes)
+    };
+    let bytes = read().map_err(|e| Error::unreadable(path, "cannot read", e))?;
+    Ok(xxhash_rust::xxh3::xxh3_128(&bytes).to_le_bytes().to_vec())
+}
+
+/// Modification time in nanoseconds since the epoch (negative before it); 0 if unknown.
+pub fn mtime_ns(modified: Option<SystemTime>) -> i64 {
+    match modified {
+        Some(t) => match t.duration_since(UNIX_EPOCH) {
+            Ok(after) => after.as_nanos() as i64,
+            Err(before) => -(before.duration().as_nanos() as i64),
+        },
+        None => 0,
+    }
+}

@@ -1,0 +1,750 @@
+//! The shared index: a PostgreSQL database with pgvector, for a library indexed by several
+//! machines at once, or browsed from several desktops.
+//!
+//! - Images are keyed by a library name and their path relative to the library's folder, so
+//!   machines that mount one share at different places share its rows.
+//! - Each model has its own table of `vector(N)` columns with an HNSW index
+//!   (`vector_cosine_ops`); `similar` searches there once a library is large.
+//! - Indexers claim files with session advisory locks before embedding them, so each file is
+//!   embedded once; a killed indexer's claims end with its connection.
+//! - Every batch is one transaction, so a dropped connection leaves nothing half-written.
+//! - Everything user-supplied (paths, library names, labels, vectors) goes in as a bound
+//!   parameter. The only names formatted into SQL are the vector tables', made from the
+//!   built-in model ids and checked to be plain identifiers.
+
+mod schema;
+mod target;
+mod tls;
+
+pub use schema::SCHEMA_VERSION;
+pub use target::{redact, Target};
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use pgvector::Vector;
+use postgres::{Client, Row};
+
+use super::{
+    CacheInfo, CachedImage, Claim, ClaimRequest, FileRecord, FileRow, Match, ModelStamp, Store,
+    Stored,
+};
+use crate::decode::Thumbnail;
+use crate::error::{Error, Result};
+
+/// From this many vectors of a model on, `similar` searches the HNSW index; below, it scores
+/// every vector (exact, and still a few milliseconds).
+pub const HNSW_FROM: i64 = 20_000;
+/// How many candidates HNSW keeps while searching: pgvector's `hnsw.ef_search`, at least the
+/// number of results wanted (pgvector's ceiling is 1000).
+const EF_SEARCH_MIN: usize = 100;
+
+/// The library being worked on: its name in the database and its folder on this machine.
+#[derive(Debug, Clone)]
+struct Library {
+    name: String,
+    root: PathBuf,
+}
+
+/// An open connection to a shared index.
+pub struct PostgresIndex {
+    client: Client,
+    shown: String,
+    library: Option<Library>,
+    /// Vector tables known to exist, by model: (table, dimensions).
+    models: HashMap<String, (String, usize)>,
+    warnings: Vec<String>,
+}
+
+impl PostgresIndex {
+    /// Connects, and creates or migrates the schema. No library is chosen: for `cache info`.
+    pub fn connect(target: &Target) -> Result<PostgresIndex> {
+        let mut client = target.connect()?;
+        schema::prepare(&mut client).map_err(|e| Error::Index(format!("{target}: {e}")))?;
+        let mut index = PostgresIndex {
+            client,
+            shown: target.to_string(),
+            library: None,
+            models: HashMap::new(),
+            warnings: Vec::new(),
+        };
+        index.load_models()?;
+        if let Some(name) = &target.library {
+            index.library = Some(Library {
+                name: name.clone(),
+                root: PathBuf::new(),
+            });
+        }
+        Ok(index)
+    }
+
+    /// Connects for work on `folder`: the library is the one the target names, kept in
+    /// `folder` on this machine, or else the folder's canonical path.
+    pub fn open(target: &Target, folder: &Path) -> Result<PostgresIndex> {
+        let root = std::fs::canonicalize(folder)
+            .map_err(|e| Error::unreadable(folder, "cannot open", e))?;
+        let mut index = Self::connect(target)?;
+        let name = target
+            .library
+            .clone()
+            .unwrap_or_else(|| root.to_string_lossy().into_owned());
+        index.library = Some(Library { name, root });
+        Ok(index)
+    }
+
+    /// The library's name.
+    pub fn library(&self) -> Option<&str> {
+        self.library.as_ref().map(|l| l.name.as_str())
+    }
+
+    fn library_or_err(&self) -> Result<&Library> {
+        self.library
+            .as_ref()
+            .ok_or_else(|| Error::Usage("no library chosen: pass --library NAME".into()))
+    }
+
+    /// The stored key of a canonical path: relative to the library's folder, with `/`
+    /// between components on every system. None for a path outside the library.
+    fn key(&self, path: &Path) -> Result<Option<Vec<u8>>> {
+        let library = self.library_or_err()?;
+        let Ok(relative) = path.strip_prefix(&library.root) else {
+            return Ok(None);
+        };
+        Ok(Some(relative_key(relative)))
+    }
+
+    /// The stored prefix of everything under `dir` ("" for the library's folder itself).
+    fn prefix(&self, dir: &Path) -> Result<Vec<u8>> {
+        let mut key = self.key(dir)?.unwrap_or_default();
+        if !key.is_empty() {
+            key.push(b'/');
+        }
+        Ok(key)
+    }
+
+    /// The canonical path on this machine of a stored key.
+    fn path_of(&self, key: &[u8]) -> PathBuf {
+        let root = self
+            .library
+            .as_ref()
+            .map(|l| l.root.clone())
+            .unwrap_or_default();
+        key_path(&root, key)
+    }
+
+    /// A query's failure, named after the database (never with its password).
+    fn fail(&self, e: postgres::Error) -> Error {
+        let reason = target::describe(&e);
+        match e.is_closed() {
+            true => Error::Index(format!("lost the connection to {}: {reason}", self.shown)),
+            false => Error::Index(format!("{}: {reason}", self.shown)),
+        }
+    }
+
+    fn load_models(&mut self) -> Result<()> {
+        let rows = self
+            .client
+            .query("SELECT model, vectors, dim FROM lookalike_models", &[])
+            .map_err(|e| self.fail(e))?;
+        for row in rows {
+            let (model, table, dim): (String, String, i32) = (row.get(0), row.get(1), row.get(2));
+            self.models.insert(model, (table, dim as usize));
+        }
+        Ok(())
+    }
+
+    /// The vector table of `model`, creating it for vectors of `dim` numbers if need be.
+    fn table_for(&mut self, model: &str, dim: usize) -> Result<String> {
+        if let Some((table, known)) = self.models.get(model) {
+            if *known != dim {
+                return Err(Error::Index(format!(
+                    "{}: the database holds {model} vectors of {known} numbers, not {dim}",
+                    self.shown
+                )));
+            }
+            return Ok(table.clone());
+        }
+        let table = schema::create_model_table(&mut self.client, model, dim)
+            .map_err(|e| Error::Index(format!("{}: {e}", self.shown)))?;
+        self.load_models()?;
+        Ok(table)
+    }
+
+    /// The vector table of `model`, if any vectors of it were ever stored.
+    fn table(&mut self, model: &str) -> Result<Option<String>> {
+        if !self.models.contains_key(model) {
+            self.load_models()?;
+        }
+        Ok(self.models.get(model).map(|(table, _)| table.clone()))
+    }
+
+    fn rows_to_files(&self, rows: Vec<Row>) -> Vec<FileRow> {
+        rows.iter()
+            .map(|r| FileRow {
+                id: r.get(0),
+                path: self.path_of(r.get::<_, &[u8]>(1)),
+                size: r.get::<_, i64>(2) as u64,
+                mtime_ns: r.get(3),
+                fingerprint: r.get(4),
+                error: r.get(5),
+            })
+            .collect()
+    }
+
+    fn rows_to_images(&self, rows: Vec<Row>) -> Vec<CachedImage> {
+        rows.iter().map(|r| self.cached_image(r)).collect()
+    }
+
+    fn cached_image(&self, r: &Row) -> CachedImage {
+        let thumbnail = match (
+            r.get::<_, Option<Vec<u8>>>(4),
+            r.get::<_, Option<i32>>(5),
+            r.get::<_, Option<i32>>(6),
+        ) {
+            (Some(jpeg), Some(width), Some(height)) => Some(Thumbnail {
+                jpeg,
+                width: width as u32,
+                height: height as u32,
+            }),
+            _ => None,
+        };
+        let top: serde_json::Value = r.get(8);
+        CachedImage {
+            file_id: r.get(0),
+            path: self.path_of(r.get::<_, &[u8]>(1)),
+            width: r.get::<_, Option<i32>>(2).unwrap_or(0) as u32,
+            height: r.get::<_, Option<i32>>(3).unwrap_or(0) as u32,
+            thumbnail,
+            embedding: r.get::<_, Vector>(7).to_vec(),
+            top: serde_json::from_value(top).unwrap_or_default(),
+        }
+    }
+
+    /// The claim key of a stored path: one 64-bit number per (library, path), as PostgreSQL's
+    /// advisory locks take.
+    fn claim_key(&self, key: &[u8]) -> i64 {
+        let name = self.library.as_ref().map_or("", |l| l.name.as_str());
+        let mut bytes = name.as_bytes().to_vec();
+        bytes.push(0);
+        bytes.extend_from_slice(key);
+        xxhash_rust::xxh3::xxh3_64(&bytes) as i64
+    }
+
+    fn claim_keys(&self, paths: &[&Path]) -> Result<Vec<i64>> {
+        let mut keys = Vec::with_capacity(paths.len());
+        for path in paths {
+            if let Some(key) = self.key(path)? {
+                keys.push(self.claim_key(&key));
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Which of `requests` another indexer has stored since they were planned: failed for
+    /// good, or with a vector of this revision and a thumbnail.
+    fn already_stored(
+        &mut self,
+        model: ModelStamp<'_>,
+        keys: &[Vec<u8>],
+        requests: &[&ClaimRequest<'_>],
+    ) -> Result<Vec<bool>> {
+        let Some(table) = self.table(model.model)? else {
+            return Ok(vec![false; keys.len()]);
+        };
+        let library = self.library_or_err()?.name.clone();
+        let fingerprints: Vec<&[u8]> = requests.iter().map(|r| r.fingerprint).collect();
+        let sizes: Vec<i64> = requests.iter().map(|r| r.size as i64).collect();
+        let sql = format!(
+            "SELECT t.n FROM unnest($2::bytea[], $3::bytea[], $4::int8[]) WITH ORDINALITY AS t(path, fingerprint, size, n)
+             JOIN lookalike_files f ON f.library = $1 AND f.path = t.path
+                 AND f.fingerprint = t.fingerprint AND f.size = t.size
+             WHERE f.error IS NOT NULL
+                OR (f.thumbnail IS NOT NULL AND EXISTS (
+                    SELECT 1 FROM {table} v WHERE v.file_id = f.id AND v.revision = $5))"
+        );
+        let rows = self
+            .client
+            .query(
+                &sql,
+                &[&library, &keys, &fingerprints, &sizes, &model.revision],
+            )
+            .map_err(|e| self.fail(e))?;
+        let mut stored = vec![false; keys.len()];
+        for row in rows {
+            stored[(row.get::<_, i64>(0) - 1) as usize] = true;
+        }
+        Ok(stored)
+    }
+
+    /// Searches the library for the vectors nearest `query`: through the HNSW index when the
+    /// model has at least [`HNSW_FROM`] vectors (unless `exact`), by scoring them all below.
+    fn search(
+        &mut self,
+        dir: &Path,
+        model: ModelStamp<'_>,
+        query: &[f32],
+        limit: Option<usize>,
+        exact: bool,
+    ) -> Result<Vec<Match>> {
+        let Some(table) = self.table(model.model)? else {
+            return Ok(Vec::new());
+        };
+        let library = self.library_or_err()?.name.clone();
+        let prefix = self.prefix(dir)?;
+        let approximate =
+            !exact && limit.is_some_and(|k| k <= 1000) && self.vector_count(&table)? >= HNSW_FROM;
+        let sql = format!(
+            "SELECT f.path, (1 - (v.embedding <=> $1))::real
+             FROM {table} v JOIN lookalike_files f ON f.id = v.file_id
+             WHERE f.library = $2 AND v.revision = $3 AND f.error IS NULL
+                 AND substring(f.path FROM 1 FOR $5) = $4
+             ORDER BY v.embedding <=> $1
+             LIMIT $6"
+        );
+        let limit = limit.map_or(i64::MAX, |k| k as i64);
+        let query = Vector::from(query.to_vec());
+        let shown = self.shown.clone();
+        let fail = |e: postgres::Error| Error::Index(format!("{shown}: {}", target::describe(&e)));
+        let mut tx = self.client.transaction().map_err(fail)?;
+        let settings = match approximate {
+            // Strict order: filtered rows (other libraries, old revisions) do not cut the
+            // list short or out of order.
+            true => format!(
+                "SET LOCAL hnsw.ef_search = {}; SET LOCAL hnsw.iterative_scan = strict_order",
+                EF_SEARCH_MIN.max(limit as usize).min(1000)
+            ),
+            false => "SET LOCAL enable_indexscan = off".to_string(),
+        };
+        tx.batch_execute(&settings).map_err(fail)?;
+        let rows = tx
+            .query(
+                &sql,
+                &[
+                    &query,
+                    &library,
+                    &model.revision,
+                    &prefix,
+                    &(prefix.len() as i32),
+                    &limit,
+                ],
+            )
+            .map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        Ok(rows
+            .iter()
+            .map(|r| Match {
+                path: self.path_of(r.get::<_, &[u8]>(0)),
+                score: r.get(1),
+            })
+            .collect())
+    }
+
+    /// About how many vectors a table holds (the planner's count, so it costs nothing).
+    fn vector_count(&mut self, table: &str) -> Result<i64> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT greatest(reltuples, 0)::int8 FROM pg_class WHERE oid = $1::text::regclass",
+                &[&table],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(row.get(0))
+    }
+}
+
+impl Store for PostgresIndex {
+    fn location(&self) -> String {
+        match self.library() {
+            Some(name) => format!("{}, library {name}", self.shown),
+            None => self.shown.clone(),
+        }
+    }
+
+    fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    fn lookup(&mut self, path: &Path) -> Result<Option<FileRow>> {
+        let Some(key) = self.key(path)? else {
+            return Ok(None);
+        };
+        let library = self.library_or_err()?.name.clone();
+        let rows = self
+            .client
+            .query(
+                "SELECT id, path, size, mtime_ns, fingerprint, error FROM lookalike_files
+                 WHERE library = $1 AND path = $2",
+                &[&library, &key],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(self.rows_to_files(rows).pop())
+    }
+
+    fn find_moved(&mut self, fingerprint: &[u8], size: u64) -> Result<Option<FileRow>> {
+        let library = self.library_or_err()?.name.clone();
+        let rows = self
+            .client
+            .query(
+                "SELECT id, path, size, mtime_ns, fingerprint, error FROM lookalike_files
+                 WHERE library = $1 AND fingerprint = $2 AND size = $3",
+                &[&library, &fingerprint, &(size as i64)],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(self
+            .rows_to_files(rows)
+            .into_iter()
+            .find(|row| !row.path.exists()))
+    }
+
+    fn image(&mut self, file_id: i64, model: ModelStamp<'_>) -> Result<Option<CachedImage>> {
+        let Some(table) = self.table(model.model)? else {
+            return Ok(None);
+        };
+        let sql = format!(
+            "SELECT f.id, f.path, f.width, f.height, f.thumbnail, f.thumb_width, f.thumb_height, v.embedding, v.top
+             FROM lookalike_files f JOIN {table} v ON v.file_id = f.id
+             WHERE f.id = $1 AND v.revision = $2 AND f.error IS NULL"
+        );
+        let rows = self
+            .client
+            .query(&sql, &[&file_id, &model.revision])
+            .map_err(|e| self.fail(e))?;
+        Ok(self.rows_to_images(rows).pop())
+    }
+
+    fn images_under(&mut self, dir: &Path, model: ModelStamp<'_>) -> Result<Vec<CachedImage>> {
+        let Some(table) = self.table(model.model)? else {
+            return Ok(Vec::new());
+        };
+        let library = self.library_or_err()?.name.clone();
+        let prefix = self.prefix(dir)?;
+        let sql = format!(
+            "SELECT f.id, f.path, f.width, f.height, f.thumbnail, f.thumb_width, f.thumb_height, v.embedding, v.top
+             FROM lookalike_files f JOIN {table} v ON v.file_id = f.id
+             WHERE f.library = $1 AND substring(f.path FROM 1 FOR $3) = $2
+                 AND v.revision = $4 AND f.error IS NULL
+             ORDER BY f.path"
+        );
+        let rows = self
+            .client
+            .query(
+                &sql,
+                &[&library, &prefix, &(prefix.len() as i32), &model.revision],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(self.rows_to_images(rows))
+    }
+
+    fn update_location(&mut self, id: i64, path: &Path, size: u64, mtime_ns: i64) -> Result<()> {
+        let key = self.key(path)?.ok_or_else(|| {
+            Error::Index(format!(
+                "{} is outside the library's folder",
+                path.display()
+            ))
+        })?;
+        let library = self.library_or_err()?.name.clone();
+        let shown = String::from_utf8_lossy(&key).into_owned();
+        let mut tx = self
+            .client
+            .transaction()
+            .map_err(|e| Error::Index(target::describe(&e)))?;
+        let work = (|| {
+            // A row already at the new path describes older content there; this one wins.
+            tx.execute(
+                "DELETE FROM lookalike_files WHERE library = $1 AND path = $2 AND id <> $3",
+                &[&library, &key, &id],
+            )?;
+            tx.execute(
+                "UPDATE lookalike_files SET path = $2, path_text = $3, size = $4, mtime_ns = $5, updated_at = now()
+                 WHERE id = $1",
+                &[&id, &key, &shown, &(size as i64), &mtime_ns],
+            )?;
+            Ok(())
+        })();
+        let outcome = work.and_then(|()| tx.commit());
+        outcome.map_err(|e| self.fail(e))
+    }
+
+    fn files_under(&mut self, dir: &Path) -> Result<Vec<FileRow>> {
+        let library = self.library_or_err()?.name.clone();
+        let prefix = self.prefix(dir)?;
+        let rows = self
+            .client
+            .query(
+                "SELECT id, path, size, mtime_ns, fingerprint, error FROM lookalike_files
+                 WHERE library = $1 AND substring(path FROM 1 FOR $3) = $2",
+                &[&library, &prefix, &(prefix.len() as i32)],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(self.rows_to_files(rows))
+    }
+
+    fn store_batch(&mut self, model: ModelStamp<'_>, batch: &[Stored<'_>]) -> Result<()> {
+        let table = match batch.iter().find_map(|s| s.embedding) {
+            Some((vector, _)) => Some(self.table_for(model.model, vector.len())?),
+            None => None,
+        };
+        let mut keys = Vec::with_capacity(batch.len());
+        for stored in batch {
+            let key = self.key(stored.file.path)?.ok_or_else(|| {
+                Error::Index(format!(
+                    "{} is outside the library's folder",
+                    stored.file.path.display()
+                ))
+            })?;
+            keys.push(key);
+        }
+        let library = self.library_or_err()?.name.clone();
+        let tables: Vec<String> = self.models.values().map(|(t, _)| t.clone()).collect();
+        let outcome = (|| {
+            let mut tx = self.client.transaction()?;
+            for (stored, key) in batch.iter().zip(&keys) {
+                let id = put_file(&mut tx, &library, &tables, &stored.file, key)?;
+                if let (Some((vector, top)), Some(table)) = (stored.embedding, &table) {
+                    let top = serde_json::to_value(top).unwrap_or_default();
+                    tx.execute(
+                        &format!(
+                            "INSERT INTO {table} (file_id, revision, embedding, top) VALUES ($1, $2, $3, $4)
+                             ON CONFLICT (file_id) DO UPDATE SET revision = excluded.revision,
+                                 embedding = excluded.embedding, top = excluded.top"
+                        ),
+                        &[&id, &model.revision, &Vector::from(vector.to_vec()), &top],
+                    )?;
+                }
+            }
+            tx.commit()
+        })();
+        outcome.map_err(|e| self.fail(e))
+    }
+
+    fn delete_files(&mut self, ids: &[i64]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.client
+            .execute("DELETE FROM lookalike_files WHERE id = ANY($1)", &[&ids])
+            .map(|_| ())
+            .map_err(|e| self.fail(e))
+    }
+
+    fn info(&mut self) -> Result<CacheInfo> {
+        let library = self.library.as_ref().map(|l| l.name.clone());
+        let count =
+            |client: &mut Client, failed: bool| -> std::result::Result<i64, postgres::Error> {
+                let row = client.query_one(
+                    "SELECT count(*) FROM lookalike_files
+                 WHERE ($1::text IS NULL OR library = $1) AND (error IS NOT NULL) = $2",
+                    &[&library, &failed],
+                )?;
+                Ok(row.get(0))
+            };
+        let files = count(&mut self.client, false).map_err(|e| self.fail(e))?;
+        let failed = count(&mut self.client, true).map_err(|e| self.fail(e))?;
+        let mut embeddings_by_model = Vec::new();
+        let mut tables: Vec<(String, String)> = self
+            .models
+            .iter()
+            .map(|(m, (t, _))| (m.clone(), t.clone()))
+            .collect();
+        tables.sort();
+        for (model, table) in &tables {
+            let sql = format!(
+                "SELECT v.revision, count(*) FROM {table} v JOIN lookalike_files f ON f.id = v.file_id
+                 WHERE $1::text IS NULL OR f.library = $1 GROUP BY v.revision ORDER BY v.revision"
+            );
+            let rows = self
+                .client
+                .query(&sql, &[&library])
+                .map_err(|e| self.fail(e))?;
+            for row in rows {
+                let (revision, n): (String, i64) = (row.get(0), row.get(1));
+                embeddings_by_model.push((format!("{model} ({revision})"), n as u64));
+            }
+        }
+        let row = self
+            .client
+            .query_one(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::int8 FROM pg_class c
+                 WHERE c.relkind = 'r' AND c.relname LIKE 'lookalike\\_%'",
+                &[],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(CacheInfo {
+            location: self.location(),
+            bytes: row.get::<_, i64>(0) as u64,
+            files: files as u64,
+            failed: failed as u64,
+            embeddings_by_model,
+        })
+    }
+
+    fn nearest(
+        &mut self,
+        dir: &Path,
+        model: ModelStamp<'_>,
+        query: &[f32],
+        limit: Option<usize>,
+        exact: bool,
+    ) -> Result<Vec<Match>> {
+        self.search(dir, model, query, limit, exact)
+    }
+
+    fn claim(&mut self, model: ModelStamp<'_>, files: &[ClaimRequest<'_>]) -> Result<Vec<Claim>> {
+        let mut keys = Vec::with_capacity(files.len());
+        for file in files {
+            keys.push(self.key(file.path)?.unwrap_or_default());
+        }
+        let locks: Vec<i64> = keys.iter().map(|k| self.claim_key(k)).collect();
+        let rows = self
+            .client
+            .query(
+                "SELECT pg_try_advisory_lock(k) FROM unnest($1::int8[]) WITH ORDINALITY AS t(k, n) ORDER BY n",
+                &[&locks],
+            )
+            .map_err(|e| self.fail(e))?;
+        let granted: Vec<bool> = rows.iter().map(|r| r.get(0)).collect();
+        let requests: Vec<&ClaimRequest<'_>> = files.iter().collect();
+        let stored = self.already_stored(model, &keys, &requests)?;
+        let mut answers = Vec::with_capacity(files.len());
+        let mut give_back = Vec::new();
+        for ((&granted, &stored), &lock) in granted.iter().zip(&stored).zip(&locks) {
+            answers.push(match (granted, stored) {
+                (false, _) => Claim::Busy,
+                (true, true) => {
+                    give_back.push(lock);
+                    Claim::Done
+                }
+                (true, false) => Claim::Granted,
+            });
+        }
+        self.unlock(&give_back)?;
+        Ok(answers)
+    }
+
+    fn release(&mut self, paths: &[&Path]) -> Result<()> {
+        let keys = self.claim_keys(paths)?;
+        self.unlock(&keys)
+    }
+
+    fn wait_for(&mut self, paths: &[&Path]) -> Result<()> {
+        // One at a time, each let go at once: holding one while waiting for another could
+        // deadlock with an indexer doing the same.
+        for key in self.claim_keys(paths)? {
+            self.client
+                .query_one(
+                    "SELECT pg_advisory_lock($1), pg_advisory_unlock($1)",
+                    &[&key],
+                )
+                .map_err(|e| self.fail(e))?;
+        }
+        Ok(())
+    }
+}
+
+impl PostgresIndex {
+    fn unlock(&mut self, keys: &[i64]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.client
+            .execute(
+                "SELECT pg_advisory_unlock(k) FROM unnest($1::int8[]) AS t(k)",
+                &[&keys],
+            )
+            .map(|_| ())
+            .map_err(|e| self.fail(e))
+    }
+}
+
+/// Stores one file's row, dropping its vectors in every model's `tables` if its content
+/// changed; returns its id.
+fn put_file(
+    tx: &mut postgres::Transaction<'_>,
+    library: &str,
+    tables: &[String],
+    file: &FileRecord<'_>,
+    key: &[u8],
+) -> std::result::Result<i64, postgres::Error> {
+    let shown = String::from_utf8_lossy(key).into_owned();
+    let (width, height) = file
+        .size_px
+        .map_or((None, None), |(w, h)| (Some(w as i32), Some(h as i32)));
+    let thumb = file.thumbnail;
+    let row = tx.query_one(
+        "INSERT INTO lookalike_files (library, path, path_text, size, mtime_ns, fingerprint, width, height,
+             thumbnail, thumb_width, thumb_height, error)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT (library, path) DO UPDATE SET
+             path_text = excluded.path_text, size = excluded.size, mtime_ns = excluded.mtime_ns,
+             fingerprint = excluded.fingerprint, width = excluded.width, height = excluded.height,
+             thumbnail = excluded.thumbnail, thumb_width = excluded.thumb_width,
+             thumb_height = excluded.thumb_height, error = excluded.error, updated_at = now()
+         RETURNING id",
+        &[
+            &library,
+            &key,
+            &shown,
+            &(file.size as i64),
+            &file.mtime_ns,
+            &file.fingerprint,
+            &width,
+            &height,
+            &thumb.map(|t| t.jpeg.as_slice()),
+            &thumb.map(|t| t.width as i32),
+            &thumb.map(|t| t.height as i32),
+            &file.error,
+        ],
+    )?;
+    let id: i64 = row.get(0);
+    if file.content_changed {
+        // New content: every model's old vector for this file is stale.
+        for table in tables {
+            tx.execute(&format!("DELETE FROM {table} WHERE file_id = $1"), &[&id])?;
+        }
+    }
+    Ok(id)
+}
+
+/// A relative path as stored: its components joined by `/`, as raw bytes on Unix so that
+/// names that are not UTF-8 survive.
+fn relative_key(relative: &Path) -> Vec<u8> {
+    let mut key = Vec::new();
+    for component in relative.components() {
+        if !key.is_empty() {
+            key.push(b'/');
+        }
+        key.extend_from_slice(&component_bytes(component.as_os_str()));
+    }
+    key
+}
+
+#[cfg(unix)]
+fn component_bytes(part: &std::ffi::OsStr) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    part.as_bytes().to_vec()
+}
+
+#[cfg(not(unix))]
+fn component_bytes(part: &std::ffi::OsStr) -> Vec<u8> {
+    part.to_string_lossy().into_owned().into_bytes()
+}
+
+/// The path under `root` of a stored key.
+fn key_path(root: &Path, key: &[u8]) -> PathBuf {
+    let mut path = root.to_path_buf();
+    for part in key.split(|&b| b == b'/').filter(|p| !p.is_empty()) {
+        path.push(part_os(part));
+    }
+    path
+}
+
+#[cfg(unix)]
+fn part_os(part: &[u8]) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    std::ffi::OsString::from_vec(part.to_vec())
+}
+
+#[cfg(not(unix))]
+fn part_os(part: &[u8]) -> std::ffi::OsString {
+    String::from_utf8_lossy(part).into_owned().into()
+}

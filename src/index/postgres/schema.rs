@@ -1,0 +1,165 @@
+//! The tables of the shared index, created on first use and versioned, so that a later
+//! lookalike can migrate them in place.
+//!
+//! - `lookalike_meta`: the schema version.
+//! - `lookalike_files`: one row per image of a library (path relative to the library's folder,
+//!   size, mtime, fingerprint, pixel size, JPEG thumbnail, or why it could not be read).
+//! - `lookalike_models`: which vector table holds each model's vectors, and their length.
+//! - `lookalike_vectors_<model>`: per image, the model revision, the `vector(N)` embedding and
+//!   the top labels (`jsonb`), with an HNSW index for cosine distance.
+
+use postgres::Client;
+
+/// The schema this lookalike writes. A database of an older version is migrated; one of a
+/// newer version is refused rather than damaged.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// One number for the advisory lock that keeps two processes from creating tables at once.
+const SCHEMA_LOCK: i64 = 0x6c6f_6f6b_616c_696b; // "lookalik"
+
+/// Makes sure pgvector is there and the tables are of this version.
+pub fn prepare(client: &mut Client) -> Result<(), String> {
+    require_pgvector(client)?;
+    let describe = |e: postgres::Error| super::target::describe(&e);
+    let mut tx = client.transaction().map_err(describe)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+        .map_err(describe)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS lookalike_meta (key text PRIMARY KEY, value bigint NOT NULL)",
+    )
+    .map_err(describe)?;
+    let version: Option<i64> = tx
+        .query_opt(
+            "SELECT value FROM lookalike_meta WHERE key = 'schema_version'",
+            &[],
+        )
+        .map_err(describe)?
+        .map(|row| row.get(0));
+    match version {
+        Some(SCHEMA_VERSION) => {}
+        Some(newer) if newer > SCHEMA_VERSION => {
+            return Err(format!(
+                "the index was written by a newer lookalike (schema {newer}; this one knows \
+                 {SCHEMA_VERSION}): update lookalike"
+            ))
+        }
+        // Versions before 1 never existed; later migrations go here, one step at a time.
+        _ => create_tables(&mut tx).map_err(describe)?,
+    }
+    tx.commit().map_err(describe)
+}
+
+/// The `vector` extension, added if this user may; otherwise a message saying what to do.
+fn require_pgvector(client: &mut Client) -> Result<(), String> {
+    let describe = |e: postgres::Error| super::target::describe(&e);
+    let installed = client
+        .query_opt("SELECT 1 FROM pg_extension WHERE extname = 'vector'", &[])
+        .map_err(describe)?
+        .is_some();
+    if installed {
+        return Ok(());
+    }
+    let available = client
+        .query_opt(
+            "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'",
+            &[],
+        )
+        .map_err(describe)?
+        .is_some();
+    if !available {
+        return Err(
+            "the server does not have the pgvector extension; install it \
+                    (https://github.com/pgvector/pgvector), then run CREATE EXTENSION vector;"
+                .to_string(),
+        );
+    }
+    client
+        .batch_execute("CREATE EXTENSION IF NOT EXISTS vector")
+        .map_err(|e| {
+            format!(
+                "the database lacks the pgvector extension and this user may not add it ({}); \
+                 ask an administrator to run CREATE EXTENSION vector; in this database",
+                describe(e)
+            )
+        })
+}
+
+fn create_tables(tx: &mut postgres::Transaction<'_>) -> Result<(), postgres::Error> {
+    tx.batch_execute(
+        "CREATE TABLE lookalike_files (
+             id bigserial PRIMARY KEY,
+             library text NOT NULL,
+             path bytea NOT NULL,
+             path_text text NOT NULL,
+             size bigint NOT NULL,
+             mtime_ns bigint NOT NULL,
+             fingerprint bytea NOT NULL,
+             width integer,
+             height integer,
+             thumbnail bytea,
+             thumb_width integer,
+             thumb_height integer,
+             error text,
+             updated_at timestamptz NOT NULL DEFAULT now(),
+             UNIQUE (library, path)
+         );
+         CREATE INDEX lookalike_files_by_fingerprint ON lookalike_files (library, fingerprint);
+         CREATE TABLE lookalike_models (
+             model text PRIMARY KEY,
+             vectors text NOT NULL,
+             dim integer NOT NULL
+         );
+         COMMENT ON COLUMN lookalike_files.path IS 'relative to the library''s folder, / between parts';
+         COMMENT ON COLUMN lookalike_files.path_text IS 'path as text, for people and other tools';",
+    )?;
+    tx.execute(
+        "INSERT INTO lookalike_meta (key, value) VALUES ('schema_version', $1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        &[&SCHEMA_VERSION],
+    )?;
+    Ok(())
+}
+
+/// Creates the vector table of `model` (a built-in model id) for vectors of `dim` numbers;
+/// returns its name.
+pub fn create_model_table(client: &mut Client, model: &str, dim: usize) -> Result<String, String> {
+    let plain = !model.is_empty()
+        && model
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !plain || dim == 0 || dim > 16_000 {
+        return Err(format!(
+            "cannot make a vector table for model {model:?} of {dim} numbers"
+        ));
+    }
+    let table = format!("lookalike_vectors_{model}");
+    let describe = |e: postgres::Error| super::target::describe(&e);
+    let mut tx = client.transaction().map_err(describe)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+        .map_err(describe)?;
+    // HNSW indexes up to 2,000 dimensions; longer vectors are searched exactly.
+    let hnsw = match dim <= 2000 {
+        true => format!(
+            "CREATE INDEX IF NOT EXISTS {table}_hnsw ON {table} USING hnsw (embedding vector_cosine_ops);"
+        ),
+        false => String::new(),
+    };
+    tx.batch_execute(&format!(
+        "CREATE TABLE IF NOT EXISTS {table} (
+             file_id bigint PRIMARY KEY REFERENCES lookalike_files (id) ON DELETE CASCADE,
+             revision text NOT NULL,
+             embedding vector({dim}) NOT NULL,
+             top jsonb NOT NULL
+         );
+         {hnsw}"
+    ))
+    .map_err(describe)?;
+    tx.execute(
+        "INSERT INTO lookalike_models (model, vectors, dim) VALUES ($1, $2, $3)
+         ON CONFLICT (model) DO NOTHING",
+        &[&model, &table, &(dim as i32)],
+    )
+    .map_err(describe)?;
+    tx.commit().map_err(describe)?;
+    Ok(table)
+}
