@@ -13,7 +13,7 @@ use eframe::egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use lookalike::gui::LookalikeApp;
-use lookalike::index::{CacheLocation, Index};
+use lookalike::index::{CacheLocation, SqliteIndex, Store};
 
 /// Seed photos plus two edited copies: a half-size Tiger and a darker elephant.
 fn folder_with_copies() -> tempfile::TempDir {
@@ -144,7 +144,7 @@ fn duplicates_view_groups_marks_and_moves_to_the_trash() {
         log.contains("Tiger small.jpg") && log.contains("\"group\":"),
         "{log}"
     );
-    let index = Index::open(cache.path()).unwrap();
+    let mut index = SqliteIndex::open(cache.path()).unwrap();
     assert!(
         index.lookup(&canonical).unwrap().is_none(),
         "the index forgot it"

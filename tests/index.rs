@@ -1,5 +1,6 @@
 //! The persistent index through the command line: incremental updates, crash safety, recovery
-//! from a damaged file, and two indexers at once.
+//! from a damaged file, and two indexers at once. The scenarios that make sense for both
+//! backends run against SQLite and against PostgreSQL (see tests/storage).
 
 mod seeds;
 use seeds::seed;
@@ -8,29 +9,47 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+mod storage;
 mod vgg16_file;
 
 use image::{Rgb, RgbImage};
-use lookalike::index::Index;
+use lookalike::index::{SqliteIndex, Store};
 use serde_json::Value;
+use storage::Backend;
+
+/// Runs a scenario against SQLite and, when the test server is there, PostgreSQL.
+macro_rules! on_both_backends {
+    ($scenario:ident: $sqlite:ident, $postgres:ident) => {
+        #[test]
+        fn $sqlite() {
+            $scenario(&Backend::sqlite());
+        }
+
+        #[test]
+        fn $postgres() {
+            if let Some(backend) = Backend::postgres() {
+                $scenario(&backend);
+            }
+        }
+    };
+}
 
 fn lookalike() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lookalike"))
 }
 
-fn index(dir: &Path, cache: &Path) -> Output {
+fn index(dir: &Path, backend: &Backend) -> Output {
     lookalike()
         .args(["index", "--json"])
         .arg(dir)
-        .arg("--cache-dir")
-        .arg(cache)
+        .args(backend.args())
         .output()
         .unwrap()
 }
 
 /// Runs `index --json` and returns its summary; the run must succeed.
-fn summary(dir: &Path, cache: &Path) -> Value {
-    let out = index(dir, cache);
+fn summary(dir: &Path, backend: &Backend) -> Value {
+    let out = index(dir, backend);
     assert!(
         out.status.success(),
         "index failed: {}",
@@ -65,10 +84,10 @@ fn generated_images(dir: &Path, count: usize) {
     }
 }
 
-#[test]
-fn index_is_incremental_through_touch_rename_edit_delete_and_add() {
+on_both_backends!(incremental: index_is_incremental_through_touch_rename_edit_delete_and_add, postgres_index_is_incremental_through_touch_rename_edit_delete_and_add);
+
+fn incremental(cache: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
     copy_seeds(
         dir.path(),
         &[
@@ -81,7 +100,7 @@ fn index_is_incremental_through_touch_rename_edit_delete_and_add() {
     );
     std::fs::write(dir.path().join("broken.jpg"), b"no picture here").unwrap();
 
-    let first = summary(dir.path(), cache.path());
+    let first = summary(dir.path(), cache);
     assert_eq!(counts(&first), [5, 5, 0, 0, 0]);
     let failed = first["failed"].as_array().unwrap();
     assert_eq!(failed.len(), 1);
@@ -92,7 +111,7 @@ fn index_is_incremental_through_touch_rename_edit_delete_and_add() {
         .contains("not an image"));
 
     assert_eq!(
-        counts(&summary(dir.path(), cache.path())),
+        counts(&summary(dir.path(), cache)),
         [5, 0, 0, 5, 0],
         "nothing changed"
     );
@@ -107,7 +126,7 @@ fn index_is_incremental_through_touch_rename_edit_delete_and_add() {
         .unwrap();
     drop(tiger);
     assert_eq!(
-        counts(&summary(dir.path(), cache.path())),
+        counts(&summary(dir.path(), cache)),
         [5, 0, 0, 5, 0],
         "touched"
     );
@@ -119,7 +138,7 @@ fn index_is_incremental_through_touch_rename_edit_delete_and_add() {
     )
     .unwrap();
     assert_eq!(
-        counts(&summary(dir.path(), cache.path())),
+        counts(&summary(dir.path(), cache)),
         [5, 0, 0, 5, 0],
         "renamed"
     );
@@ -127,7 +146,7 @@ fn index_is_incremental_through_touch_rename_edit_delete_and_add() {
     // Edit: new content at the same path is embedded again.
     std::fs::copy(seed("elephant2.jpg"), dir.path().join("Tiger3.jpg")).unwrap();
     assert_eq!(
-        counts(&summary(dir.path(), cache.path())),
+        counts(&summary(dir.path(), cache)),
         [5, 0, 1, 4, 0],
         "edited"
     );
@@ -136,7 +155,7 @@ fn index_is_incremental_through_touch_rename_edit_delete_and_add() {
     std::fs::remove_file(dir.path().join("bird01.jpg")).unwrap();
     copy_seeds(dir.path(), &["style.jpg", "input.jpg"]);
     assert_eq!(
-        counts(&summary(dir.path(), cache.path())),
+        counts(&summary(dir.path(), cache)),
         [6, 2, 0, 4, 1],
         "one deleted, two added"
     );
@@ -145,8 +164,7 @@ fn index_is_incremental_through_touch_rename_edit_delete_and_add() {
     let out = lookalike()
         .args(["similar", "--json", "--top", "1"])
         .arg(dir.path().join("elephant.jpg"))
-        .arg("--cache-dir")
-        .arg(cache.path())
+        .args(cache.args())
         .output()
         .unwrap();
     let best: Value =
@@ -160,7 +178,10 @@ fn index_is_incremental_through_touch_rename_edit_delete_and_add() {
 #[test]
 fn the_index_is_never_written_inside_the_browsed_folder() {
     let dir = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
+    let backend = Backend::sqlite();
+    let Backend::Sqlite(cache) = &backend else {
+        unreachable!()
+    };
     copy_seeds(dir.path(), &["Tiger.jpg", "bird01.jpg"]);
     let listing = |d: &Path| -> Vec<(PathBuf, std::time::SystemTime)> {
         let mut v: Vec<_> = walk(d)
@@ -176,7 +197,7 @@ fn the_index_is_never_written_inside_the_browsed_folder() {
         v
     };
     let before = listing(dir.path());
-    summary(dir.path(), cache.path());
+    summary(dir.path(), &backend);
     assert_eq!(listing(dir.path()), before);
     assert!(cache.path().join("index.sqlite3").exists());
 }
@@ -194,25 +215,23 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-#[test]
-fn killed_mid_run_the_next_run_carries_on_and_the_file_is_sound() {
+on_both_backends!(killed_mid_run: killed_mid_run_the_next_run_carries_on_and_the_file_is_sound, postgres_killed_mid_run_the_next_run_carries_on_and_nothing_is_half_written);
+
+fn killed_mid_run(cache: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
     generated_images(dir.path(), 60);
     let mut child = lookalike()
         .args(["index", "--batch", "2"])
         .arg(dir.path())
-        .arg("--cache-dir")
-        .arg(cache.path())
+        .args(cache.args())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     // Wait for the first committed batch, then kill without warning.
-    let db = cache.path().join("index.sqlite3");
     let start = Instant::now();
     let committed = loop {
-        let n = committed_rows(&db);
+        let n = cache.vectors();
         if n > 0 {
             break n;
         }
@@ -229,8 +248,9 @@ fn killed_mid_run_the_next_run_carries_on_and_the_file_is_sound() {
     child.kill().unwrap(); // SIGKILL on Unix
     child.wait().unwrap();
     assert!(committed < 60, "killed before the end");
+    cache.assert_sound();
 
-    let resumed = summary(dir.path(), cache.path());
+    let resumed = summary(dir.path(), cache);
     let [images, new, updated, unchanged, _] = counts(&resumed);
     assert_eq!(images, 60);
     assert_eq!(updated, 0);
@@ -239,29 +259,19 @@ fn killed_mid_run_the_next_run_carries_on_and_the_file_is_sound() {
         "what was committed before the kill is kept"
     );
     assert_eq!(new + unchanged, 60);
-    let index = Index::open(cache.path()).unwrap();
-    assert_eq!(index.integrity_check().unwrap(), "ok");
-}
-
-/// Rows with vectors, read by a separate connection as another process would.
-fn committed_rows(db: &Path) -> u64 {
-    let Ok(conn) =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-    else {
-        return 0;
-    };
-    conn.query_row("SELECT count(*) FROM embeddings", [], |r| {
-        r.get::<_, i64>(0)
-    })
-    .map_or(0, |n| n as u64)
+    assert_eq!(cache.rows(), 60);
+    cache.assert_sound();
 }
 
 #[test]
 fn a_damaged_index_is_moved_aside_and_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
+    let backend = Backend::sqlite();
+    let Backend::Sqlite(cache) = &backend else {
+        unreachable!()
+    };
     copy_seeds(dir.path(), &["Tiger.jpg", "bird01.jpg"]);
-    summary(dir.path(), cache.path());
+    summary(dir.path(), &backend);
     let db = cache.path().join("index.sqlite3");
     // Overwrite the header and first pages with junk, as a disk error or a bad copy would.
     let mut bytes = std::fs::read(&db).unwrap();
@@ -275,7 +285,7 @@ fn a_damaged_index_is_moved_aside_and_rebuilt() {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
 
-    let out = index(dir.path(), cache.path());
+    let out = index(dir.path(), &backend);
     assert!(
         out.status.success(),
         "{}",
@@ -295,17 +305,19 @@ fn a_damaged_index_is_moved_aside_and_rebuilt() {
     assert!(aside, "the damaged file is kept aside for inspection");
 }
 
-#[test]
-fn two_indexers_at_once_both_finish() {
+on_both_backends!(two_indexers: two_indexers_at_once_both_finish, postgres_two_indexers_at_once_both_finish_and_embed_each_file_once);
+
+/// Two processes index one folder at once: both report every image, no row is lost or
+/// doubled, and with PostgreSQL each file is embedded once (their claims keep them apart).
+fn two_indexers(cache: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    generated_images(dir.path(), 24);
+    let count = 48;
+    generated_images(dir.path(), count);
     let spawn = || {
         lookalike()
             .args(["index", "--json", "--batch", "2"])
             .arg(dir.path())
-            .arg("--cache-dir")
-            .arg(cache.path())
+            .args(cache.args())
             .output()
     };
     let (a, b) = std::thread::scope(|s| {
@@ -313,6 +325,7 @@ fn two_indexers_at_once_both_finish() {
         let b = s.spawn(spawn);
         (a.join().unwrap().unwrap(), b.join().unwrap().unwrap())
     });
+    let mut embedded = 0;
     for out in [&a, &b] {
         assert!(
             out.status.success(),
@@ -320,27 +333,30 @@ fn two_indexers_at_once_both_finish() {
             String::from_utf8_lossy(&out.stderr)
         );
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(report["images"], 24);
+        assert_eq!(report["images"], count);
+        embedded += report["new"].as_u64().unwrap();
+    }
+    assert_eq!(cache.rows(), count as u64, "no row lost or doubled");
+    assert_eq!(cache.vectors(), count as u64);
+    if let Backend::Postgres(_) = cache {
+        assert_eq!(embedded, count as u64, "each file embedded once");
     }
     assert_eq!(
-        counts(&summary(dir.path(), cache.path())),
-        [24, 0, 0, 24, 0]
+        counts(&summary(dir.path(), cache)),
+        [count as u64, 0, 0, count as u64, 0]
     );
-    assert_eq!(
-        Index::open(cache.path())
-            .unwrap()
-            .integrity_check()
-            .unwrap(),
-        "ok"
-    );
+    cache.assert_sound();
 }
 
 #[test]
 fn cache_info_and_clear() {
     let dir = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
+    let backend = Backend::sqlite();
+    let Backend::Sqlite(cache) = &backend else {
+        unreachable!()
+    };
     copy_seeds(dir.path(), &["Tiger.jpg"]);
-    summary(dir.path(), cache.path());
+    summary(dir.path(), &backend);
     let info = lookalike()
         .args(["cache", "info", "--json", "--cache-dir"])
         .arg(cache.path())
@@ -366,13 +382,13 @@ fn cache_info_and_clear() {
     assert!(!cache.path().join("index.sqlite3").exists());
 }
 
+on_both_backends!(two_similar_runs: two_similar_runs_sharing_an_index_each_rank_every_image, postgres_two_similar_runs_sharing_an_index_each_rank_every_image);
+
 /// Regression: two `similar` runs sharing an index each planned the same new files; the second
 /// to store them replaced the first one's rows with new ids, and the first then silently
 /// dropped those images from its ranking (6 of 8 results). Rows now keep their ids.
-#[test]
-fn two_similar_runs_sharing_an_index_each_rank_every_image() {
+fn two_similar_runs(cache: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
     let names = [
         "Tiger.jpg",
         "Tiger2.jpg",
@@ -388,8 +404,7 @@ fn two_similar_runs_sharing_an_index_each_rank_every_image() {
         lookalike()
             .args(["similar", "--json", "--batch", "1"])
             .arg(dir.path().join("Tiger3.jpg"))
-            .arg("--cache-dir")
-            .arg(cache.path())
+            .args(cache.args())
             .output()
             .unwrap()
     };
@@ -419,12 +434,15 @@ fn two_similar_runs_sharing_an_index_each_rank_every_image() {
 #[test]
 fn a_second_model_keeps_the_first_models_vectors() {
     let dir = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
+    let backend = Backend::sqlite();
+    let Backend::Sqlite(cache) = &backend else {
+        unreachable!()
+    };
     copy_seeds(dir.path(), &["Tiger.jpg", "bird01.jpg"]);
     let weights = cache.path().join("vgg16-features.safetensors");
     vgg16_file::write_features_only(&weights);
     assert_eq!(
-        counts(&summary(dir.path(), cache.path())),
+        counts(&summary(dir.path(), &backend)),
         [2, 2, 0, 0, 0],
         "lite0"
     );
@@ -444,7 +462,7 @@ fn a_second_model_keeps_the_first_models_vectors() {
     let vgg: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(counts(&vgg), [2, 2, 0, 0, 0], "new for vgg16, not updated");
     assert_eq!(
-        counts(&summary(dir.path(), cache.path())),
+        counts(&summary(dir.path(), &backend)),
         [2, 0, 0, 2, 0],
         "lite0's vectors are still there"
     );
@@ -452,16 +470,15 @@ fn a_second_model_keeps_the_first_models_vectors() {
 
 /// Regression: a file that could not be opened was stored as failed, and stayed failed until
 /// its mtime changed, even after it became readable.
-#[test]
-fn a_failure_that_is_not_the_files_fault_is_not_remembered() {
+fn a_failure_that_is_not_the_files_fault(cache: &Backend) {
     use lookalike::pipeline::{plan, store, Plan};
     let dir = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
     copy_seeds(dir.path(), &["Tiger.jpg"]);
     let scan = lookalike::scan::scan_folder(dir.path()).unwrap();
-    let mut index = Index::open(cache.path()).unwrap();
+    let mut index = cache.open(dir.path());
+    let index = index.as_mut();
     let info = lookalike::model::lite0::INFO;
-    let Plan::Embed(pending) = plan(&index, &scan.images[0], &info).unwrap() else {
+    let Plan::Embed(pending) = plan(index, &scan.images[0], &info).unwrap() else {
         panic!("a new file is embedded")
     };
     let refused = Err(lookalike::Error::unreadable(
@@ -469,76 +486,64 @@ fn a_failure_that_is_not_the_files_fault_is_not_remembered() {
         "cannot open",
         "Permission denied",
     ));
-    store(
-        &mut index,
-        &info,
-        std::slice::from_ref(&pending),
-        &[refused],
-    )
-    .unwrap();
+    store(index, &info, std::slice::from_ref(&pending), &[refused]).unwrap();
     assert!(
-        matches!(
-            plan(&index, &scan.images[0], &info).unwrap(),
-            Plan::Embed(_)
-        ),
+        matches!(plan(index, &scan.images[0], &info).unwrap(), Plan::Embed(_)),
         "tried again next time"
     );
     let damaged = Err(lookalike::Error::unusable(
         &pending.path,
         "damaged or truncated image",
     ));
-    store(
-        &mut index,
-        &info,
-        std::slice::from_ref(&pending),
-        &[damaged],
-    )
-    .unwrap();
+    store(index, &info, std::slice::from_ref(&pending), &[damaged]).unwrap();
     assert!(
         matches!(
-            plan(&index, &scan.images[0], &info).unwrap(),
+            plan(index, &scan.images[0], &info).unwrap(),
             Plan::KnownBad(_)
         ),
         "a bad file stays known"
     );
 }
 
+on_both_backends!(a_failure_that_is_not_the_files_fault: a_failure_that_is_not_the_files_fault_is_not_remembered, postgres_a_failure_that_is_not_the_files_fault_is_not_remembered);
+
 /// Regression: `similar` filled the index without thumbnails, and the app then showed those
 /// images as grey placeholders for good.
-#[test]
-fn similar_stores_thumbnails_for_the_app() {
+fn similar_stores_thumbnails(cache: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
     copy_seeds(dir.path(), &["Tiger.jpg", "bird01.jpg"]);
     let out = lookalike()
         .args(["similar", "--json"])
         .arg(dir.path().join("Tiger.jpg"))
-        .arg("--cache-dir")
-        .arg(cache.path())
+        .args(cache.args())
         .output()
         .unwrap();
     assert!(out.status.success());
-    let index = Index::open(cache.path()).unwrap();
+    let mut index = cache.open(dir.path());
     let info = lookalike::model::lite0::INFO;
     let images = index
         .images_under(
             &std::fs::canonicalize(dir.path()).unwrap(),
-            info.id,
-            info.revision,
+            lookalike::pipeline::stamp(&info),
         )
         .unwrap();
     assert_eq!(images.len(), 2);
     assert!(images.iter().all(|i| i.thumbnail.is_some()));
 }
 
+on_both_backends!(similar_stores_thumbnails: similar_stores_thumbnails_for_the_app, postgres_similar_stores_thumbnails_for_the_app);
+
 /// Regression: rows that older versions stored without a thumbnail stayed that way, and the
 /// app showed those images as grey placeholders for good.
 #[test]
 fn a_row_without_a_thumbnail_is_made_again() {
     let dir = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
+    let backend = Backend::sqlite();
+    let Backend::Sqlite(cache) = &backend else {
+        unreachable!()
+    };
     copy_seeds(dir.path(), &["Tiger.jpg", "bird01.jpg"]);
-    assert_eq!(counts(&summary(dir.path(), cache.path())), [2, 2, 0, 0, 0]);
+    assert_eq!(counts(&summary(dir.path(), &backend)), [2, 2, 0, 0, 0]);
     let db = rusqlite::Connection::open(cache.path().join("index.sqlite3")).unwrap();
     let key = std::fs::canonicalize(dir.path().join("Tiger.jpg")).unwrap();
     let cleared = db
@@ -550,12 +555,12 @@ fn a_row_without_a_thumbnail_is_made_again() {
     assert_eq!(cleared, 1);
     drop(db);
     // Tiger.jpg is analysed again (as new for this model); bird01.jpg is served as it was.
-    assert_eq!(counts(&summary(dir.path(), cache.path())), [2, 1, 0, 1, 0]);
-    let index = Index::open(cache.path()).unwrap();
+    assert_eq!(counts(&summary(dir.path(), &backend)), [2, 1, 0, 1, 0]);
+    let mut index = SqliteIndex::open(cache.path()).unwrap();
     let info = lookalike::model::lite0::INFO;
     let canonical_dir = std::fs::canonicalize(dir.path()).unwrap();
     let images = index
-        .images_under(&canonical_dir, info.id, info.revision)
+        .images_under(&canonical_dir, lookalike::pipeline::stamp(&info))
         .unwrap();
     assert!(images.iter().all(|i| i.thumbnail.is_some()));
 }

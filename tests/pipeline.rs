@@ -8,8 +8,8 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use lookalike::index::Index;
-use lookalike::pipeline::{IndexEvent, Indexer, Source};
+use lookalike::index::SqliteIndex;
+use lookalike::pipeline::{DynStore, IndexEvent, Indexer, Source};
 use lookalike::{Engine, EngineOptions, Error, ModelKind};
 
 /// What a sink saw, flattened so that tests can compare it.
@@ -89,7 +89,7 @@ fn folder() -> tempfile::TempDir {
     dir
 }
 
-fn run(engine: &Engine, index: Option<&mut Index>, dir: &Path) -> Seen {
+fn run(engine: &Engine, index: Option<&mut DynStore>, dir: &Path) -> Seen {
     let never = AtomicBool::new(false);
     let mut seen = Seen::default();
     let report = Indexer::new(engine, index, &never)
@@ -137,7 +137,7 @@ fn a_second_run_is_served_from_the_index_and_a_deleted_file_is_pruned() {
     let dir = folder();
     let cache = tempfile::tempdir().unwrap();
     let engine = engine();
-    let mut index = Index::open(cache.path()).unwrap();
+    let mut index = SqliteIndex::open(cache.path()).unwrap();
     let first = run(&engine, Some(&mut index), dir.path());
     assert_eq!(first.ready.len(), 5);
     assert_eq!(first.pruned, Some(0));

@@ -96,7 +96,8 @@ fn a_query_from_outside_the_folder_gives_the_same_order_and_is_not_indexed() {
     assert_eq!(from_outside[0].0, "Tiger3.jpg");
     assert!((from_outside[0].1 - 1.0).abs() < 1e-4);
     assert_eq!(names(&from_outside[1..]), names(&inside));
-    let index = lookalike::index::Index::open(cache.path()).unwrap();
+    use lookalike::index::Store;
+    let mut index = lookalike::index::SqliteIndex::open(cache.path()).unwrap();
     let key = std::fs::canonicalize(&copy).unwrap();
     assert!(
         index.lookup(&key).unwrap().is_none(),

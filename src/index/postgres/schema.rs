@@ -19,11 +19,12 @@ const SCHEMA_LOCK: i64 = 0x6c6f_6f6b_616c_696b; // "lookalik"
 
 /// Makes sure pgvector is there and the tables are of this version.
 pub fn prepare(client: &mut Client) -> Result<(), String> {
-    require_pgvector(client)?;
     let describe = |e: postgres::Error| super::target::describe(&e);
     let mut tx = client.transaction().map_err(describe)?;
+    // Two indexers starting at once must not both create the extension or the tables.
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
         .map_err(describe)?;
+    require_pgvector(&mut tx)?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS lookalike_meta (key text PRIMARY KEY, value bigint NOT NULL)",
     )
@@ -50,7 +51,7 @@ pub fn prepare(client: &mut Client) -> Result<(), String> {
 }
 
 /// The `vector` extension, added if this user may; otherwise a message saying what to do.
-fn require_pgvector(client: &mut Client) -> Result<(), String> {
+fn require_pgvector(client: &mut postgres::Transaction<'_>) -> Result<(), String> {
     let describe = |e: postgres::Error| super::target::describe(&e);
     let installed = client
         .query_opt("SELECT 1 FROM pg_extension WHERE extname = 'vector'", &[])
