@@ -1,0 +1,481 @@
+//! What only the shared index does: libraries keyed by name across mount points, the same
+//! ranking as SQLite, TLS, passwords that never show, bound parameters, a server that lacks
+//! pgvector, a newer schema, and a connection lost mid-run. The scenarios common to both
+//! backends are in tests/index.rs. These tests skip without a test server, except in CI.
+
+mod seeds;
+mod storage;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use storage::{replace_database, Backend, TestDatabase};
+
+fn lookalike() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lookalike"))
+}
+
+fn index_with(dir: &Path, db: &str, extra: &[&str]) -> Output {
+    lookalike()
+        .args(["index", "--json"])
+        .arg(dir)
+        .args(["--db", db])
+        .args(extra)
+        .env_remove("PGPASSWORD")
+        .env_remove("LOOKALIKE_DB")
+        .output()
+        .unwrap()
+}
+
+fn report(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn seed_folder(names: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for name in names {
+        std::fs::copy(seeds::seed(name), dir.path().join(name)).unwrap();
+    }
+    dir
+}
+
+/// The password part of a URL (`user:PASSWORD@`).
+fn password_of(url: &str) -> String {
+    let userinfo = url.split("://").nth(1).unwrap().split('@').next().unwrap();
+    userinfo.split_once(':').unwrap().1.to_string()
+}
+
+fn without_password(url: &str) -> String {
+    url.replacen(&format!(":{}@", password_of(url)), "@", 1)
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn machines_that_mount_a_library_at_different_paths_share_its_vectors() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let first = seed_folder(&["Tiger.jpg", "bird01.jpg", "elephant.jpg"]);
+    std::fs::create_dir(first.path().join("sub")).unwrap();
+    std::fs::copy(seeds::seed("style.jpg"), first.path().join("sub/style.jpg")).unwrap();
+    let shared = ["--library", "team photos"];
+    assert_eq!(
+        report(&index_with(first.path(), &db.url, &shared))["new"],
+        4
+    );
+    // The same share seen from another machine: another path, same files.
+    let second = tempfile::tempdir().unwrap();
+    let mounted = second.path().join("mnt/nas");
+    std::fs::create_dir_all(&mounted).unwrap();
+    copy_tree(first.path(), &mounted);
+    let again = report(&index_with(&mounted, &db.url, &shared));
+    assert_eq!(
+        (again["new"].as_u64(), again["unchanged"].as_u64()),
+        (Some(0), Some(4))
+    );
+    // A library of another name is another set of rows.
+    let other = report(&index_with(&mounted, &db.url, &["--library", "mine"]));
+    assert_eq!(other["new"], 4);
+    let mut client = db.client();
+    let rows = client
+        .query(
+            "SELECT library, path_text FROM lookalike_files ORDER BY library, path_text",
+            &[],
+        )
+        .unwrap();
+    let stored: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(stored.len(), 8);
+    assert!(stored.contains(&("team photos".into(), "sub/style.jpg".into())));
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir(&target).unwrap();
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+            let modified = entry.metadata().unwrap().modified().unwrap();
+            let file = std::fs::File::options().write(true).open(&target).unwrap();
+            file.set_modified(modified).unwrap();
+        }
+    }
+}
+
+/// `similar --db` ranks the tutorial's images as the SQLite index does, with the same scores.
+#[test]
+fn similar_ranks_the_tutorial_images_as_sqlite_does() {
+    let Some(postgres) = Backend::postgres() else {
+        return;
+    };
+    let sqlite = Backend::sqlite();
+    let dir = seeds::seed_dir();
+    let query = seeds::seed("Tiger.jpg");
+    let ranking = |backend: &Backend, extra: &[&str]| -> Vec<(String, f64)> {
+        let out = lookalike()
+            .args(["similar", "--json"])
+            .arg(&query)
+            .args(backend.args())
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|line| {
+                let v: Value = serde_json::from_str(line).unwrap();
+                (
+                    v["file"].as_str().unwrap().to_string(),
+                    v["score"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let expected = ranking(&sqlite, &[]);
+    let shared = ranking(&postgres, &[]);
+    assert_eq!(expected.len(), 8, "every image but the query: {expected:?}");
+    assert_eq!(
+        shared.iter().map(|r| &r.0).collect::<Vec<_>>(),
+        expected.iter().map(|r| &r.0).collect::<Vec<_>>()
+    );
+    for (a, b) in shared.iter().zip(&expected) {
+        assert!((a.1 - b.1).abs() < 1e-5, "{a:?} against {b:?}");
+    }
+    // Without scanning, from the index alone, and cut to the best three.
+    let top = ranking(&postgres, &["--no-scan", "--top", "3"]);
+    assert_eq!(
+        top.iter().map(|r| &r.0).collect::<Vec<_>>(),
+        expected[..3].iter().map(|r| &r.0).collect::<Vec<_>>()
+    );
+    let _ = dir;
+}
+
+#[test]
+fn tls_with_a_trusted_ca_works_and_an_unknown_certificate_is_refused() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let (Ok(tls), Ok(ca), Ok(other_ca)) = (
+        std::env::var("LOOKALIKE_TEST_POSTGRES_TLS"),
+        std::env::var("LOOKALIKE_TEST_POSTGRES_CA"),
+        std::env::var("LOOKALIKE_TEST_POSTGRES_OTHER_CA"),
+    ) else {
+        panic!("the test server runs with TLS: use scripts/test_postgres.sh");
+    };
+    let tls = replace_database(&tls, db.url.rsplit('/').next().unwrap());
+    let dir = seed_folder(&["Tiger.jpg"]);
+    let trusted = format!("{tls}?sslmode=verify-full&sslrootcert={ca}");
+    assert_eq!(report(&index_with(dir.path(), &trusted, &[]))["new"], 1);
+    let encrypted = format!("{tls}?sslmode=require");
+    assert_eq!(
+        report(&index_with(dir.path(), &encrypted, &[]))["unchanged"],
+        1
+    );
+
+    let unknown = format!("{tls}?sslmode=verify-full&sslrootcert={other_ca}");
+    let out = index_with(dir.path(), &unknown, &[]);
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(
+        said.contains("certificate") || said.contains("UnknownIssuer"),
+        "{said}"
+    );
+    assert!(!said.contains(&password_of(&tls)), "{said}");
+    // Without a CA, verify-full says what is missing instead of trusting anyone.
+    let out = index_with(dir.path(), &format!("{tls}?sslmode=verify-full"), &[]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("sslrootcert"), "{}", text(&out));
+}
+
+#[test]
+fn a_password_is_taken_from_pgpassword_or_pgpass_and_never_shown() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let password = password_of(&db.url);
+    let bare = without_password(&db.url);
+    let dir = seed_folder(&["Tiger.jpg"]);
+    let out = lookalike()
+        .args(["index", "--json"])
+        .arg(dir.path())
+        .args(["--db", &bare])
+        .env("PGPASSWORD", &password)
+        .output()
+        .unwrap();
+    assert_eq!(report(&out)["new"], 1);
+
+    let home = tempfile::tempdir().unwrap();
+    let pgpass = home.path().join("pgpass");
+    std::fs::write(
+        &pgpass,
+        format!("# for the tests\n127.0.0.1:*:*:lookalike:{password}\n"),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let out = lookalike()
+        .args(["cache", "info", "--json", "--db", &bare])
+        .env_remove("PGPASSWORD")
+        .env("PGPASSFILE", &pgpass)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["files"], 1);
+
+    // The password in the URL shows nowhere: not in cache info, not in errors.
+    let info = lookalike()
+        .args(["cache", "info", "--db", &db.url])
+        .output()
+        .unwrap();
+    assert!(info.status.success());
+    let missing_db = replace_database(&db.url, "no_such_database");
+    let failed = index_with(dir.path(), &missing_db, &[]);
+    assert!(!failed.status.success());
+    let wrong = db.url.replacen(&password, "wrong-password", 1);
+    let refused = index_with(dir.path(), &wrong, &[]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("password authentication failed"),
+        "{}",
+        text(&refused)
+    );
+    let env_only = lookalike()
+        .args(["cache", "info", "--help"])
+        .env("LOOKALIKE_DB", &db.url)
+        .output()
+        .unwrap();
+    for out in [&info, &failed, &env_only] {
+        assert!(!text(out).contains(&password), "{}", text(out));
+    }
+    assert!(text(&info).contains(&bare), "{}", text(&info));
+}
+
+#[test]
+fn names_with_quotes_and_sql_in_them_are_stored_as_they_are() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let odd = "it's \"quoted\"; DROP TABLE lookalike_files; --.jpg";
+    std::fs::copy(seeds::seed("Tiger.jpg"), dir.path().join(odd)).unwrap();
+    let library = "Ann's photos'); DELETE FROM lookalike_files; --";
+    assert_eq!(
+        report(&index_with(dir.path(), &db.url, &["--library", library]))["new"],
+        1
+    );
+    assert_eq!(
+        report(&index_with(dir.path(), &db.url, &["--library", library]))["unchanged"],
+        1
+    );
+    let mut client = db.client();
+    let row = client
+        .query_one("SELECT library, path_text FROM lookalike_files", &[])
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, String>(1)),
+        (library.to_string(), odd.to_string())
+    );
+}
+
+#[test]
+fn a_server_without_pgvector_for_this_user_gets_a_clear_error() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    // A user who may not create extensions, in a database where nobody created pgvector.
+    let mut admin = db.client();
+    let role = format!("plain_{}", std::process::id());
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'plain-pw'; GRANT ALL ON SCHEMA public TO {role};"
+        ))
+        .unwrap();
+    let url = db.url.replacen(
+        &format!("lookalike:{}@", password_of(&db.url)),
+        &format!("{role}:plain-pw@"),
+        1,
+    );
+    let dir = seed_folder(&["Tiger.jpg"]);
+    let out = index_with(dir.path(), &url, &[]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("CREATE EXTENSION vector"),
+        "{}",
+        text(&out)
+    );
+    admin
+        .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .unwrap();
+}
+
+#[test]
+fn an_index_from_a_newer_lookalike_is_refused_not_damaged() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let dir = seed_folder(&["Tiger.jpg"]);
+    report(&index_with(dir.path(), &db.url, &[]));
+    let mut client = db.client();
+    client
+        .execute(
+            "UPDATE lookalike_meta SET value = 99 WHERE key = 'schema_version'",
+            &[],
+        )
+        .unwrap();
+    let out = index_with(dir.path(), &db.url, &[]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("newer lookalike"), "{}", text(&out));
+    let rows: i64 = client
+        .query_one("SELECT count(*) FROM lookalike_files", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1, "nothing was dropped");
+}
+
+#[test]
+fn an_unreachable_server_gets_a_clear_error_naming_it_without_the_password() {
+    let Some(url) = storage::server_url() else {
+        return;
+    };
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let host = url.split('@').nth(1).unwrap().split('/').next().unwrap();
+    let nowhere = url.replacen(host, &format!("127.0.0.1:{port}"), 1);
+    let dir = seed_folder(&["Tiger.jpg"]);
+    let out = index_with(dir.path(), &nowhere, &[]);
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(
+        said.contains(&format!("127.0.0.1:{port}")) && said.contains("cannot connect"),
+        "{said}"
+    );
+    assert!(!said.contains(&password_of(&url)), "{said}");
+    assert!(!said.contains("panicked"), "{said}");
+}
+
+/// The server drops the indexer's connection mid-run (as a restart does): the run stops with
+/// a clear error, nothing half-written is left, and the next run carries on.
+#[test]
+fn a_dropped_connection_stops_the_run_cleanly_and_the_next_run_carries_on() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let Backend::Postgres(db) = &backend else {
+        unreachable!()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..40u32 {
+        let img = image::RgbImage::from_fn(80, 60, |x, y| {
+            image::Rgb([(x * 3 + i * 7) as u8, (y * 4 + i * 11) as u8, i as u8])
+        });
+        img.save(dir.path().join(format!("photo{i:02}.jpg")))
+            .unwrap();
+    }
+    let child = lookalike()
+        .args(["index", "--batch", "2"])
+        .arg(dir.path())
+        .args(backend.args())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while backend.vectors() == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "nothing was committed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut admin = db.client();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = 'lookalike' AND datname = current_database()",
+            &[],
+        )
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the run does not pretend it stored everything"
+    );
+    assert!(
+        said.contains("connection") && !said.contains("panicked"),
+        "{said}"
+    );
+    backend.assert_sound();
+    let next = report(&index_with(dir.path(), &db.url, &[]));
+    assert_eq!(next["images"], 40);
+    assert_eq!(backend.rows(), 40);
+    backend.assert_sound();
+}
+
+/// kill -9 of one of two indexers: the other finishes the folder, taking over what the killed
+/// one had claimed.
+#[test]
+fn when_one_of_two_indexers_is_killed_the_other_carries_on() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..40u32 {
+        let img = image::RgbImage::from_fn(80, 60, |x, y| {
+            image::Rgb([(x * 5 + i * 3) as u8, (y * 2 + i * 13) as u8, (i * 5) as u8])
+        });
+        img.save(dir.path().join(format!("shot{i:02}.jpg")))
+            .unwrap();
+    }
+    let spawn = || {
+        lookalike()
+            .args(["index", "--json", "--batch", "2"])
+            .arg(dir.path())
+            .args(backend.args())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut doomed = spawn();
+    let survivor = spawn();
+    let start = Instant::now();
+    while backend.vectors() < 4 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "nothing was committed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    doomed.kill().unwrap();
+    doomed.wait().unwrap();
+    let out = survivor.wait_with_output().unwrap();
+    assert_eq!(report(&out)["images"], 40);
+    assert_eq!(backend.rows(), 40);
+    assert_eq!(backend.vectors(), 40);
+    backend.assert_sound();
+}
