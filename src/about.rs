@@ -30,8 +30,9 @@ pub fn model_credits(kind: ModelKind) -> (&'static str, &'static str) {
     }
 }
 
-/// (label, value) lines for the model in use and the index at `cache` (`None`: no index).
-pub fn lines(kind: ModelKind, cache: Option<&Path>) -> Vec<(&'static str, String)> {
+/// (label, value) lines for the model in use and the index, as
+/// [`crate::index::CacheLocation::describe`] shows it (never with a password).
+pub fn lines(kind: ModelKind, index: &str) -> Vec<(&'static str, String)> {
     let (model, weights) = model_credits(kind);
     let shown = |p: Option<&Path>| p.map_or("none".to_string(), |p| p.display().to_string());
     vec![
@@ -39,7 +40,7 @@ pub fn lines(kind: ModelKind, cache: Option<&Path>) -> Vec<(&'static str, String
         ("Model", model.to_string()),
         ("Model weights", weights.to_string()),
         ("Precision", PRECISION.to_string()),
-        ("Index", shown(cache)),
+        ("Index", index.to_string()),
         ("Model files", shown(models_dir().as_deref())),
         ("Licence", LICENCE.to_string()),
     ]
@@ -47,12 +48,9 @@ pub fn lines(kind: ModelKind, cache: Option<&Path>) -> Vec<(&'static str, String
 
 /// The lines as `lookalike --version` prints them, for the default model and index.
 pub fn version_text() -> String {
-    let cache = default_cache_dir();
+    let cache = default_cache_dir().map_or("none".to_string(), |d| d.display().to_string());
     let mut text = format!("lookalike {VERSION}\n");
-    for (label, value) in lines(ModelKind::Lite0, cache.as_deref())
-        .into_iter()
-        .skip(1)
-    {
+    for (label, value) in lines(ModelKind::Lite0, &cache).into_iter().skip(1) {
         text.push_str(&format!("{label:<14} {value}\n"));
     }
     text

@@ -6,7 +6,7 @@ use eframe::egui;
 use crate::model::ModelKind;
 
 /// Draws the dialog; returns false once the user closed it.
-pub fn about_ui(ctx: &egui::Context, model: ModelKind, index: Option<&std::path::Path>) -> bool {
+pub fn about_ui(ctx: &egui::Context, model: ModelKind, index: &str) -> bool {
     let mut open = true;
     let mut close = false;
     egui::Window::new("About lookalike")

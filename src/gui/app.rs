@@ -373,7 +373,11 @@ impl LookalikeApp {
     fn drain_messages(&mut self) {
         let was_running = self.indexing.is_running();
         if let Some(status) = self.indexing.drain(&mut self.gallery, &mut self.problems) {
-            self.status = status;
+            self.status = match self.cache.is_shared() {
+                // Whoever browses a shared index should see which one (never its password).
+                true => format!("{status} · index: {}", self.cache.describe()),
+                false => status,
+            };
         }
         let finished = was_running && !self.indexing.is_running();
         if finished && std::env::var_os("LOOKALIKE_FRAME_REPORT").is_some() {
@@ -540,8 +544,8 @@ impl LookalikeApp {
 
     fn dialogs_ui(&mut self, ctx: &egui::Context) {
         if self.about_open {
-            let index = self.cache.dir();
-            self.about_open = super::about::about_ui(ctx, self.settings.model, index.as_deref());
+            let index = self.cache.describe();
+            self.about_open = super::about::about_ui(ctx, self.settings.model, &index);
         }
         if let Some(viewer) = &mut self.viewer {
             if !viewer.ui(ctx, &mut self.gallery) {

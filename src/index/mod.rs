@@ -224,6 +224,15 @@ impl CacheLocation {
         Ok(index.map(|i| Box::new(i) as Box<dyn Store>))
     }
 
+    /// Whether the index is a database shared with other machines.
+    pub fn is_shared(&self) -> bool {
+        match self {
+            #[cfg(feature = "postgres")]
+            CacheLocation::Database(_) => true,
+            _ => false,
+        }
+    }
+
     /// Where the index is, fit to show: a folder, or a database URL without its password.
     pub fn describe(&self) -> String {
         match self {
