@@ -48,11 +48,26 @@ pub struct BenchArgs {
     /// Print one JSON object per measurement.
     #[arg(long)]
     json: bool,
+    /// Time only the shared index's search in this PostgreSQL database: HNSW against exact,
+    /// with recall (generated vectors go into a library of their own, `bench-N`).
+    #[arg(long, value_name = "URL")]
+    db: Option<String>,
+    /// How many vectors the database search is timed on.
+    #[arg(long, default_value_t = 100_000, requires = "db")]
+    db_vectors: usize,
+    /// How many queries the database search is timed with.
+    #[arg(long, default_value_t = 100, requires = "db")]
+    db_queries: usize,
     /// A folder of images to time decoding and end-to-end analysis on.
     dir: Option<PathBuf>,
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
+    #[cfg(feature = "postgres")]
+    if let Some(url) = &args.db {
+        super::bench_db::run(url, args.db_vectors, args.db_queries)?;
+        return Ok(0);
+    }
     let engine = args.model.engine(5)?;
     let threads = engine.threads();
     let id = engine.info().id;

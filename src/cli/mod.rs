@@ -4,6 +4,8 @@
 //! Human output goes to stdout, problems to stderr, and the progress bar only to a terminal.
 
 mod bench;
+#[cfg(feature = "postgres")]
+mod bench_db;
 mod desktop;
 mod duplicates;
 mod fetch;

@@ -92,6 +92,17 @@ impl PostgresIndex {
         Ok(index)
     }
 
+    /// Brings the planner's row counts up to date (they choose between HNSW and exact search),
+    /// as autovacuum would in a while.
+    pub fn analyse(&mut self) -> Result<()> {
+        let tables: Vec<String> = self.models.values().map(|(t, _)| t.clone()).collect();
+        for table in tables {
+            let sql = format!("ANALYZE {table}");
+            self.client.batch_execute(&sql).map_err(|e| self.fail(e))?;
+        }
+        Ok(())
+    }
+
     /// The library's name.
     pub fn library(&self) -> Option<&str> {
         self.library.as_ref().map(|l| l.name.as_str())
