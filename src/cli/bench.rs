@@ -160,16 +160,21 @@ fn time_sorts(args: &BenchArgs, what: &str, count: usize, sort: &mut dyn FnMut(u
 /// `count` random unit vectors of `dim` numbers, one after another, from a fixed-seed
 /// generator so that every run works on the same data.
 fn random_unit_vectors(count: usize, dim: usize) -> Vec<f32> {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut random = move || {
+    let mut random = uniform(0x9E37_79B9_7F4A_7C15);
+    let mut vectors: Vec<f32> = (0..count * dim).map(|_| random()).collect();
+    vectors.chunks_exact_mut(dim).for_each(l2_normalise);
+    vectors
+}
+
+/// Numbers spread evenly over -0.5..0.5, from a fixed-seed xorshift generator.
+pub fn uniform(seed: u64) -> impl FnMut() -> f32 {
+    let mut state = seed;
+    move || {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
         (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-    };
-    let mut vectors: Vec<f32> = (0..count * dim).map(|_| random()).collect();
-    vectors.chunks_exact_mut(dim).for_each(l2_normalise);
-    vectors
+    }
 }
 
 /// Times duplicate grouping at the default level: every image's neighbours, then the groups.

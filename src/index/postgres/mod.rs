@@ -103,6 +103,21 @@ impl PostgresIndex {
         Ok(())
     }
 
+    /// Drops (`false`) or builds (`true`) the HNSW index of `model`'s vectors. Loading many
+    /// vectors at once goes several times faster without it, and building it afterwards
+    /// (with enough `maintenance_work_mem` for the graph) faster than keeping it up to date
+    /// row by row.
+    pub fn search_index(&mut self, model: &str, on: bool) -> Result<()> {
+        let Some((table, dim)) = self.models.get(model).cloned() else {
+            return Ok(());
+        };
+        let sql = match on {
+            true => schema::hnsw_sql(&table, dim, "SET maintenance_work_mem = '1GB';"),
+            false => format!("DROP INDEX IF EXISTS {table}_hnsw"),
+        };
+        self.client.batch_execute(&sql).map_err(|e| self.fail(e))
+    }
+
     /// The library's name.
     pub fn library(&self) -> Option<&str> {
         self.library.as_ref().map(|l| l.name.as_str())
@@ -285,69 +300,6 @@ impl PostgresIndex {
             stored[(row.get::<_, i64>(0) - 1) as usize] = true;
         }
         Ok(stored)
-    }
-
-    /// Searches the library for the vectors nearest `query`: through the HNSW index when the
-    /// model has at least [`HNSW_FROM`] vectors (unless `exact`), by scoring them all below.
-    fn search(
-        &mut self,
-        dir: &Path,
-        model: ModelStamp<'_>,
-        query: &[f32],
-        limit: Option<usize>,
-        exact: bool,
-    ) -> Result<Vec<Match>> {
-        let Some(table) = self.table(model.model)? else {
-            return Ok(Vec::new());
-        };
-        let library = self.library_or_err()?.name.clone();
-        let prefix = self.prefix(dir)?;
-        let approximate =
-            !exact && limit.is_some_and(|k| k <= 1000) && self.vector_count(&table)? >= HNSW_FROM;
-        let sql = format!(
-            "SELECT f.path, (1 - (v.embedding <=> $1))::real
-             FROM {table} v JOIN lookalike_files f ON f.id = v.file_id
-             WHERE f.library = $2 AND v.revision = $3 AND f.error IS NULL
-                 AND substring(f.path FROM 1 FOR $5) = $4
-             ORDER BY v.embedding <=> $1
-             LIMIT $6"
-        );
-        let limit = limit.map_or(i64::MAX, |k| k as i64);
-        let query = Vector::from(query.to_vec());
-        let shown = self.shown.clone();
-        let fail = |e: postgres::Error| Error::Index(format!("{shown}: {}", target::describe(&e)));
-        let mut tx = self.client.transaction().map_err(fail)?;
-        let settings = match approximate {
-            // Strict order: filtered rows (other libraries, old revisions) do not cut the
-            // list short or out of order.
-            true => format!(
-                "SET LOCAL hnsw.ef_search = {}; SET LOCAL hnsw.iterative_scan = strict_order",
-                EF_SEARCH_MIN.max(limit as usize).min(1000)
-            ),
-            false => "SET LOCAL enable_indexscan = off".to_string(),
-        };
-        tx.batch_execute(&settings).map_err(fail)?;
-        let rows = tx
-            .query(
-                &sql,
-                &[
-                    &query,
-                    &library,
-                    &model.revision,
-                    &prefix,
-                    &(prefix.len() as i32),
-                    &limit,
-                ],
-            )
-            .map_err(fail)?;
-        tx.commit().map_err(fail)?;
-        Ok(rows
-            .iter()
-            .map(|r| Match {
-                path: self.path_of(r.get::<_, &[u8]>(0)),
-                score: r.get(1),
-            })
-            .collect())
     }
 
     /// About how many vectors a table holds (the planner's count, so it costs nothing).
@@ -589,6 +541,8 @@ impl Store for PostgresIndex {
         })
     }
 
+    /// Searches the library for the vectors nearest `query`: through the HNSW index when the
+    /// model has at least [`HNSW_FROM`] vectors (unless `exact`), by scoring them all below.
     fn nearest(
         &mut self,
         dir: &Path,
@@ -597,7 +551,57 @@ impl Store for PostgresIndex {
         limit: Option<usize>,
         exact: bool,
     ) -> Result<Vec<Match>> {
-        self.search(dir, model, query, limit, exact)
+        let Some(table) = self.table(model.model)? else {
+            return Ok(Vec::new());
+        };
+        let library = self.library_or_err()?.name.clone();
+        let prefix = self.prefix(dir)?;
+        let approximate =
+            !exact && limit.is_some_and(|k| k <= 1000) && self.vector_count(&table)? >= HNSW_FROM;
+        let sql = format!(
+            "SELECT f.path, (1 - (v.embedding <=> $1))::real
+             FROM {table} v JOIN lookalike_files f ON f.id = v.file_id
+             WHERE f.library = $2 AND v.revision = $3 AND f.error IS NULL
+                 AND substring(f.path FROM 1 FOR $5) = $4
+             ORDER BY v.embedding <=> $1
+             LIMIT $6"
+        );
+        let limit = limit.map_or(i64::MAX, |k| k as i64);
+        let query = Vector::from(query.to_vec());
+        let shown = self.shown.clone();
+        let fail = |e: postgres::Error| Error::Index(format!("{shown}: {}", target::describe(&e)));
+        let mut tx = self.client.transaction().map_err(fail)?;
+        let settings = match approximate {
+            // Strict order: filtered rows (other libraries, old revisions) do not cut the
+            // list short or out of order.
+            true => format!(
+                "SET LOCAL hnsw.ef_search = {}; SET LOCAL hnsw.iterative_scan = strict_order",
+                EF_SEARCH_MIN.max(limit as usize).min(1000)
+            ),
+            false => "SET LOCAL enable_indexscan = off".to_string(),
+        };
+        tx.batch_execute(&settings).map_err(fail)?;
+        let rows = tx
+            .query(
+                &sql,
+                &[
+                    &query,
+                    &library,
+                    &model.revision,
+                    &prefix,
+                    &(prefix.len() as i32),
+                    &limit,
+                ],
+            )
+            .map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        Ok(rows
+            .iter()
+            .map(|r| Match {
+                path: self.path_of(r.get::<_, &[u8]>(0)),
+                score: r.get(1),
+            })
+            .collect())
     }
 
     fn claim(&mut self, model: ModelStamp<'_>, files: &[ClaimRequest<'_>]) -> Result<Vec<Claim>> {

@@ -121,6 +121,17 @@ fn create_tables(tx: &mut postgres::Transaction<'_>) -> Result<(), postgres::Err
     Ok(())
 }
 
+/// The statement that makes the HNSW index of a vector table, after `settings`. HNSW indexes up
+/// to 2,000 dimensions; longer vectors are searched exactly.
+pub fn hnsw_sql(table: &str, dim: usize, settings: &str) -> String {
+    match dim <= 2000 {
+        true => format!(
+            "{settings} CREATE INDEX IF NOT EXISTS {table}_hnsw ON {table} USING hnsw (embedding vector_cosine_ops);"
+        ),
+        false => String::new(),
+    }
+}
+
 /// Creates the vector table of `model` (a built-in model id) for vectors of `dim` numbers;
 /// returns its name.
 pub fn create_model_table(client: &mut Client, model: &str, dim: usize) -> Result<String, String> {
@@ -138,13 +149,7 @@ pub fn create_model_table(client: &mut Client, model: &str, dim: usize) -> Resul
     let mut tx = client.transaction().map_err(describe)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
         .map_err(describe)?;
-    // HNSW indexes up to 2,000 dimensions; longer vectors are searched exactly.
-    let hnsw = match dim <= 2000 {
-        true => format!(
-            "CREATE INDEX IF NOT EXISTS {table}_hnsw ON {table} USING hnsw (embedding vector_cosine_ops);"
-        ),
-        false => String::new(),
-    };
+    let hnsw = hnsw_sql(&table, dim, "");
     tx.batch_execute(&format!(
         "CREATE TABLE IF NOT EXISTS {table} (
              file_id bigint PRIMARY KEY REFERENCES lookalike_files (id) ON DELETE CASCADE,
