@@ -77,6 +77,18 @@ fn machines_that_mount_a_library_at_different_paths_share_its_vectors() {
         report(&index_with(first.path(), &db.url, &shared))["new"],
         4
     );
+    // A folder inside the library, named with the library's folder: its rows, and only its.
+    let root = first.path().to_str().unwrap();
+    let inside = ["--library", "team photos", "--library-root", root];
+    let sub = report(&index_with(&first.path().join("sub"), &db.url, &inside));
+    assert_eq!(
+        (
+            sub["images"].as_u64(),
+            sub["unchanged"].as_u64(),
+            sub["removed"].as_u64()
+        ),
+        (Some(1), Some(1), Some(0))
+    );
     // The same share seen from another machine: another path, same files.
     let second = tempfile::tempdir().unwrap();
     let mounted = second.path().join("mnt/nas");
@@ -478,4 +490,93 @@ fn when_one_of_two_indexers_is_killed_the_other_carries_on() {
     assert_eq!(backend.rows(), 40);
     assert_eq!(backend.vectors(), 40);
     backend.assert_sound();
+}
+
+/// A library past the threshold gets its HNSW index at the end of the run that took it there,
+/// and is then searched through it, finding what the exact search finds.
+#[test]
+fn a_large_library_gets_a_search_index_and_is_searched_through_it() {
+    use lookalike::index::postgres::{PostgresIndex, Target, HNSW_FROM};
+    use lookalike::index::{FileRecord, ModelStamp, Store, Stored};
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let mut index =
+        PostgresIndex::open(&Target::parse(&db.url, None).unwrap(), root.path()).unwrap();
+    let stamp = ModelStamp {
+        model: "small",
+        revision: "r1",
+    };
+    // Short vectors, so that the test stores twenty thousand quickly.
+    let dim = 8;
+    let count = HNSW_FROM as usize;
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut random = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let vectors: Vec<Vec<f32>> = (0..count)
+        .map(|_| (0..dim).map(|_| random()).collect())
+        .collect();
+    let paths: Vec<_> = (0..count)
+        .map(|i| root.path().join(format!("p{i:05}.jpg")))
+        .collect();
+    let fingerprints: Vec<[u8; 8]> = (0..count as u64).map(u64::to_le_bytes).collect();
+    let index_ready = |db: &TestDatabase| {
+        db.count_where("pg_indexes", "indexname = 'lookalike_vectors_small_hnsw'")
+    };
+    for start in (0..count).step_by(2000) {
+        let batch: Vec<Stored<'_>> = (start..start + 2000)
+            .map(|i| Stored {
+                file: FileRecord {
+                    path: &paths[i],
+                    size: 1,
+                    mtime_ns: 0,
+                    fingerprint: &fingerprints[i],
+                    size_px: Some((1, 1)),
+                    thumbnail: None,
+                    error: None,
+                    content_changed: false,
+                },
+                embedding: Some((&vectors[i], &[])),
+            })
+            .collect();
+        index.store_batch(stamp, &batch).unwrap();
+        if start == 0 {
+            index.tidy(stamp).unwrap();
+            assert_eq!(index_ready(&db), 0, "no search index for a small library");
+        }
+    }
+    index.tidy(stamp).unwrap();
+    assert_eq!(index_ready(&db), 1, "built once the library is large");
+    let mut found = 0;
+    for q in 0..20 {
+        let query = &vectors[q * 997];
+        let exact = index
+            .nearest(root.path(), stamp, query, Some(10), true)
+            .unwrap();
+        let approximate = index
+            .nearest(root.path(), stamp, query, Some(10), false)
+            .unwrap();
+        assert_eq!(approximate.len(), 10);
+        assert!(
+            approximate.windows(2).all(|w| w[0].score >= w[1].score),
+            "best first"
+        );
+        found += approximate.iter().filter(|m| exact.contains(m)).count();
+    }
+    assert!(found >= 190, "recall@10 of the HNSW search: {found} of 200");
+    // The searches went through the index (statistics arrive within a second or so).
+    let start = Instant::now();
+    let scanned = "indexrelname = 'lookalike_vectors_small_hnsw' AND idx_scan > 0";
+    while db.count_where("pg_stat_user_indexes", scanned) == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the HNSW index was never used"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

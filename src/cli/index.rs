@@ -40,6 +40,10 @@ pub struct DbArgs {
     /// mount one share at different paths give the same name to share its vectors.
     #[arg(long, value_name = "NAME", requires = "db")]
     pub library: Option<String>,
+    /// The library's folder on this machine, when working on a folder inside it (default: the
+    /// folder worked on is the library's).
+    #[arg(long, value_name = "DIR", requires = "library")]
+    pub library_root: Option<PathBuf>,
 }
 
 impl DbArgs {
@@ -47,7 +51,8 @@ impl DbArgs {
     pub fn location(&self) -> anyhow::Result<Option<CacheLocation>> {
         #[cfg(feature = "postgres")]
         if let Some(url) = &self.db {
-            let target = lookalike::index::postgres::Target::parse(url, self.library.clone())?;
+            let mut target = lookalike::index::postgres::Target::parse(url, self.library.clone())?;
+            target.root = self.library_root.clone();
             return Ok(Some(CacheLocation::Database(target)));
         }
         #[cfg(not(feature = "postgres"))]

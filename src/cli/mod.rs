@@ -262,7 +262,14 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             cache_dir,
             db,
             library,
-        } => index::cache(&action, cache_dir, &index::DbArgs { db, library }),
+        } => {
+            let db = index::DbArgs {
+                db,
+                library,
+                library_root: None,
+            };
+            index::cache(&action, cache_dir, &db)
+        }
         Command::FetchModel { name } => fetch::fetch_model(&name),
         Command::Bench(args) => bench::run(&args),
         Command::Duplicates(args) => duplicates::run(&args),

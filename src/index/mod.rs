@@ -170,6 +170,11 @@ pub trait Store: Send {
             .collect())
     }
 
+    /// Work that pays off once an indexing run is over, such as building a search index.
+    fn tidy(&mut self, _model: ModelStamp<'_>) -> Result<()> {
+        Ok(())
+    }
+
     /// Asks to embed these files, so that indexers sharing the index embed each file once.
     /// A backend without claims grants everything.
     fn claim(&mut self, _model: ModelStamp<'_>, files: &[ClaimRequest<'_>]) -> Result<Vec<Claim>> {

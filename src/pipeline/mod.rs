@@ -191,6 +191,7 @@ impl<'a> Indexer<'a> {
             return Err(Error::Cancelled);
         }
         self.prune(dir, &scan, &mut |e| tell(e, &mut report))?;
+        self.tidy(&mut |e| tell(e, &mut report))?;
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
     }
@@ -346,6 +347,20 @@ impl<'a> Indexer<'a> {
         match prune(index, dir, scan) {
             Ok(removed) if sink(IndexEvent::Pruned(removed)).is_break() => Err(Error::Cancelled),
             Ok(_) => Ok(()),
+            Err(e) => index_failed(e, sink),
+        }
+    }
+}
+
+impl Indexer<'_> {
+    /// Lets the index finish what pays off after a run (a database builds its search index
+    /// once the library has grown large).
+    fn tidy(&mut self, sink: &mut Sink<'_>) -> Result<()> {
+        let Some(index) = self.index.as_deref_mut() else {
+            return Ok(());
+        };
+        match index.tidy(stamp(self.engine.info())) {
+            Ok(()) => Ok(()),
             Err(e) => index_failed(e, sink),
         }
     }

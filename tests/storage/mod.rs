@@ -160,6 +160,13 @@ impl TestDatabase {
         postgres::Client::connect(&self.url, postgres::NoTls).unwrap()
     }
 
+    /// Rows of a catalogue view that match `condition` (both written by the test).
+    pub fn count_where(&self, view: &str, condition: &str) -> u64 {
+        let sql = format!("SELECT count(*) FROM {view} WHERE {condition}");
+        let n: i64 = self.client().query_one(&sql, &[]).unwrap().get(0);
+        n as u64
+    }
+
     pub fn count(&self, table: &str) -> u64 {
         let mut client = self.client();
         let exists: bool = client

@@ -32,8 +32,9 @@ use super::{
 use crate::decode::Thumbnail;
 use crate::error::{Error, Result};
 
-/// From this many vectors of a model on, `similar` searches the HNSW index; below, it scores
-/// every vector (exact, and still a few milliseconds).
+/// From this many images in a library on, `similar` searches the HNSW index; below, it scores
+/// every vector (exact, in well under 200 ms). A model's HNSW index is built at the end of the
+/// first indexing run that leaves it this many vectors: until then it would only slow writes.
 pub const HNSW_FROM: i64 = 20_000;
 /// How many candidates HNSW keeps while searching: pgvector's `hnsw.ef_search`, at least the
 /// number of results wanted (pgvector's ceiling is 1000).
@@ -78,11 +79,25 @@ impl PostgresIndex {
         Ok(index)
     }
 
-    /// Connects for work on `folder`: the library is the one the target names, kept in
-    /// `folder` on this machine, or else the folder's canonical path.
+    /// Connects for work on `folder`: the library is the one the target names, whose folder
+    /// on this machine is the target's root or else `folder`; without a name, the library is
+    /// `folder`'s canonical path.
     pub fn open(target: &Target, folder: &Path) -> Result<PostgresIndex> {
-        let root = std::fs::canonicalize(folder)
-            .map_err(|e| Error::unreadable(folder, "cannot open", e))?;
+        let canonical = |dir: &Path| {
+            std::fs::canonicalize(dir).map_err(|e| Error::unreadable(dir, "cannot open", e))
+        };
+        let inside = canonical(folder)?;
+        let root = match &target.root {
+            Some(root) => canonical(root)?,
+            None => inside.clone(),
+        };
+        if !inside.starts_with(&root) {
+            return Err(Error::Usage(format!(
+                "{} is not inside the library's folder {}",
+                folder.display(),
+                root.display()
+            )));
+        }
         let mut index = Self::connect(target)?;
         let name = target
             .library
@@ -90,32 +105,6 @@ impl PostgresIndex {
             .unwrap_or_else(|| root.to_string_lossy().into_owned());
         index.library = Some(Library { name, root });
         Ok(index)
-    }
-
-    /// Brings the planner's row counts up to date (they choose between HNSW and exact search),
-    /// as autovacuum would in a while.
-    pub fn analyse(&mut self) -> Result<()> {
-        let tables: Vec<String> = self.models.values().map(|(t, _)| t.clone()).collect();
-        for table in tables {
-            let sql = format!("ANALYZE {table}");
-            self.client.batch_execute(&sql).map_err(|e| self.fail(e))?;
-        }
-        Ok(())
-    }
-
-    /// Drops (`false`) or builds (`true`) the HNSW index of `model`'s vectors. Loading many
-    /// vectors at once goes several times faster without it, and building it afterwards
-    /// (with enough `maintenance_work_mem` for the graph) faster than keeping it up to date
-    /// row by row.
-    pub fn search_index(&mut self, model: &str, on: bool) -> Result<()> {
-        let Some((table, dim)) = self.models.get(model).cloned() else {
-            return Ok(());
-        };
-        let sql = match on {
-            true => schema::hnsw_sql(&table, dim, "SET maintenance_work_mem = '1GB';"),
-            false => format!("DROP INDEX IF EXISTS {table}_hnsw"),
-        };
-        self.client.batch_execute(&sql).map_err(|e| self.fail(e))
     }
 
     /// The library's name.
@@ -302,16 +291,22 @@ impl PostgresIndex {
         Ok(stored)
     }
 
-    /// About how many vectors a table holds (the planner's count, so it costs nothing).
-    fn vector_count(&mut self, table: &str) -> Result<i64> {
-        let row = self
+    /// Whether an HNSW search pays: the library is large and the table's index is built.
+    fn worth_hnsw(&mut self, table: &str) -> Result<bool> {
+        let library = self.library_or_err()?.name.clone();
+        let images: i64 = self
             .client
             .query_one(
-                "SELECT greatest(reltuples, 0)::int8 FROM pg_class WHERE oid = $1::text::regclass",
-                &[&table],
+                "SELECT count(*) FROM lookalike_files WHERE library = $1",
+                &[&library],
             )
-            .map_err(|e| self.fail(e))?;
-        Ok(row.get(0))
+            .map_err(|e| self.fail(e))?
+            .get(0);
+        if images < HNSW_FROM {
+            return Ok(false);
+        }
+        let state = schema::search_index_state(&mut self.client, &format!("{table}_hnsw"));
+        Ok(state.map_err(|e| self.fail(e))? == Some(true))
     }
 }
 
@@ -542,7 +537,7 @@ impl Store for PostgresIndex {
     }
 
     /// Searches the library for the vectors nearest `query`: through the HNSW index when the
-    /// model has at least [`HNSW_FROM`] vectors (unless `exact`), by scoring them all below.
+    /// library has at least [`HNSW_FROM`] images (unless `exact`), by scoring them all below.
     fn nearest(
         &mut self,
         dir: &Path,
@@ -556,15 +551,19 @@ impl Store for PostgresIndex {
         };
         let library = self.library_or_err()?.name.clone();
         let prefix = self.prefix(dir)?;
-        let approximate =
-            !exact && limit.is_some_and(|k| k <= 1000) && self.vector_count(&table)? >= HNSW_FROM;
+        let approximate = !exact && limit.is_some_and(|k| k <= 1000) && self.worth_hnsw(&table)?;
+        // The whole library needs no path condition; with one, the planner guesses it keeps
+        // few rows and would leave the HNSW index aside.
+        let within = match prefix.is_empty() {
+            true => "",
+            false => "AND substring(f.path FROM 1 FOR $6) = $5",
+        };
         let sql = format!(
             "SELECT f.path, (1 - (v.embedding <=> $1))::real
              FROM {table} v JOIN lookalike_files f ON f.id = v.file_id
-             WHERE f.library = $2 AND v.revision = $3 AND f.error IS NULL
-                 AND substring(f.path FROM 1 FOR $5) = $4
+             WHERE f.library = $2 AND v.revision = $3 AND f.error IS NULL {within}
              ORDER BY v.embedding <=> $1
-             LIMIT $6"
+             LIMIT $4"
         );
         let limit = limit.map_or(i64::MAX, |k| k as i64);
         let query = Vector::from(query.to_vec());
@@ -581,19 +580,14 @@ impl Store for PostgresIndex {
             false => "SET LOCAL enable_indexscan = off".to_string(),
         };
         tx.batch_execute(&settings).map_err(fail)?;
-        let rows = tx
-            .query(
-                &sql,
-                &[
-                    &query,
-                    &library,
-                    &model.revision,
-                    &prefix,
-                    &(prefix.len() as i32),
-                    &limit,
-                ],
-            )
-            .map_err(fail)?;
+        let prefix_len = prefix.len() as i32;
+        let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> =
+            vec![&query, &library, &model.revision, &limit];
+        if !prefix.is_empty() {
+            params.push(&prefix);
+            params.push(&prefix_len);
+        }
+        let rows = tx.query(&sql, &params).map_err(fail)?;
         tx.commit().map_err(fail)?;
         Ok(rows
             .iter()
@@ -634,6 +628,26 @@ impl Store for PostgresIndex {
         }
         self.unlock(&give_back)?;
         Ok(answers)
+    }
+
+    fn tidy(&mut self, model: ModelStamp<'_>) -> Result<()> {
+        let Some((table, dim)) = self.models.get(model.model).cloned() else {
+            return Ok(());
+        };
+        let index = format!("{table}_hnsw");
+        let ready = schema::search_index_state(&mut self.client, &index);
+        if dim > schema::HNSW_MAX_DIM || ready.map_err(|e| self.fail(e))? == Some(true) {
+            return Ok(());
+        }
+        let vectors: i64 = self
+            .client
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .map_err(|e| self.fail(e))?
+            .get(0);
+        if vectors < HNSW_FROM {
+            return Ok(());
+        }
+        schema::build_search_index(&mut self.client, &table).map_err(|e| self.fail(e))
     }
 
     fn release(&mut self, paths: &[&Path]) -> Result<()> {

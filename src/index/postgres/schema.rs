@@ -6,7 +6,8 @@
 //!   size, mtime, fingerprint, pixel size, JPEG thumbnail, or why it could not be read).
 //! - `lookalike_models`: which vector table holds each model's vectors, and their length.
 //! - `lookalike_vectors_<model>`: per image, the model revision, the `vector(N)` embedding and
-//!   the top labels (`jsonb`), with an HNSW index for cosine distance.
+//!   the top labels (`jsonb`); its HNSW index for cosine distance is built once the table is
+//!   large enough to need it (see [`build_search_index`]).
 
 use postgres::Client;
 
@@ -121,15 +122,46 @@ fn create_tables(tx: &mut postgres::Transaction<'_>) -> Result<(), postgres::Err
     Ok(())
 }
 
-/// The statement that makes the HNSW index of a vector table, after `settings`. HNSW indexes up
-/// to 2,000 dimensions; longer vectors are searched exactly.
-pub fn hnsw_sql(table: &str, dim: usize, settings: &str) -> String {
-    match dim <= 2000 {
-        true => format!(
-            "{settings} CREATE INDEX IF NOT EXISTS {table}_hnsw ON {table} USING hnsw (embedding vector_cosine_ops);"
-        ),
-        false => String::new(),
+/// HNSW indexes vectors of up to 2,000 numbers; longer ones are always searched exactly.
+pub const HNSW_MAX_DIM: usize = 2000;
+
+/// Builds the HNSW index of a vector table, without blocking other indexers' writes
+/// (`CONCURRENTLY`). One process builds it: the others skip while it does. A build that died
+/// halfway leaves an invalid index, which is dropped and built again.
+pub fn build_search_index(client: &mut Client, table: &str) -> Result<(), postgres::Error> {
+    let lock = SCHEMA_LOCK ^ xxhash_rust::xxh3::xxh3_64(table.as_bytes()) as i64;
+    let mine: bool = client
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&lock])?
+        .get(0);
+    if !mine {
+        return Ok(());
     }
+    let index = format!("{table}_hnsw");
+    let built = (|| {
+        if search_index_state(client, &index)? == Some(false) {
+            client.batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {index}"))?;
+        }
+        // The graph builds several times faster when it fits in memory.
+        client.batch_execute("SET maintenance_work_mem = '1GB'")?;
+        client.batch_execute(&format!(
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS {index} ON {table} USING hnsw (embedding vector_cosine_ops)"
+        ))?;
+        client.batch_execute("RESET maintenance_work_mem")
+    })();
+    client.execute("SELECT pg_advisory_unlock($1)", &[&lock])?;
+    built
+}
+
+/// Whether the index exists (None), and if so whether it is ready to use.
+pub fn search_index_state(
+    client: &mut Client,
+    index: &str,
+) -> Result<Option<bool>, postgres::Error> {
+    let row = client.query_opt(
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = $1",
+        &[&index],
+    )?;
+    Ok(row.map(|r| r.get(0)))
 }
 
 /// Creates the vector table of `model` (a built-in model id) for vectors of `dim` numbers;
@@ -149,15 +181,13 @@ pub fn create_model_table(client: &mut Client, model: &str, dim: usize) -> Resul
     let mut tx = client.transaction().map_err(describe)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
         .map_err(describe)?;
-    let hnsw = hnsw_sql(&table, dim, "");
     tx.batch_execute(&format!(
         "CREATE TABLE IF NOT EXISTS {table} (
              file_id bigint PRIMARY KEY REFERENCES lookalike_files (id) ON DELETE CASCADE,
              revision text NOT NULL,
              embedding vector({dim}) NOT NULL,
              top jsonb NOT NULL
-         );
-         {hnsw}"
+         )"
     ))
     .map_err(describe)?;
     tx.execute(

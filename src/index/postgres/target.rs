@@ -21,6 +21,9 @@ pub struct Target {
     url: String,
     /// The library's name; None: the canonical path of the folder being indexed.
     pub library: Option<String>,
+    /// The library's folder on this machine, when the folder being worked on is inside it;
+    /// None: the folder being worked on is the library's.
+    pub root: Option<PathBuf>,
 }
 
 impl Target {
@@ -29,6 +32,7 @@ impl Target {
         let target = Target {
             url: url.trim().to_string(),
             library,
+            root: None,
         };
         if !(target.url.starts_with("postgres://") || target.url.starts_with("postgresql://")) {
             return Err(Error::Usage(format!(
@@ -90,6 +94,7 @@ impl fmt::Debug for Target {
         f.debug_struct("Target")
             .field("url", &redact(&self.url))
             .field("library", &self.library)
+            .field("root", &self.root)
             .finish()
     }
 }
