@@ -20,6 +20,9 @@
 #   LOOKALIKE_TEST_POSTGRES_TLS        the same through the TLS port (no sslmode set)
 #   LOOKALIKE_TEST_POSTGRES_CA         the CA that signed the server's certificate
 #   LOOKALIKE_TEST_POSTGRES_OTHER_CA   a CA that did not
+#
+# LOOKALIKE_PG_VENV picks another virtual environment; LOOKALIKE_PG_KEEP=1 keeps the cluster's
+# folder (and the server's log) for a look afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -68,8 +71,6 @@ if [ ${#as_server_user[@]} -gt 0 ]; then chown -R lookalike-pg "$work"; fi
 "${as_server_user[@]}" "$bin/initdb" -D "$data" -U lookalike --pwfile="$work/pwfile" \
   --auth-local=trust --auth-host=scram-sha-256 >/dev/null
 rm "$work/pwfile"
-"${as_server_user[@]}" cp "$work/server.crt" "$work/server.key" "$data/"
-"${as_server_user[@]}" chmod 600 "$data/server.key"
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 "${as_server_user[@]}" "$bin/pg_ctl" -D "$data" -l "$work/server.log" -w start -o \
   "-p $port -k $work -c listen_addresses=127.0.0.1 -c max_connections=200" >/dev/null
@@ -79,6 +80,15 @@ export LOOKALIKE_TEST_POSTGRES="postgres://lookalike:$password@127.0.0.1:$port/p
 tls_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 python3 scripts/pg_tls_front.py "$tls_port" "$port" "$work/server.crt" "$work/server.key" &
 front=$!
+python3 - "$tls_port" <<'PY'
+import socket, sys, time
+for _ in range(100):  # up to 10 s for the TLS front to listen
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()
+        break
+    except OSError:
+        time.sleep(0.1)
+PY
 echo "   TLS on 127.0.0.1:$tls_port"
 export LOOKALIKE_TEST_POSTGRES_TLS="postgres://lookalike:$password@127.0.0.1:$tls_port/postgres"
 export LOOKALIKE_TEST_POSTGRES_CA="$work/ca.crt"
