@@ -580,3 +580,34 @@ fn a_large_library_gets_a_search_index_and_is_searched_through_it() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A damaged index: a column changed by hand. Every run reports it; nothing panics.
+#[test]
+fn a_table_altered_by_hand_gives_errors_not_a_crash() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let dir = seed_folder(&["Tiger.jpg", "bird01.jpg"]);
+    report(&index_with(dir.path(), &db.url, &[]));
+    db.client()
+        .batch_execute("ALTER TABLE lookalike_files ALTER COLUMN size TYPE text")
+        .unwrap();
+    for command in ["index", "similar"] {
+        let target = match command {
+            "index" => dir.path().to_path_buf(),
+            _ => dir.path().join("Tiger.jpg"),
+        };
+        let out = lookalike()
+            .arg(command)
+            .arg(&target)
+            .args(["--db", &db.url])
+            .output()
+            .unwrap();
+        let said = text(&out);
+        assert!(!said.contains("panicked"), "{said}");
+        assert!(
+            said.contains("unexpected data in the index"),
+            "{command}: {said}"
+        );
+    }
+}

@@ -143,6 +143,9 @@ fn timed<T>(work: impl FnOnce() -> lookalike::Result<T>) -> anyhow::Result<(T, D
 }
 
 fn percentiles(times: &mut [Duration]) -> String {
+    if times.is_empty() {
+        return "no queries".to_string();
+    }
     times.sort();
     let at = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e3;
     format!(

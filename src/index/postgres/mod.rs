@@ -162,7 +162,8 @@ impl PostgresIndex {
             .query("SELECT model, vectors, dim FROM lookalike_models", &[])
             .map_err(|e| self.fail(e))?;
         for row in rows {
-            let (model, table, dim): (String, String, i32) = (row.get(0), row.get(1), row.get(2));
+            let (model, table): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+            let dim: i32 = row.try_get(2)?;
             self.models.insert(model, (table, dim as usize));
         }
         Ok(())
@@ -193,28 +194,30 @@ impl PostgresIndex {
         Ok(self.models.get(model).map(|(table, _)| table.clone()))
     }
 
-    fn rows_to_files(&self, rows: Vec<Row>) -> Vec<FileRow> {
+    fn rows_to_files(&self, rows: Vec<Row>) -> Result<Vec<FileRow>> {
         rows.iter()
-            .map(|r| FileRow {
-                id: r.get(0),
-                path: self.path_of(r.get::<_, &[u8]>(1)),
-                size: r.get::<_, i64>(2) as u64,
-                mtime_ns: r.get(3),
-                fingerprint: r.get(4),
-                error: r.get(5),
+            .map(|r| {
+                Ok(FileRow {
+                    id: r.try_get(0)?,
+                    path: self.path_of(r.try_get::<_, &[u8]>(1)?),
+                    size: r.try_get::<_, i64>(2)? as u64,
+                    mtime_ns: r.try_get(3)?,
+                    fingerprint: r.try_get(4)?,
+                    error: r.try_get(5)?,
+                })
             })
             .collect()
     }
 
-    fn rows_to_images(&self, rows: Vec<Row>) -> Vec<CachedImage> {
+    fn rows_to_images(&self, rows: Vec<Row>) -> Result<Vec<CachedImage>> {
         rows.iter().map(|r| self.cached_image(r)).collect()
     }
 
-    fn cached_image(&self, r: &Row) -> CachedImage {
+    fn cached_image(&self, r: &Row) -> Result<CachedImage> {
         let thumbnail = match (
-            r.get::<_, Option<Vec<u8>>>(4),
-            r.get::<_, Option<i32>>(5),
-            r.get::<_, Option<i32>>(6),
+            r.try_get::<_, Option<Vec<u8>>>(4)?,
+            r.try_get::<_, Option<i32>>(5)?,
+            r.try_get::<_, Option<i32>>(6)?,
         ) {
             (Some(jpeg), Some(width), Some(height)) => Some(Thumbnail {
                 jpeg,
@@ -223,16 +226,16 @@ impl PostgresIndex {
             }),
             _ => None,
         };
-        let top: serde_json::Value = r.get(8);
-        CachedImage {
-            file_id: r.get(0),
-            path: self.path_of(r.get::<_, &[u8]>(1)),
-            width: r.get::<_, Option<i32>>(2).unwrap_or(0) as u32,
-            height: r.get::<_, Option<i32>>(3).unwrap_or(0) as u32,
+        let top: serde_json::Value = r.try_get(8)?;
+        Ok(CachedImage {
+            file_id: r.try_get(0)?,
+            path: self.path_of(r.try_get::<_, &[u8]>(1)?),
+            width: r.try_get::<_, Option<i32>>(2)?.unwrap_or(0) as u32,
+            height: r.try_get::<_, Option<i32>>(3)?.unwrap_or(0) as u32,
             thumbnail,
-            embedding: r.get::<_, Vector>(7).to_vec(),
+            embedding: r.try_get::<_, Vector>(7)?.to_vec(),
             top: serde_json::from_value(top).unwrap_or_default(),
-        }
+        })
     }
 
     /// The claim key of a stored path: one 64-bit number per (library, path), as PostgreSQL's
@@ -286,7 +289,10 @@ impl PostgresIndex {
             .map_err(|e| self.fail(e))?;
         let mut stored = vec![false; keys.len()];
         for row in rows {
-            stored[(row.get::<_, i64>(0) - 1) as usize] = true;
+            let nth = usize::try_from(row.try_get::<_, i64>(0)? - 1).ok();
+            if let Some(slot) = nth.and_then(|n| stored.get_mut(n)) {
+                *slot = true;
+            }
         }
         Ok(stored)
     }
@@ -301,7 +307,7 @@ impl PostgresIndex {
                 &[&library],
             )
             .map_err(|e| self.fail(e))?
-            .get(0);
+            .try_get(0)?;
         if images < HNSW_FROM {
             return Ok(false);
         }
@@ -335,7 +341,7 @@ impl Store for PostgresIndex {
                 &[&library, &key],
             )
             .map_err(|e| self.fail(e))?;
-        Ok(self.rows_to_files(rows).pop())
+        Ok(self.rows_to_files(rows)?.pop())
     }
 
     fn find_moved(&mut self, fingerprint: &[u8], size: u64) -> Result<Option<FileRow>> {
@@ -348,10 +354,8 @@ impl Store for PostgresIndex {
                 &[&library, &fingerprint, &(size as i64)],
             )
             .map_err(|e| self.fail(e))?;
-        Ok(self
-            .rows_to_files(rows)
-            .into_iter()
-            .find(|row| !row.path.exists()))
+        let rows = self.rows_to_files(rows)?;
+        Ok(rows.into_iter().find(|row| !row.path.exists()))
     }
 
     fn image(&mut self, file_id: i64, model: ModelStamp<'_>) -> Result<Option<CachedImage>> {
@@ -367,7 +371,7 @@ impl Store for PostgresIndex {
             .client
             .query(&sql, &[&file_id, &model.revision])
             .map_err(|e| self.fail(e))?;
-        Ok(self.rows_to_images(rows).pop())
+        Ok(self.rows_to_images(rows)?.pop())
     }
 
     fn images_under(&mut self, dir: &Path, model: ModelStamp<'_>) -> Result<Vec<CachedImage>> {
@@ -390,7 +394,7 @@ impl Store for PostgresIndex {
                 &[&library, &prefix, &(prefix.len() as i32), &model.revision],
             )
             .map_err(|e| self.fail(e))?;
-        Ok(self.rows_to_images(rows))
+        self.rows_to_images(rows)
     }
 
     fn update_location(&mut self, id: i64, path: &Path, size: u64, mtime_ns: i64) -> Result<()> {
@@ -434,7 +438,7 @@ impl Store for PostgresIndex {
                 &[&library, &prefix, &(prefix.len() as i32)],
             )
             .map_err(|e| self.fail(e))?;
-        Ok(self.rows_to_files(rows))
+        self.rows_to_files(rows)
     }
 
     fn store_batch(&mut self, model: ModelStamp<'_>, batch: &[Stored<'_>]) -> Result<()> {
@@ -494,7 +498,7 @@ impl Store for PostgresIndex {
                  WHERE ($1::text IS NULL OR library = $1) AND (error IS NOT NULL) = $2",
                     &[&library, &failed],
                 )?;
-                Ok(row.get(0))
+                row.try_get(0)
             };
         let files = count(&mut self.client, false).map_err(|e| self.fail(e))?;
         let failed = count(&mut self.client, true).map_err(|e| self.fail(e))?;
@@ -515,7 +519,7 @@ impl Store for PostgresIndex {
                 .query(&sql, &[&library])
                 .map_err(|e| self.fail(e))?;
             for row in rows {
-                let (revision, n): (String, i64) = (row.get(0), row.get(1));
+                let (revision, n): (String, i64) = (row.try_get(0)?, row.try_get(1)?);
                 embeddings_by_model.push((format!("{model} ({revision})"), n as u64));
             }
         }
@@ -529,7 +533,7 @@ impl Store for PostgresIndex {
             .map_err(|e| self.fail(e))?;
         Ok(CacheInfo {
             location: self.location(),
-            bytes: row.get::<_, i64>(0) as u64,
+            bytes: row.try_get::<_, i64>(0)? as u64,
             files: files as u64,
             failed: failed as u64,
             embeddings_by_model,
@@ -571,10 +575,13 @@ impl Store for PostgresIndex {
         let fail = |e: postgres::Error| Error::Index(format!("{shown}: {}", target::describe(&e)));
         let mut tx = self.client.transaction().map_err(fail)?;
         let settings = match approximate {
-            // Strict order: filtered rows (other libraries, old revisions) do not cut the
-            // list short or out of order.
+            // The planner's costs would sometimes pick a full scan and a sort even for a large
+            // library: above the threshold the HNSW index is what was asked for. Strict order:
+            // filtered rows (other libraries, old revisions) do not cut the list short or out
+            // of order.
             true => format!(
-                "SET LOCAL hnsw.ef_search = {}; SET LOCAL hnsw.iterative_scan = strict_order",
+                "SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off;
+                 SET LOCAL hnsw.ef_search = {}; SET LOCAL hnsw.iterative_scan = strict_order",
                 EF_SEARCH_MIN.max(limit as usize).min(1000)
             ),
             false => "SET LOCAL enable_indexscan = off".to_string(),
@@ -589,13 +596,14 @@ impl Store for PostgresIndex {
         }
         let rows = tx.query(&sql, &params).map_err(fail)?;
         tx.commit().map_err(fail)?;
-        Ok(rows
-            .iter()
-            .map(|r| Match {
-                path: self.path_of(r.get::<_, &[u8]>(0)),
-                score: r.get(1),
+        rows.iter()
+            .map(|r| {
+                Ok(Match {
+                    path: self.path_of(r.try_get::<_, &[u8]>(0)?),
+                    score: r.try_get(1)?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     fn claim(&mut self, model: ModelStamp<'_>, files: &[ClaimRequest<'_>]) -> Result<Vec<Claim>> {
@@ -611,7 +619,8 @@ impl Store for PostgresIndex {
                 &[&locks],
             )
             .map_err(|e| self.fail(e))?;
-        let granted: Vec<bool> = rows.iter().map(|r| r.get(0)).collect();
+        let granted = rows.iter().map(|r| r.try_get(0));
+        let granted: Vec<bool> = granted.collect::<std::result::Result<_, _>>()?;
         let requests: Vec<&ClaimRequest<'_>> = files.iter().collect();
         let stored = self.already_stored(model, &keys, &requests)?;
         let mut answers = Vec::with_capacity(files.len());
@@ -643,7 +652,7 @@ impl Store for PostgresIndex {
             .client
             .query_one(&format!("SELECT count(*) FROM {table}"), &[])
             .map_err(|e| self.fail(e))?
-            .get(0);
+            .try_get(0)?;
         if vectors < HNSW_FROM {
             return Ok(());
         }
@@ -724,7 +733,7 @@ fn put_file(
             &file.error,
         ],
     )?;
-    let id: i64 = row.get(0);
+    let id: i64 = row.try_get(0)?;
     if file.content_changed {
         // New content: every model's old vector for this file is stale.
         for table in tables {
@@ -732,6 +741,16 @@ fn put_file(
         }
     }
     Ok(id)
+}
+
+/// A row that does not hold what lookalike wrote (a table altered by hand, say).
+impl From<postgres::Error> for Error {
+    fn from(e: postgres::Error) -> Self {
+        Error::Index(format!(
+            "unexpected data in the index: {}",
+            target::describe(&e)
+        ))
+    }
 }
 
 /// A relative path as stored: its components joined by `/`, as raw bytes on Unix so that

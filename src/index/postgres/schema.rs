@@ -36,7 +36,9 @@ pub fn prepare(client: &mut Client) -> Result<(), String> {
             &[],
         )
         .map_err(describe)?
-        .map(|row| row.get(0));
+        .map(|row| row.try_get(0))
+        .transpose()
+        .map_err(describe)?;
     match version {
         Some(SCHEMA_VERSION) => {}
         Some(newer) if newer > SCHEMA_VERSION => {
@@ -132,7 +134,7 @@ pub fn build_search_index(client: &mut Client, table: &str) -> Result<(), postgr
     let lock = SCHEMA_LOCK ^ xxhash_rust::xxh3::xxh3_64(table.as_bytes()) as i64;
     let mine: bool = client
         .query_one("SELECT pg_try_advisory_lock($1)", &[&lock])?
-        .get(0);
+        .try_get(0)?;
     if !mine {
         return Ok(());
     }
@@ -161,7 +163,7 @@ pub fn search_index_state(
         "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = $1",
         &[&index],
     )?;
-    Ok(row.map(|r| r.get(0)))
+    row.map(|r| r.try_get(0)).transpose()
 }
 
 /// Creates the vector table of `model` (a built-in model id) for vectors of `dim` numbers;
