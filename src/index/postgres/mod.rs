@@ -556,37 +556,14 @@ impl Store for PostgresIndex {
         let library = self.library_or_err()?.name.clone();
         let prefix = self.prefix(dir)?;
         let approximate = !exact && limit.is_some_and(|k| k <= 1000) && self.worth_hnsw(&table)?;
-        // The whole library needs no path condition; with one, the planner guesses it keeps
-        // few rows and would leave the HNSW index aside.
-        let within = match prefix.is_empty() {
-            true => "",
-            false => "AND substring(f.path FROM 1 FOR $6) = $5",
-        };
-        let sql = format!(
-            "SELECT f.path, (1 - (v.embedding <=> $1))::real
-             FROM {table} v JOIN lookalike_files f ON f.id = v.file_id
-             WHERE f.library = $2 AND v.revision = $3 AND f.error IS NULL {within}
-             ORDER BY v.embedding <=> $1
-             LIMIT $4"
-        );
+        let sql = search_sql(&table, !prefix.is_empty());
         let limit = limit.map_or(i64::MAX, |k| k as i64);
         let query = Vector::from(query.to_vec());
         let shown = self.shown.clone();
         let fail = |e: postgres::Error| Error::Index(format!("{shown}: {}", target::describe(&e)));
         let mut tx = self.client.transaction().map_err(fail)?;
-        let settings = match approximate {
-            // The planner's costs would sometimes pick a full scan and a sort even for a large
-            // library: above the threshold the HNSW index is what was asked for. Strict order:
-            // filtered rows (other libraries, old revisions) do not cut the list short or out
-            // of order.
-            true => format!(
-                "SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off;
-                 SET LOCAL hnsw.ef_search = {}; SET LOCAL hnsw.iterative_scan = strict_order",
-                EF_SEARCH_MIN.max(limit as usize).min(1000)
-            ),
-            false => "SET LOCAL enable_indexscan = off".to_string(),
-        };
-        tx.batch_execute(&settings).map_err(fail)?;
+        tx.batch_execute(&search_settings(approximate, limit))
+            .map_err(fail)?;
         let prefix_len = prefix.len() as i32;
         let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> =
             vec![&query, &library, &model.revision, &limit];
@@ -691,6 +668,40 @@ impl PostgresIndex {
             )
             .map(|_| ())
             .map_err(|e| self.fail(e))
+    }
+}
+
+/// The search of a model's vector table: by library and revision, and with `within_folder`
+/// under a path prefix ($5, of length $6); query vector $1, at most $4 results.
+fn search_sql(table: &str, within_folder: bool) -> String {
+    // The whole library needs no path condition; with one, the planner guesses it keeps few
+    // rows and would leave the HNSW index aside.
+    let within = match within_folder {
+        true => "AND substring(f.path FROM 1 FOR $6) = $5",
+        false => "",
+    };
+    format!(
+        "SELECT f.path, (1 - (v.embedding <=> $1))::real
+         FROM {table} v JOIN lookalike_files f ON f.id = v.file_id
+         WHERE f.library = $2 AND v.revision = $3 AND f.error IS NULL {within}
+         ORDER BY v.embedding <=> $1
+         LIMIT $4"
+    )
+}
+
+/// The planner settings for one search: through the HNSW index, or scoring every vector.
+fn search_settings(approximate: bool, limit: i64) -> String {
+    match approximate {
+        // The planner's costs would sometimes pick a full scan and a sort even for a large
+        // library: above the threshold the HNSW index is what was asked for. Strict order:
+        // filtered rows (other libraries, old revisions) do not cut the list short or out of
+        // order.
+        true => format!(
+            "SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off;
+             SET LOCAL hnsw.ef_search = {}; SET LOCAL hnsw.iterative_scan = strict_order",
+            EF_SEARCH_MIN.max(limit as usize).min(1000)
+        ),
+        false => "SET LOCAL enable_indexscan = off".to_string(),
     }
 }
 
