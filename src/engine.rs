@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use crate::decode::{decode_file_for, make_thumbnail, model_input, Thumbnail};
 use crate::error::{Error, FileErrorKind, Result};
 use crate::model::labels::{top_k, Prediction};
-use crate::model::{to_vec, Backbone, ModelInfo, ModelKind};
+use crate::model::{to_vec, Backbone, ModelInfo, ModelKind, Precision};
 use crate::similarity::l2_normalise;
 
 /// How many of its most probable labels an image keeps in the index and the app.
@@ -37,6 +37,8 @@ pub struct EngineOptions {
     pub thumbnail_side: Option<u32>,
     /// Weights file for a model that is not bundled (VGG16).
     pub weights: Option<PathBuf>,
+    /// What the network computes in; `Auto` picks bf16 where the CPU has it.
+    pub precision: Precision,
 }
 
 impl Default for EngineOptions {
@@ -51,6 +53,7 @@ impl Default for EngineOptions {
             top_k: LABELS_KEPT,
             thumbnail_side: None,
             weights: None,
+            precision: Precision::Auto,
         }
     }
 }
@@ -98,7 +101,8 @@ struct Prepared {
 impl Engine {
     /// Loads `kind` and starts its threads.
     pub fn new(kind: ModelKind, options: EngineOptions) -> Result<Self> {
-        Self::with_model(kind.load(options.weights.as_deref())?, options)
+        let model = kind.load(options.weights.as_deref(), options.precision)?;
+        Self::with_model(model, options)
     }
 
     /// An engine around a model that is already built.
@@ -119,6 +123,11 @@ impl Engine {
 
     pub fn info(&self) -> &ModelInfo {
         self.model.info()
+    }
+
+    /// What the network computes in: bf16 or f32.
+    pub fn precision(&self) -> Precision {
+        self.model.precision()
     }
 
     pub fn batch_size(&self) -> usize {

@@ -1,7 +1,8 @@
 //! The NHWC convolution kernels against Candle's own (slow but plain) convolutions.
 
 use candle_core::{Device, Tensor};
-use lookalike::model::kernels::{self, Activation, ConvGeometry};
+use lookalike::model::kernels::{self, Activation, ConvGeometry, Matrix};
+use lookalike::model::Precision;
 
 /// Deterministic pseudo-random values in [-1, 1).
 fn noise(len: usize, seed: u64) -> Vec<f32> {
@@ -140,7 +141,13 @@ fn dense_conv2d_matches_candle_conv2d() {
             .unwrap()
             .to_vec1::<f32>()
             .unwrap();
-        let got = kernels::conv2d(&to_nhwc(&x), &g, &w_ours, &bias, Activation::None);
+        let got = kernels::conv2d(
+            &to_nhwc(&x),
+            &g,
+            Matrix::F32(&w_ours),
+            &bias,
+            Activation::None,
+        );
         let diff = max_abs_diff(&got, &expected);
         assert!(diff < 1e-4, "case {i}: differs by {diff}");
     }
@@ -164,7 +171,7 @@ fn symmetric_padding_conv_matches_candle() {
     let got = kernels::conv2d(
         &to_nhwc(&x),
         &g,
-        &w_ours,
+        Matrix::F32(&w_ours),
         &vec![0.0; cout],
         Activation::None,
     );
@@ -180,11 +187,18 @@ fn block_layer_by_layer(
 ) -> Vec<f32> {
     let [ew, eb, dw, db, pw, pb] = weights;
     let pixels = g.batch * g.height * g.width;
-    let expanded = kernels::dense(x, pixels, ew, eb, Activation::Relu6, None);
+    let expanded = kernels::dense(x, pixels, Matrix::F32(ew), eb, Activation::Relu6, None);
     let spread = kernels::depthwise(&expanded, g, dw, db, Activation::Relu6);
     let out_pixels = g.batch * g.out_height * g.out_width;
     let residual = skip.then_some(x);
-    kernels::dense(&spread, out_pixels, pw, pb, Activation::None, residual)
+    kernels::dense(
+        &spread,
+        out_pixels,
+        Matrix::F32(pw),
+        pb,
+        Activation::None,
+        residual,
+    )
 }
 
 #[test]
@@ -214,17 +228,15 @@ fn the_fused_block_matches_its_layers_run_one_by_one() {
         ];
         let expected = block_layer_by_layer(&x, &g, &weights, skip);
         let pointwise = |w: usize, b: usize| kernels::Pointwise {
-            w: &weights[w],
+            w: Matrix::F32(&weights[w]),
             bias: &weights[b],
         };
-        let got = kernels::inverted_residual(
-            &x,
-            &g,
-            pointwise(0, 1),
-            pointwise(2, 3),
-            pointwise(4, 5),
-            skip,
-        );
+        let depthwise = kernels::Depthwise {
+            w: &weights[2],
+            bias: &weights[3],
+        };
+        let got =
+            kernels::inverted_residual(&x, &g, pointwise(0, 1), depthwise, pointwise(4, 5), skip);
         let diff = max_abs_diff(&got, &expected);
         assert!(diff < 1e-4, "case {i} {:?}: differs by {diff}", cases[i]);
     }
@@ -250,8 +262,9 @@ fn winograd_convolution_matches_direct_convolution() {
         let x = noise(n * h * w * cin, seed);
         let weights = noise(9 * cin * cout, seed + 1);
         let bias = noise(cout, seed + 2);
-        let direct = kernels::conv2d(&x, &g, &weights, &bias, Activation::Relu);
-        let transformed = lookalike::model::winograd::WinogradWeights::new(&weights, cin, cout);
+        let direct = kernels::conv2d(&x, &g, Matrix::F32(&weights), &bias, Activation::Relu);
+        let transformed =
+            lookalike::model::winograd::WinogradWeights::new(&weights, cin, cout, Precision::F32);
         let fast =
             lookalike::model::winograd::conv3x3(&x, n, h, w, &transformed, &bias, Activation::Relu);
         let diff = max_abs_diff(&fast, &direct);

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use lookalike::model::lite0::Lite0;
-use lookalike::model::Backbone;
+use lookalike::model::{Backbone, Precision};
 use lookalike::similarity::cosine;
 use lookalike::{Engine, EngineOptions, ModelKind};
 use serde_json::Value;
@@ -47,7 +47,7 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn synthetic_input_matches_reference_pooled_features_and_logits() {
     let reference = load_json("lite0-synthetic-input.json");
-    let model = Lite0::bundled().unwrap();
+    let model = Lite0::bundled(Precision::F32).unwrap();
     let input = Tensor::from_vec(synthetic_input(), (1, 3, 224, 224), &Device::Cpu).unwrap();
     let (pooled, logits) = model.forward(&input).unwrap();
     let pooled = pooled.flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -68,7 +68,7 @@ fn synthetic_input_matches_reference_pooled_features_and_logits() {
 
 #[test]
 fn a_batch_gives_the_same_answer_as_single_images() {
-    let model = Lite0::bundled().unwrap();
+    let model = Lite0::bundled(Precision::F32).unwrap();
     let one = synthetic_input();
     let other: Vec<f32> = one.iter().map(|v| -v * 0.5).collect();
     // Five images: more than one internal slice, and an odd count.

@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 
 use candle_core::{Device, Tensor};
 use lookalike::model::weights::open_vgg16;
-use lookalike::model::Backbone;
+use lookalike::model::{Backbone, Precision};
 use serde_json::Value;
 use vgg16_file::CONVS;
 
@@ -123,7 +123,7 @@ fn formula_input() -> Tensor {
 #[test]
 fn embedding_and_logits_match_torchvision() {
     let reference = reference();
-    let model = open_vgg16(full_weights()).unwrap();
+    let model = open_vgg16(full_weights(), Precision::F32).unwrap();
     assert!(model.has_classifier());
     let (embedding, logits) = model.forward(&formula_input()).unwrap();
     let embedding = embedding.flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -143,7 +143,7 @@ fn embedding_and_logits_match_torchvision() {
 
 #[test]
 fn a_batch_matches_single_images() {
-    let model = open_vgg16(full_weights()).unwrap();
+    let model = open_vgg16(full_weights(), Precision::F32).unwrap();
     let one = formula_input();
     let other = (one.clone() * -0.5).unwrap();
     let batch = Tensor::cat(&[&one, &other], 0).unwrap();
@@ -211,7 +211,7 @@ fn a_features_only_file_embeds_and_has_no_labels() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("features-only.safetensors");
     write_weights(&path, false);
-    let model = open_vgg16(&path).unwrap();
+    let model = open_vgg16(&path, Precision::F32).unwrap();
     assert!(!model.has_classifier());
     let (embedding, logits) = model.forward(&formula_input()).unwrap();
     assert!(logits.is_none());
@@ -266,7 +266,7 @@ fn without_weights_the_message_says_what_to_fetch_and_where_to_put_it() {
 
 #[test]
 fn the_classifier_is_read_only_when_labels_are_wanted() {
-    let model = open_vgg16(full_weights()).unwrap();
+    let model = open_vgg16(full_weights(), Precision::F32).unwrap();
     let embedding = model.embed(&formula_input()).unwrap();
     assert_eq!(embedding.dims(), [1, 512]);
     assert!(

@@ -71,6 +71,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     let engine = args.model.engine(5)?;
     let threads = engine.threads();
     let id = engine.info().id;
+    let precision = engine.precision().name();
     let side = engine.info().preprocess.crop as usize;
     let budget = Duration::from_secs_f64(args.seconds);
     for &batch in &args.batches {
@@ -83,7 +84,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         let (runs, elapsed) = repeat_for(budget, || engine.forward(&input).map(|_| ()))?;
         report(
             args.json,
-            &format!("forward {id} batch {batch}"),
+            &format!("forward {id} {precision} batch {batch}"),
             runs * batch,
             elapsed,
             threads,

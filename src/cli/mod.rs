@@ -25,7 +25,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use lookalike::engine::LABELS_KEPT;
-use lookalike::model::find_vgg16_weights;
+use lookalike::model::{find_vgg16_weights, Precision};
 use lookalike::{Analysis, Engine, EngineOptions, ModelKind};
 
 /// Browse a folder of images sorted by visual similarity; or classify, embed and rank them
@@ -164,6 +164,10 @@ pub struct ModelArgs {
     /// Download missing model weights without asking.
     #[arg(long)]
     pub yes: bool,
+    /// What the network computes in: auto picks bf16 where the CPU multiplies it natively
+    /// (AVX512_BF16; about twice as fast, embeddings within a cosine of 0.99 of f32's), else f32.
+    #[arg(long, default_value = "auto", value_parser = PossibleValuesParser::new(Precision::NAMES))]
+    pub precision: String,
 }
 
 impl ModelArgs {
@@ -194,6 +198,7 @@ impl ModelArgs {
             top_k,
             thumbnail_side,
             weights,
+            precision: Precision::from_name(&self.precision)?,
         };
         Engine::new(kind, options).with_context(|| format!("loading model {}", self.model))
     }

@@ -13,6 +13,9 @@
 
 use rayon::prelude::*;
 
+use super::bf16::{self, PackedBf16};
+use super::Precision;
+
 /// What follows the convolution's bias.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
@@ -42,23 +45,19 @@ pub fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize
 
 /// A dense layer over rows: `out[r, o] = act(sum_i x[r, i] * w[i, o] + bias[o] (+ residual[r, o]))`.
 ///
-/// `w` is `[inputs, outputs]` row-major. This is a 1×1 convolution when the rows are NHWC pixels.
+/// `w` is `[inputs, outputs]`. This is a 1×1 convolution when the rows are NHWC pixels.
 pub fn dense(
     x: &[f32],
     rows: usize,
-    w: &[f32],
+    w: Matrix,
     bias: &[f32],
     act: Activation,
     residual: Option<&[f32]>,
 ) -> Vec<f32> {
     let outputs = bias.len();
-    let inputs = w.len() / outputs;
+    let inputs = w.inputs(outputs);
     assert_eq!(x.len(), rows * inputs, "dense: input is not rows × inputs");
-    assert_eq!(
-        w.len(),
-        inputs * outputs,
-        "dense: weight is not inputs × outputs"
-    );
+    w.check(inputs, outputs);
     if let Some(res) = residual {
         assert_eq!(res.len(), rows * outputs, "dense: residual shape");
     }
@@ -88,10 +87,92 @@ pub fn dense(
 /// Fewer rows than this per task, and splitting costs more than it saves.
 const MIN_ROWS_PER_TASK: usize = 16;
 
+/// A weight matrix `[inputs, outputs]` as the products read it: f32 row-major, or rounded to
+/// bf16 and packed for the bf16 kernel.
+#[derive(Clone, Copy)]
+pub enum Matrix<'a> {
+    F32(&'a [f32]),
+    Bf16(&'a PackedBf16),
+}
+
+impl Matrix<'_> {
+    /// Inputs of a matrix with `outputs` columns.
+    pub fn inputs(&self, outputs: usize) -> usize {
+        match self {
+            Matrix::F32(w) => w.len() / outputs.max(1),
+            Matrix::Bf16(packed) => packed.inputs(),
+        }
+    }
+
+    /// Panics unless the matrix is `inputs × outputs` (a bug in the model, never user input).
+    fn check(&self, inputs: usize, outputs: usize) {
+        match self {
+            Matrix::F32(w) => assert_eq!(w.len(), inputs * outputs, "weight shape"),
+            Matrix::Bf16(p) => assert_eq!((p.inputs(), p.outputs()), (inputs, outputs)),
+        }
+    }
+
+    /// See [`multiply_strided`]; the matrix is `inputs × outputs`.
+    ///
+    /// # Safety
+    /// As for [`multiply_strided`], and `inputs × outputs` must be this matrix's shape.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn multiply_strided(
+        &self,
+        rows: usize,
+        inputs: usize,
+        outputs: usize,
+        x: *const f32,
+        x_stride: usize,
+        out: *mut f32,
+        out_stride: usize,
+    ) {
+        match self {
+            Matrix::F32(w) => multiply_strided(
+                rows,
+                inputs,
+                outputs,
+                x,
+                x_stride,
+                w.as_ptr(),
+                out,
+                out_stride,
+            ),
+            // A bf16 matrix exists only where the CPU runs its kernel (see `Weights::new`).
+            Matrix::Bf16(packed) => packed.multiply_strided(rows, x, x_stride, out, out_stride),
+        }
+    }
+}
+
+/// A weight matrix owned by a model, in the precision it was loaded for.
+pub enum Weights {
+    F32(Vec<f32>),
+    Bf16(PackedBf16),
+}
+
+impl Weights {
+    /// `w` (`[inputs, outputs]`, row-major) in `precision`, which must be resolved
+    /// (see [`Precision::resolve`]): bf16 only where the CPU runs it.
+    pub fn new(w: Vec<f32>, inputs: usize, outputs: usize, precision: Precision) -> Self {
+        match precision == Precision::Bf16 && bf16::supported() {
+            true => Weights::Bf16(PackedBf16::new(&w, inputs, outputs)),
+            false => Weights::F32(w),
+        }
+    }
+
+    pub fn matrix(&self) -> Matrix<'_> {
+        match self {
+            Weights::F32(w) => Matrix::F32(w),
+            Weights::Bf16(packed) => Matrix::Bf16(packed),
+        }
+    }
+}
+
 /// `out = x · w` on the calling thread, for row-major `x` (rows × inputs), `w` (inputs ×
 /// outputs) and `out` (rows × outputs).
-fn multiply(x: &[f32], w: &[f32], out: &mut [f32], rows: usize, inputs: usize, outputs: usize) {
-    assert!(x.len() == rows * inputs && w.len() == inputs * outputs);
+fn multiply(x: &[f32], w: Matrix, out: &mut [f32], rows: usize, inputs: usize, outputs: usize) {
+    assert_eq!(x.len(), rows * inputs);
+    w.check(inputs, outputs);
     assert_eq!(out.len(), rows * outputs);
     if rows == 0 || inputs == 0 {
         out.fill(0.0);
@@ -100,13 +181,12 @@ fn multiply(x: &[f32], w: &[f32], out: &mut [f32], rows: usize, inputs: usize, o
     // SAFETY: the asserts above prove that every index read or written is inside `x`, `w`
     // and `out`, with the shapes and row strides passed here.
     unsafe {
-        multiply_strided(
+        w.multiply_strided(
             rows,
             inputs,
             outputs,
             x.as_ptr(),
             inputs,
-            w.as_ptr(),
             out.as_mut_ptr(),
             outputs,
         )
@@ -521,6 +601,15 @@ fn depthwise_block<const B: usize, const FUSED: bool>(
 /// The weights of one 1×1 convolution: `w` is `[inputs, outputs]` and `bias` `[outputs]`.
 #[derive(Clone, Copy)]
 pub struct Pointwise<'a> {
+    pub w: Matrix<'a>,
+    pub bias: &'a [f32],
+}
+
+/// The weights of one depthwise convolution: `w` is `[kernel, kernel, channels]` and `bias`
+/// `[channels]`. They stay f32: the depthwise kernel reads each weight for a handful of
+/// products only, so packing it to bf16 would save nothing.
+#[derive(Clone, Copy)]
+pub struct Depthwise<'a> {
     pub w: &'a [f32],
     pub bias: &'a [f32],
 }
@@ -539,7 +628,7 @@ pub fn inverted_residual(
     x: &[f32],
     g: &ConvGeometry,
     expand: Pointwise,
-    depthwise: Pointwise,
+    depthwise: Depthwise,
     project: Pointwise,
     skip: bool,
 ) -> Vec<f32> {
@@ -551,7 +640,7 @@ pub fn inverted_residual(
     };
     check_block_shapes(x, g, &layers);
     let (hidden, outputs) = (g.channels, project.bias.len());
-    let image_len = g.height * g.width * (expand.w.len() / hidden.max(1));
+    let image_len = g.height * g.width * expand.w.inputs(hidden);
     let out_row_len = g.out_width * outputs;
     let mut out = vec![0.0f32; g.batch * g.out_height * out_row_len];
     if out.is_empty() {
@@ -580,7 +669,7 @@ pub fn inverted_residual(
 
 struct BlockLayers<'a> {
     expand: Pointwise<'a>,
-    depthwise: Pointwise<'a>,
+    depthwise: Depthwise<'a>,
     project: Pointwise<'a>,
     skip: bool,
 }
@@ -589,7 +678,7 @@ struct BlockLayers<'a> {
 /// model, never user input).
 fn check_block_shapes(x: &[f32], g: &ConvGeometry, layers: &BlockLayers) {
     let (hidden, outputs) = (g.channels, layers.project.bias.len());
-    let inputs = layers.expand.w.len() / hidden.max(1);
+    let inputs = layers.expand.w.inputs(hidden);
     let image_len = g.height * g.width * inputs;
     assert_eq!(
         x.len(),
@@ -601,8 +690,9 @@ fn check_block_shapes(x: &[f32], g: &ConvGeometry, layers: &BlockLayers) {
         hidden,
         "inverted_residual: expansion shape"
     );
+    layers.expand.w.check(inputs, hidden);
     assert_eq!(layers.depthwise.w.len(), g.kernel * g.kernel * hidden);
-    assert_eq!(layers.project.w.len(), hidden * outputs);
+    layers.project.w.check(hidden, outputs);
     assert!(
         g.kernel * g.kernel <= MAX_TAPS,
         "depthwise: kernel too large"
@@ -639,7 +729,7 @@ fn block_rows(
     out: &mut [f32],
     scratch: &mut BandScratch,
 ) {
-    let (hidden, inputs) = (g.channels, layers.expand.w.len() / g.channels);
+    let (hidden, inputs) = (g.channels, layers.expand.w.inputs(g.channels));
     let outputs = layers.project.bias.len();
     let in_row = g.width * hidden; // one expanded input row
     let out_row = g.out_width * outputs;
@@ -688,7 +778,7 @@ fn expand_rows(
     scratch: &mut BandScratch,
 ) {
     let hidden = g.channels;
-    let inputs = expand.w.len() / hidden;
+    let inputs = expand.w.inputs(hidden);
     let in_row = g.width * hidden;
     let kept = match have.end > needed.start && have.start <= needed.start {
         true => have.end - needed.start,
@@ -712,7 +802,7 @@ fn expand_rows(
 /// (starting at input row `first_input`), into `scratch.spread`.
 fn depthwise_band(
     g: &ConvGeometry,
-    depthwise: Pointwise,
+    depthwise: Depthwise,
     first_input: usize,
     rows: std::ops::Range<usize>,
     scratch: &mut BandScratch,
@@ -747,7 +837,7 @@ fn depthwise_band(
 /// Dense k×k convolution over NHWC by im2col and one gemm, fused with bias and activation.
 ///
 /// `w` is `[kernel, kernel, in_channels, out_channels]`; `bias` is `[out_channels]`.
-pub fn conv2d(x: &[f32], g: &ConvGeometry, w: &[f32], bias: &[f32], act: Activation) -> Vec<f32> {
+pub fn conv2d(x: &[f32], g: &ConvGeometry, w: Matrix, bias: &[f32], act: Activation) -> Vec<f32> {
     assert_eq!(x.len(), g.input_len(), "conv2d: input shape");
     // The im2col buffer is reused between calls on the same thread: for VGG16 it is up to
     // 115 MB a layer, and a fresh allocation each time costs a page fault per 4 KiB.
@@ -910,7 +1000,7 @@ mod tests {
         let out = dense(
             &[1.0, 2.0],
             1,
-            &[1.0, 0.0, 10.0, 0.0, 1.0, 10.0],
+            Matrix::F32(&[1.0, 0.0, 10.0, 0.0, 1.0, 10.0]),
             &[0.5, -5.0, 0.0],
             Activation::Relu6,
             Some(&[1.0, 1.0, 1.0]),

@@ -8,8 +8,8 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
-use super::kernels::{self, Activation, ConvGeometry};
-use super::{to_vec, Backbone, ModelInfo, Normalisation, Preprocess};
+use super::kernels::{self, Activation, ConvGeometry, Weights};
+use super::{to_vec, Backbone, ModelInfo, Normalisation, Precision, Preprocess};
 use crate::error::{Error, Result};
 
 /// The converted weights, compiled in so that the program works offline from its first run.
@@ -90,7 +90,7 @@ pub const INFO: ModelInfo = ModelInfo {
 /// A 1×1 convolution (or a fully connected layer) with its BatchNorm folded in.
 /// `w` is `[inputs, outputs]`.
 struct Pointwise {
-    w: Vec<f32>,
+    w: Weights,
     bias: Vec<f32>,
 }
 
@@ -102,14 +102,22 @@ impl Pointwise {
         act: Activation,
         residual: Option<&[f32]>,
     ) -> Vec<f32> {
-        kernels::dense(x, rows, &self.w, &self.bias, act, residual)
+        kernels::dense(x, rows, self.w.matrix(), &self.bias, act, residual)
+    }
+
+    fn weights(&self) -> kernels::Pointwise<'_> {
+        kernels::Pointwise {
+            w: self.w.matrix(),
+            bias: &self.bias,
+        }
     }
 }
 
-/// A k×k convolution with BatchNorm folded in. `w` is `[k, k, inputs, outputs]`, or
-/// `[k, k, channels]` when depthwise.
-struct Spatial {
-    w: Vec<f32>,
+/// A k×k convolution with BatchNorm folded in. `w` is `[k, k, inputs, outputs]` (the stem,
+/// as [`Weights`] in the model's precision), or `[k, k, channels]` when depthwise (f32: see
+/// [`kernels::Depthwise`]).
+struct Spatial<W = Vec<f32>> {
+    w: W,
     bias: Vec<f32>,
     kernel: usize,
     stride: usize,
@@ -125,10 +133,11 @@ struct Block {
 
 /// EfficientNet-Lite0 with folded weights, ready for inference.
 pub struct Lite0 {
-    stem: Spatial,
+    stem: Spatial<Weights>,
     blocks: Vec<Block>,
     head: Pointwise,
     classifier: Pointwise,
+    precision: Precision,
 }
 
 /// An NHWC activation and its spatial size.
@@ -139,14 +148,16 @@ struct Activations {
 }
 
 impl Lite0 {
-    /// The model with the weights compiled into the binary.
-    pub fn bundled() -> Result<Self> {
+    /// The model with the weights compiled into the binary, in `precision` (see
+    /// [`Precision::resolve`]).
+    pub fn bundled(precision: Precision) -> Result<Self> {
         let vb = VarBuilder::from_slice_safetensors(BUNDLED_WEIGHTS, DType::F32, &Device::Cpu)?;
-        Self::new(vb, &Lite0Config::imagenet())
+        Self::new(vb, &Lite0Config::imagenet(), precision.resolve()?)
     }
 
     /// Builds the model from efficientnet_pytorch key names (`_conv_stem`, `_blocks.N...`).
-    pub fn new(vb: VarBuilder, config: &Lite0Config) -> Result<Self> {
+    /// `precision` must be resolved: bf16 or f32.
+    pub fn new(vb: VarBuilder, config: &Lite0Config, precision: Precision) -> Result<Self> {
         if (config.head_channels, config.classes) != (HEAD_CHANNELS, CLASSES) {
             return Err(Error::Model(format!(
                 "this Lite0 runs {HEAD_CHANNELS} head channels and {CLASSES} classes"
@@ -160,21 +171,29 @@ impl Lite0 {
             depthwise: false,
         };
         let stem = load_spatial(&vb, "_conv_stem", "_bn0", stem_shape)?;
+        let stem = Spatial {
+            w: Weights::new(stem.w, 3 * 3 * 3, config.stem_channels, precision),
+            bias: stem.bias,
+            kernel: stem.kernel,
+            stride: stem.stride,
+        };
         let mut blocks = Vec::new();
         for stage in &config.stages {
             for j in 0..stage.repeats {
                 let block_vb = vb.pp(format!("_blocks.{}", blocks.len()));
-                blocks.push(Block::load(&block_vb, stage, j == 0)?);
+                blocks.push(Block::load(&block_vb, stage, j == 0, precision)?);
             }
         }
         let last = config
             .stages
             .last()
             .map_or(config.stem_channels, |s| s.output_channels);
-        let head = load_pointwise(&vb, "_conv_head", "_bn1", last, HEAD_CHANNELS)?;
+        let head_shape = (last, HEAD_CHANNELS);
+        let head = load_pointwise(&vb, "_conv_head", "_bn1", head_shape, precision)?;
         let fc_w = to_vec(&vb.get((CLASSES, HEAD_CHANNELS), "_fc.weight")?)?;
+        let fc_w = transpose(&fc_w, CLASSES, HEAD_CHANNELS);
         let classifier = Pointwise {
-            w: transpose(&fc_w, CLASSES, HEAD_CHANNELS),
+            w: Weights::new(fc_w, HEAD_CHANNELS, CLASSES, precision),
             bias: to_vec(&vb.get(CLASSES, "_fc.bias")?)?,
         };
         Ok(Lite0 {
@@ -182,6 +201,7 @@ impl Lite0 {
             blocks,
             head,
             classifier,
+            precision,
         })
     }
 
@@ -213,7 +233,13 @@ impl Lite0 {
             self.stem.stride,
         );
         let mut x = Activations {
-            data: kernels::conv2d(&nhwc, &g, &self.stem.w, &self.stem.bias, Activation::Relu6),
+            data: kernels::conv2d(
+                &nhwc,
+                &g,
+                self.stem.w.matrix(),
+                &self.stem.bias,
+                Activation::Relu6,
+            ),
             height: g.out_height,
             width: g.out_width,
         };
@@ -233,7 +259,12 @@ impl Lite0 {
 impl Block {
     /// One block of `stage` (`vb` is `_blocks.N`); the stage's first block changes stride
     /// and width.
-    fn load(vb: &VarBuilder, stage: &MBConvConfig, first: bool) -> Result<Self> {
+    fn load(
+        vb: &VarBuilder,
+        stage: &MBConvConfig,
+        first: bool,
+        precision: Precision,
+    ) -> Result<Self> {
         let inputs = if first {
             stage.input_channels
         } else {
@@ -243,7 +274,13 @@ impl Block {
         let stride = if first { stage.stride } else { 1 };
         let expand = match stage.expand_ratio {
             1 => None,
-            _ => Some(load_pointwise(vb, "_expand_conv", "_bn0", inputs, hidden)?),
+            _ => Some(load_pointwise(
+                vb,
+                "_expand_conv",
+                "_bn0",
+                (inputs, hidden),
+                precision,
+            )?),
         };
         let depthwise_shape = ConvShape {
             inputs: hidden,
@@ -253,7 +290,8 @@ impl Block {
             depthwise: true,
         };
         let depthwise = load_spatial(vb, "_depthwise_conv", "_bn1", depthwise_shape)?;
-        let project = load_pointwise(vb, "_project_conv", "_bn2", hidden, stage.output_channels)?;
+        let project_shape = (hidden, stage.output_channels);
+        let project = load_pointwise(vb, "_project_conv", "_bn2", project_shape, precision)?;
         Ok(Block {
             expand,
             depthwise,
@@ -271,18 +309,12 @@ impl Block {
             Some(expand) => kernels::inverted_residual(
                 &x.data,
                 &g,
-                kernels::Pointwise {
-                    w: &expand.w,
-                    bias: &expand.bias,
-                },
-                kernels::Pointwise {
+                expand.weights(),
+                kernels::Depthwise {
                     w: &dw.w,
                     bias: &dw.bias,
                 },
-                kernels::Pointwise {
-                    w: &self.project.w,
-                    bias: &self.project.bias,
-                },
+                self.project.weights(),
                 self.skip,
             ),
             // The first block has no expansion: depthwise, then projection.
@@ -305,6 +337,10 @@ impl Block {
 impl Backbone for Lite0 {
     fn info(&self) -> &ModelInfo {
         &INFO
+    }
+
+    fn precision(&self) -> Precision {
+        self.precision
     }
 
     fn forward(&self, batch: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
@@ -347,8 +383,8 @@ fn load_pointwise(
     vb: &VarBuilder,
     conv: &str,
     bn: &str,
-    inputs: usize,
-    outputs: usize,
+    (inputs, outputs): (usize, usize),
+    precision: Precision,
 ) -> Result<Pointwise> {
     let w = to_vec(&vb.get((outputs, inputs, 1, 1), &format!("{conv}.weight"))?)?;
     let (scale, shift) = load_batch_norm(vb, bn, outputs)?;
@@ -356,7 +392,10 @@ fn load_pointwise(
     for row in w.chunks_exact_mut(outputs) {
         row.iter_mut().zip(&scale).for_each(|(v, s)| *v *= s);
     }
-    Ok(Pointwise { w, bias: shift })
+    Ok(Pointwise {
+        w: Weights::new(w, inputs, outputs, precision),
+        bias: shift,
+    })
 }
 
 /// The shape of a k×k convolution's weights.

@@ -3,6 +3,7 @@
 //! Each backbone is a plain struct with `new(vb)` and `forward(batch) -> (embeddings, logits)`.
 //! Callers pick one by [`ModelKind`] and never see which kernels run inside.
 
+pub mod bf16;
 pub mod download;
 pub mod kernels;
 pub mod labels;
@@ -54,6 +55,9 @@ pub struct ModelInfo {
 pub trait Backbone: Send + Sync {
     fn info(&self) -> &ModelInfo;
 
+    /// The precision the network computes in (bf16 or f32, never `Auto`).
+    fn precision(&self) -> Precision;
+
     /// `batch` is NCHW f32 of shape `[n, 3, crop, crop]`. Returns the raw (not normalised)
     /// embeddings `[n, dim]` and, if the model can classify, logits `[n, 1000]`.
     fn forward(&self, batch: &Tensor) -> Result<(Tensor, Option<Tensor>)>;
@@ -62,6 +66,61 @@ pub trait Backbone: Send + Sync {
     /// costly skip it here.
     fn embed(&self, batch: &Tensor) -> Result<Tensor> {
         Ok(self.forward(batch)?.0)
+    }
+}
+
+/// What the models compute in. Every sum is f32 either way; bf16 rounds weights and
+/// activations to bfloat16 before they are multiplied, which CPUs with native bf16 dot
+/// products (AVX512_BF16) do twice as fast. Embeddings from the two agree to a cosine above
+/// 0.99, so the index keeps one set of vectors for both.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// bf16 where the CPU multiplies it natively, f32 elsewhere.
+    #[default]
+    Auto,
+    Bf16,
+    F32,
+}
+
+impl Precision {
+    /// Every name `from_name` accepts, for help texts.
+    pub const NAMES: &'static [&'static str] = &["auto", "bf16", "f32"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Auto => "auto",
+            Precision::Bf16 => "bf16",
+            Precision::F32 => "f32",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Precision::Auto),
+            "bf16" | "bfloat16" => Ok(Precision::Bf16),
+            "f32" | "float32" => Ok(Precision::F32),
+            other => Err(Error::Usage(format!(
+                "unknown precision '{other}'; choose one of {}",
+                Self::NAMES.join(", ")
+            ))),
+        }
+    }
+
+    /// The precision that will run on this CPU: `Auto` becomes bf16 or f32, and bf16 asked
+    /// for on a CPU without it is an error that says so.
+    pub fn resolve(self) -> Result<Precision> {
+        match (self, bf16::supported()) {
+            (Precision::Auto | Precision::Bf16, true) => Ok(Precision::Bf16),
+            (Precision::Auto | Precision::F32, _) => Ok(Precision::F32),
+            (Precision::Bf16, false) => Err(Error::Usage(
+                "this CPU has no native bf16 dot products (AVX512_BF16); \
+                 use --precision f32 or auto"
+                    .into(),
+            )),
+        }
     }
 }
 
@@ -100,17 +159,19 @@ impl ModelKind {
         }
     }
 
-    /// Builds the model on the CPU. `weights` names a weights file for models that are not
-    /// bundled; without it the usual places are searched (see [`find_vgg16_weights`]).
-    pub fn load(self, weights: Option<&Path>) -> Result<Box<dyn Backbone>> {
+    /// Builds the model on the CPU in `precision`. `weights` names a weights file for models
+    /// that are not bundled; without it the usual places are searched (see
+    /// [`find_vgg16_weights`]).
+    pub fn load(self, weights: Option<&Path>, precision: Precision) -> Result<Box<dyn Backbone>> {
+        let precision = precision.resolve()?;
         match self {
-            ModelKind::Lite0 => Ok(Box::new(lite0::Lite0::bundled()?)),
+            ModelKind::Lite0 => Ok(Box::new(lite0::Lite0::bundled(precision)?)),
             ModelKind::Vgg16 => {
                 let path = match weights {
                     Some(path) => path.to_path_buf(),
                     None => find_vgg16_weights().ok_or_else(vgg16_missing)?,
                 };
-                Ok(Box::new(weights::open_vgg16(&path)?))
+                Ok(Box::new(weights::open_vgg16(&path, precision)?))
             }
         }
     }

@@ -13,9 +13,9 @@ use std::sync::OnceLock;
 use candle_core::{Device, Tensor};
 use candle_nn::VarBuilder;
 
-use super::kernels::{self, Activation, ConvGeometry};
+use super::kernels::{self, Activation, ConvGeometry, Weights};
 use super::winograd::{self, WinogradWeights};
-use super::{to_vec, Backbone, ModelInfo, Normalisation, Preprocess};
+use super::{to_vec, Backbone, ModelInfo, Normalisation, Precision, Preprocess};
 use crate::error::{Error, Result};
 
 /// Output channels of each convolution; `0` marks a 2×2 max-pool.
@@ -53,7 +53,7 @@ struct Conv {
 enum ConvKernel {
     /// `[3, 3, in, out]` for im2col and gemm: the first layer, whose 3 input channels are too
     /// few for Winograd's transforms to pay off.
-    Direct(Vec<f32>),
+    Direct(Weights),
     /// Every other layer: Winograd F(2×2, 3×3), 2.25 times less arithmetic.
     Winograd(WinogradWeights),
 }
@@ -72,19 +72,21 @@ pub struct Vgg16 {
     weights: VarBuilder<'static>,
     has_head: bool,
     head: OnceLock<std::result::Result<Head, String>>,
+    precision: Precision,
 }
 
 impl Vgg16 {
     /// Builds the model from weights in the timm layout. The convolutions are read now; the
     /// classifier on first use, so `weights` is kept (a memory map costs nothing until read).
-    pub fn new(weights: VarBuilder<'static>) -> Result<Self> {
+    /// `precision` must be resolved (bf16 or f32); the classifier runs in f32 either way.
+    pub fn new(weights: VarBuilder<'static>, precision: Precision) -> Result<Self> {
         let mut convs = Vec::with_capacity(FEATURE_INDICES.len());
         let mut inputs = 3;
         for (&outputs, index) in LAYERS.iter().filter(|&&c| c > 0).zip(FEATURE_INDICES) {
             convs.push(load_conv(
                 &weights.pp(format!("features.{index}")),
-                inputs,
-                outputs,
+                (inputs, outputs),
+                precision,
             )?);
             inputs = outputs;
         }
@@ -100,6 +102,7 @@ impl Vgg16 {
             weights,
             has_head,
             head: OnceLock::new(),
+            precision,
         })
     }
 
@@ -125,7 +128,7 @@ impl Vgg16 {
                 x = match &conv.kernel {
                     ConvKernel::Direct(w) => {
                         let g = ConvGeometry::symmetric(1, size, size, channels, 3, 1, 1);
-                        kernels::conv2d(&x, &g, w, &conv.bias, Activation::Relu)
+                        kernels::conv2d(&x, &g, w.matrix(), &conv.bias, Activation::Relu)
                     }
                     ConvKernel::Winograd(w) => {
                         winograd::conv3x3(&x, 1, size, size, w, &conv.bias, Activation::Relu)
@@ -190,6 +193,10 @@ impl Backbone for Vgg16 {
         &INFO
     }
 
+    fn precision(&self) -> Precision {
+        self.precision
+    }
+
     fn forward(&self, batch: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
         let (embeddings, maps) = self.features_of(batch)?;
         let logits = match self.has_head {
@@ -234,13 +241,17 @@ impl std::fmt::Debug for Vgg16 {
 }
 
 /// One convolution (`vb` is `features.{index}`) as `[3, 3, in, out]`, or Winograd's form.
-fn load_conv(vb: &VarBuilder, inputs: usize, outputs: usize) -> Result<Conv> {
+fn load_conv(
+    vb: &VarBuilder,
+    (inputs, outputs): (usize, usize),
+    precision: Precision,
+) -> Result<Conv> {
     let w = vb.get((outputs, inputs, 3, 3), "weight")?;
     let w = to_vec(&w.permute((2, 3, 1, 0))?.contiguous()?)?;
     let bias = to_vec(&vb.get(outputs, "bias")?)?;
     let kernel = match inputs >= WINOGRAD_FROM_INPUTS {
-        true => ConvKernel::Winograd(WinogradWeights::new(&w, inputs, outputs)),
-        false => ConvKernel::Direct(w),
+        true => ConvKernel::Winograd(WinogradWeights::new(&w, inputs, outputs, precision)),
+        false => ConvKernel::Direct(Weights::new(w, 9 * inputs, outputs, precision)),
     };
     Ok(Conv { kernel, bias })
 }

@@ -7,11 +7,13 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 
-use super::{download, vgg16};
+use super::{download, vgg16, Precision};
 use crate::error::{Error, Result};
 
-/// VGG16 from a weights file in the timm `vgg16.tv_in1k` layout. Errors name the file.
-pub fn open_vgg16(path: &Path) -> Result<vgg16::Vgg16> {
+/// VGG16 from a weights file in the timm `vgg16.tv_in1k` layout, computing in `precision`.
+/// Errors name the file.
+pub fn open_vgg16(path: &Path, precision: Precision) -> Result<vgg16::Vgg16> {
+    let precision = precision.resolve()?;
     let in_file = |e: Error| match e {
         Error::Model(reason) => Error::Model(format!("{}: {reason}", path.display())),
         other => other,
@@ -25,7 +27,7 @@ pub fn open_vgg16(path: &Path) -> Result<vgg16::Vgg16> {
                 path.display()
             ))
         })?;
-    vgg16::Vgg16::new(vb).map_err(in_file)
+    vgg16::Vgg16::new(vb, precision).map_err(in_file)
 }
 
 /// Where VGG16's weights are downloaded from.

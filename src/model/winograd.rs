@@ -15,22 +15,24 @@
 
 use rayon::prelude::*;
 
-use super::kernels::{self, Activation};
+use super::kernels::{Activation, Weights};
+use super::Precision;
 
 /// Values per transformed tile: 4 × 4.
 const TILE_VALUES: usize = 16;
 
 /// A convolution's kernels, transformed once at load time: `G g Gᵀ` for every input and
-/// output channel, laid out as 16 matrices of `[inputs, outputs]`.
+/// output channel, as 16 matrices of `[inputs, outputs]` in the model's precision.
 pub struct WinogradWeights {
-    u: Vec<f32>,
+    u: Vec<Weights>,
     inputs: usize,
     outputs: usize,
 }
 
 impl WinogradWeights {
-    /// `w` is `[3, 3, inputs, outputs]`.
-    pub fn new(w: &[f32], inputs: usize, outputs: usize) -> Self {
+    /// `w` is `[3, 3, inputs, outputs]`; `precision` must be resolved (bf16 or f32). The
+    /// transforms are exact sums and halvings in f32; bf16 rounds their results, once.
+    pub fn new(w: &[f32], inputs: usize, outputs: usize, precision: Precision) -> Self {
         assert_eq!(w.len(), 9 * inputs * outputs, "winograd: weight shape");
         let mut u = vec![0.0f32; TILE_VALUES * inputs * outputs];
         for i in 0..inputs {
@@ -55,7 +57,16 @@ impl WinogradWeights {
                 }
             }
         }
+        let u = u
+            .chunks_exact(inputs * outputs)
+            .map(|m| Weights::new(m.to_vec(), inputs, outputs, precision))
+            .collect();
         WinogradWeights { u, inputs, outputs }
+    }
+
+    /// How many weight values the 16 matrices hold.
+    fn len(&self) -> usize {
+        TILE_VALUES * self.inputs * self.outputs
     }
 }
 
@@ -92,7 +103,7 @@ pub fn conv3x3(
     // Row by row, the transformed tiles stay in cache but the weights are read once per row;
     // layer-wide, the weights are read once but the tiles go through memory. Take whichever
     // moves fewer bytes: rows for the wide early layers, layer-wide for the deep late ones.
-    let weight_traffic = batch * shape.rows * weights.u.len();
+    let weight_traffic = batch * shape.rows * weights.len();
     let tile_traffic = 2 * tiles * TILE_VALUES * (inputs + outputs);
     let layer = Layer {
         x,
@@ -309,23 +320,23 @@ fn multiply_tiles(
     let (inputs, outputs) = (weights.inputs, weights.outputs);
     assert_eq!(transformed.len(), tiles * TILE_VALUES * inputs);
     assert_eq!(products.len(), tiles * TILE_VALUES * outputs);
-    assert_eq!(weights.u.len(), TILE_VALUES * inputs * outputs);
+    assert_eq!(weights.u.len(), TILE_VALUES);
     // Each product writes its own column block of every row of `products`; a slice cannot say
     // "every 16th block", so the threads share its address.
     let products_at = products.as_mut_ptr() as usize;
     let product = |k: usize| {
         // SAFETY: the asserts above bound every index: rows `0..tiles` with strides of
-        // `16 * inputs` and `16 * outputs` values, and `u[k]` is `inputs × outputs`. Product
-        // `k` writes only columns `k * outputs..(k + 1) * outputs` of each row of `products`,
-        // so no two threads write the same value, and `products` outlives this loop.
+        // `16 * inputs` and `16 * outputs` values, and `u[k]` is `inputs × outputs` (made so in
+        // `new`). Product `k` writes only columns `k * outputs..(k + 1) * outputs` of each row
+        // of `products`, so no two threads write the same value, and `products` outlives this
+        // loop.
         unsafe {
-            kernels::multiply_strided(
+            weights.u[k].matrix().multiply_strided(
                 tiles,
                 inputs,
                 outputs,
                 transformed.as_ptr().add(k * inputs),
                 TILE_VALUES * inputs,
-                weights.u.as_ptr().add(k * inputs * outputs),
                 (products_at as *mut f32).add(k * outputs),
                 TILE_VALUES * outputs,
             );
