@@ -305,7 +305,11 @@ mod avx512 {
             let mask = |n: usize| -> __mmask16 { ((1u32 << n.min(LANES)) - 1) as u16 };
             let low = _mm512_maskz_loadu_ps(mask(left), x.add(i));
             let high = _mm512_maskz_loadu_ps(mask(left.saturating_sub(LANES)), x.add(i + LANES));
-            store_pairs(dst.add(i / 2), mask(left.div_ceil(2)), _mm512_cvtne2ps_pbh(high, low));
+            store_pairs(
+                dst.add(i / 2),
+                mask(left.div_ceil(2)),
+                _mm512_cvtne2ps_pbh(high, low),
+            );
         }
     }
 
@@ -402,6 +406,55 @@ mod tests {
                     .iter()
                     .all(|v| *v == f32::MAX));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn gflops() {
+        for &(rows, inputs, outputs) in &[
+            (600, 1152, 320),
+            (600, 320, 1280),
+            (3136, 24, 144),
+            (3136, 144, 24),
+            (12544, 16, 96),
+            (784, 240, 40),
+            (196, 672, 112),
+            (49, 1152, 192),
+        ] {
+            let x = vec![0.5f32; rows * inputs];
+            let w = vec![0.25f32; inputs * outputs];
+            let p = PackedBf16::new(&w, inputs, outputs);
+            let mut out = vec![0f32; rows * outputs];
+            let reps = (2e9 / (rows * inputs * outputs) as f64).max(1.0) as usize;
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                unsafe { p.multiply_strided(rows, x.as_ptr(), inputs, out.as_mut_ptr(), outputs) };
+            }
+            let s = t.elapsed().as_secs_f64();
+            let fl = 2.0 * (rows * inputs * outputs * reps) as f64 / s / 1e9;
+            let mut o2 = vec![0f32; rows * outputs];
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                unsafe {
+                    crate::model::kernels::Matrix::F32(&w).multiply_strided(
+                        rows,
+                        inputs,
+                        outputs,
+                        x.as_ptr(),
+                        inputs,
+                        o2.as_mut_ptr(),
+                        outputs,
+                    )
+                };
+            }
+            let f = 2.0 * (rows * inputs * outputs * reps) as f64 / t.elapsed().as_secs_f64() / 1e9;
+            println!("{rows}x{inputs}x{outputs}: bf16 {fl:.0} GFLOP/s, f32 {f:.0}");
         }
     }
 }

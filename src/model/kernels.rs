@@ -16,6 +16,37 @@ use rayon::prelude::*;
 use super::bf16::{self, PackedBf16};
 use super::Precision;
 
+thread_local! {
+    /// Set while a caller runs a whole network on this thread (see [`on_this_thread`]).
+    static ON_THIS_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `work` with every kernel it calls kept on the calling thread: for callers that
+/// spread whole images over the threads instead, so that no layer waits for the others.
+pub fn on_this_thread<R>(work: impl FnOnce() -> R) -> R {
+    let before = ON_THIS_THREAD.replace(true);
+    let result = work();
+    ON_THIS_THREAD.set(before);
+    result
+}
+
+/// Threads a kernel may split its work over.
+fn threads() -> usize {
+    match ON_THIS_THREAD.get() {
+        true => 1,
+        false => rayon::current_num_threads(),
+    }
+}
+
+/// The fewest items a parallel loop hands each task: all of them (no splitting) on a thread
+/// that runs alone.
+pub(crate) fn min_tasks() -> usize {
+    match ON_THIS_THREAD.get() {
+        true => usize::MAX,
+        false => 1,
+    }
+}
+
 /// What follows the convolution's bias.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
@@ -68,10 +99,9 @@ pub fn dense(
     // Each task multiplies a band of rows on one thread and finishes them (bias, residual,
     // activation) while they are still in cache: one parallel region per layer, where gemm's
     // own threading would need a second pass and a second round of waking threads.
-    let band = rows
-        .div_ceil(rayon::current_num_threads())
-        .max(MIN_ROWS_PER_TASK);
+    let band = rows.div_ceil(threads()).max(MIN_ROWS_PER_TASK);
     out.par_chunks_mut(band * outputs)
+        .with_min_len(min_tasks())
         .enumerate()
         .for_each(|(task, out_band)| {
             let first = task * band;
@@ -359,6 +389,7 @@ pub fn depthwise(
     let mut out = vec![0.0f32; g.batch * g.out_height * row_len];
     let row_kernel = depthwise_row_kernel();
     out.par_chunks_mut(row_len.max(1))
+        .with_min_len(min_tasks())
         .enumerate()
         .for_each(|(row, out_row)| {
             // SAFETY: `depthwise_row_kernel` only returns a variant whose CPU features were detected.
@@ -647,13 +678,15 @@ pub fn inverted_residual(
         return out;
     }
     // Split each image's output rows so that every thread has one range.
-    let ranges_per_image = rayon::current_num_threads().div_ceil(g.batch).max(1);
+    let ranges_per_image = threads().div_ceil(g.batch).max(1);
     let range_rows = g.out_height.div_ceil(ranges_per_image);
     out.par_chunks_mut(g.out_height * out_row_len)
+        .with_min_len(min_tasks())
         .enumerate()
         .flat_map(|(image, image_out)| {
             image_out
                 .par_chunks_mut(range_rows * out_row_len)
+                .with_min_len(min_tasks())
                 .enumerate()
                 .map(move |(range, rows)| (image, range * range_rows, rows))
         })
@@ -870,6 +903,7 @@ fn im2col(x: &[f32], g: &ConvGeometry, columns: &mut Vec<f32>) {
     columns.resize(g.batch * g.out_height * row_len, 0.0);
     columns
         .par_chunks_mut(row_len.max(1))
+        .with_min_len(min_tasks())
         .enumerate()
         .for_each(|(row, out_row)| {
             let (image, oy) = (row / g.out_height, row % g.out_height);
@@ -909,6 +943,7 @@ pub fn max_pool_2x2(
     );
     let mut out = vec![0.0f32; batch * oh * ow * c];
     out.par_chunks_mut((ow * c).max(1))
+        .with_min_len(min_tasks())
         .enumerate()
         .for_each(|(row, out_row)| {
             let (image, oy) = (row / oh.max(1), row % oh.max(1));
@@ -965,6 +1000,7 @@ pub fn nchw_to_nhwc(
     // One task per image row: each writes its own pixels.
     let row_len = (width * channels).max(1);
     out.par_chunks_mut(row_len)
+        .with_min_len(min_tasks())
         .enumerate()
         .for_each(|(row, dst)| {
             let (n, y) = (row / height.max(1), row % height.max(1));

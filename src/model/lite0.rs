@@ -7,6 +7,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
+use rayon::prelude::*;
 
 use super::kernels::{self, Activation, ConvGeometry, Weights};
 use super::{to_vec, Backbone, ModelInfo, Normalisation, Precision, Preprocess};
@@ -17,7 +18,8 @@ static BUNDLED_WEIGHTS: &[u8] = include_bytes!("../../models/efficientnet-lite0.
 
 const BN_EPS: f64 = 1e-3;
 const INPUT_SIZE: usize = 224;
-/// Images per pass through the layers; see [`Lite0::forward_slices`].
+/// Images per pass through the layers when they are fewer than the threads; see
+/// [`Lite0::forward_slices`].
 const SLICE: usize = 2;
 
 /// One stage of MBConv blocks, in the manner of candle-transformers' `MBConvConfig`.
@@ -207,15 +209,26 @@ impl Lite0 {
 
     /// Runs the network on NCHW data; returns pooled features `[n, 1280]` and logits `[n, 1000]`.
     ///
-    /// Large batches go through in slices of [`SLICE`] images, which keeps activations in
-    /// cache: measured here on 2 threads, batch 8 runs at 290 img/s in slices of 2 and at 197
-    /// img/s in slices of 4.
+    /// With as many images as threads or more, each thread runs whole images, one at a time:
+    /// no layer waits for the others, and each thread's activations stay in its own cache
+    /// (measured on 2 threads, batch 16: 273 img/s in bf16 against 242 splitting each layer,
+    /// 172 against 154 in f32). A single image is split layer by layer over the threads.
     pub fn forward_slices(&self, input: &[f32], batch: usize) -> (Vec<f32>, Vec<f32>) {
         let per_image = 3 * INPUT_SIZE * INPUT_SIZE;
+        let outputs: Vec<(Vec<f32>, Vec<f32>)> = match batch >= rayon::current_num_threads() {
+            true => input
+                .par_chunks(per_image)
+                .with_max_len(1)
+                .map(|image| kernels::on_this_thread(|| self.forward_slice(image, 1)))
+                .collect(),
+            false => input
+                .chunks(SLICE * per_image)
+                .map(|slice| self.forward_slice(slice, slice.len() / per_image))
+                .collect(),
+        };
         let mut pooled = Vec::with_capacity(batch * HEAD_CHANNELS);
         let mut logits = Vec::with_capacity(batch * CLASSES);
-        for slice in input.chunks(SLICE * per_image) {
-            let (p, l) = self.forward_slice(slice, slice.len() / per_image);
+        for (p, l) in outputs {
             pooled.extend(p);
             logits.extend(l);
         }

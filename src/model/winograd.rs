@@ -15,7 +15,7 @@
 
 use rayon::prelude::*;
 
-use super::kernels::{Activation, Weights};
+use super::kernels::{min_tasks, Activation, Weights};
 use super::Precision;
 
 /// Values per transformed tile: 4 × 4.
@@ -152,6 +152,7 @@ fn whole_layer(layer: &Layer, out: &mut [f32]) {
         let tile_row_in = shape.columns * TILE_VALUES * inputs;
         transformed
             .par_chunks_mut(tile_row_in)
+            .with_min_len(min_tasks())
             .enumerate()
             .for_each(|(tile_row, row)| {
                 transform_input_row(layer.x, shape, inputs, tile_row, row);
@@ -171,10 +172,12 @@ fn for_each_tile_row(layer: &Layer, out: &mut [f32], work: impl Fn(usize, &mut [
     let shape = &layer.shape;
     let row_len = shape.width * layer.weights.outputs;
     out.par_chunks_mut(shape.height * row_len)
+        .with_min_len(min_tasks())
         .enumerate()
         .for_each(|(image, image_out)| {
             image_out
                 .par_chunks_mut(2 * row_len)
+                .with_min_len(min_tasks())
                 .enumerate()
                 .for_each(|(ty, two_rows)| work(image * shape.rows + ty, two_rows));
         });
@@ -343,7 +346,10 @@ fn multiply_tiles(
         }
     };
     match parallel {
-        true => (0..TILE_VALUES).into_par_iter().for_each(product),
+        true => (0..TILE_VALUES)
+            .into_par_iter()
+            .with_min_len(min_tasks())
+            .for_each(product),
         false => (0..TILE_VALUES).for_each(product),
     }
 }
