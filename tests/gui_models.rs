@@ -83,3 +83,52 @@ fn choosing_vgg16_asks_before_downloading_and_uses_weights_from_the_models_folde
         "a file without a classifier shows no labels: {labels:?}"
     );
 }
+
+#[test]
+fn choosing_a_precision_reloads_the_model_and_keeps_the_index() {
+    let folder = folder_with(true, &[]);
+    let cache = tempfile::tempdir().unwrap();
+    let mut harness = open_app_with_cache(
+        folder.path(),
+        CacheLocation::Dir(cache.path().to_path_buf()),
+    );
+    let auto = lookalike::model::Precision::Auto.resolve().unwrap();
+    assert_eq!(harness.state().running_precision(), auto);
+    let shown = harness
+        .get_by_role_and_label(Role::ComboBox, "Precision:")
+        .value();
+    assert_eq!(
+        shown.as_deref(),
+        Some(format!("Auto ({})", auto.name()).as_str())
+    );
+
+    harness
+        .get_by_role_and_label(Role::ComboBox, "Precision:")
+        .click();
+    harness.run();
+    harness.get_by_label("f32").click();
+    harness.run_steps(4);
+    step_until(
+        &mut harness,
+        Duration::from_secs(120),
+        "looking at the folder again",
+        |h| h.state().is_idle(),
+    );
+    harness.run();
+    let app = harness.state();
+    assert_eq!(app.settings().precision, lookalike::model::Precision::F32);
+    assert_eq!(app.running_precision(), lookalike::model::Precision::F32);
+    let progress = app.progress().expect("the folder was looked at again");
+    assert_eq!(progress.done, 8, "{progress:?}");
+    assert_eq!(
+        progress.embedded, 0,
+        "the index serves both precisions: nothing is embedded again"
+    );
+    let embedded = app
+        .gallery()
+        .items
+        .iter()
+        .filter(|i| i.embedding.is_some())
+        .count();
+    assert_eq!(embedded, 8);
+}

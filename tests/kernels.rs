@@ -257,17 +257,57 @@ fn winograd_convolution_matches_direct_convolution() {
         (3, 5, 4, 3, 17),
     ];
     for (i, &(n, h, w, cin, cout)) in cases.iter().enumerate() {
-        let g = ConvGeometry::symmetric(n, h, w, cin, 3, 1, 1);
-        let seed = 50 + 10 * i as u64;
-        let x = noise(n * h * w * cin, seed);
-        let weights = noise(9 * cin * cout, seed + 1);
-        let bias = noise(cout, seed + 2);
-        let direct = kernels::conv2d(&x, &g, Matrix::F32(&weights), &bias, Activation::Relu);
-        let transformed =
-            lookalike::model::winograd::WinogradWeights::new(&weights, cin, cout, Precision::F32);
-        let fast =
-            lookalike::model::winograd::conv3x3(&x, n, h, w, &transformed, &bias, Activation::Relu);
+        let (fast, direct) = winograd_and_direct(i, (n, h, w, cin, cout), Precision::F32);
         let diff = max_abs_diff(&fast, &direct);
         assert!(diff < 1e-4, "case {i} {:?}: differs by {diff}", cases[i]);
+    }
+}
+
+/// Winograd (in `precision`) and direct f32 convolution of case `i`'s generated data.
+fn winograd_and_direct(
+    i: usize,
+    (n, h, w, cin, cout): (usize, usize, usize, usize, usize),
+    precision: Precision,
+) -> (Vec<f32>, Vec<f32>) {
+    let g = ConvGeometry::symmetric(n, h, w, cin, 3, 1, 1);
+    let seed = 50 + 10 * i as u64;
+    let x = noise(n * h * w * cin, seed);
+    let weights = noise(9 * cin * cout, seed + 1);
+    let bias = noise(cout, seed + 2);
+    let direct = kernels::conv2d(&x, &g, Matrix::F32(&weights), &bias, Activation::Relu);
+    let transformed =
+        lookalike::model::winograd::WinogradWeights::new(&weights, cin, cout, precision);
+    let fast =
+        lookalike::model::winograd::conv3x3(&x, n, h, w, &transformed, &bias, Activation::Relu);
+    (fast, direct)
+}
+
+/// In bf16, Winograd's transformed tiles and kernels are rounded to 8 significant bits: the
+/// output stays within 2% of the layer's largest output of f32 direct convolution (each output
+/// sums 9 × inputs products of values rounded with relative error 2⁻⁸, and the transforms
+/// add up to 4 values before rounding), and the cosine between the two is above 0.999.
+#[test]
+fn winograd_in_bf16_stays_close_to_direct_convolution() {
+    if !lookalike::model::bf16::supported() {
+        eprintln!("skipped: this CPU has no AVX512_BF16");
+        return;
+    }
+    let cases = [
+        (1, 40, 64, 16, 16),
+        (2, 33, 50, 16, 24),
+        (1, 14, 14, 64, 64),
+        (1, 28, 28, 48, 130),
+        (1, 14, 14, 512, 512),
+    ];
+    for (i, &case) in cases.iter().enumerate() {
+        let (fast, direct) = winograd_and_direct(i, case, Precision::Bf16);
+        let largest = max_abs_diff(&direct, &vec![0.0; direct.len()]);
+        let diff = max_abs_diff(&fast, &direct);
+        assert!(
+            diff < 0.02 * largest,
+            "case {i} {case:?}: differs by {diff} of {largest}"
+        );
+        let similarity = lookalike::similarity::cosine(&fast, &direct);
+        assert!(similarity > 0.999, "case {i} {case:?}: cosine {similarity}");
     }
 }

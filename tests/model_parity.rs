@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use lookalike::model::lite0::Lite0;
 use lookalike::model::{Backbone, Precision};
-use lookalike::similarity::cosine;
+use lookalike::similarity::{cosine, l2_normalise};
 use lookalike::{Engine, EngineOptions, ModelKind};
 use serde_json::Value;
 
@@ -102,12 +102,22 @@ fn a_batch_gives_the_same_answer_as_single_images() {
     );
 }
 
-#[test]
-fn every_seed_image_matches_reference_label_and_embedding() {
+fn engine_in(precision: Precision) -> Engine {
+    let options = EngineOptions {
+        precision,
+        ..EngineOptions::default()
+    };
+    Engine::new(ModelKind::Lite0, options).unwrap()
+}
+
+/// The tutorial's images against the PyTorch reference: top-1 class, top-1 probability, and
+/// the embedding's cosine with the reference feature.
+fn seed_images_match_reference(precision: Precision) {
     let reference = load_json("lite0-seed-images.json");
     let images = reference["images"].as_object().unwrap();
     assert_eq!(images.len(), 9, "all nine seed images are in the reference");
-    let engine = Engine::new(ModelKind::Lite0, EngineOptions::default()).unwrap();
+    let engine = engine_in(precision);
+    assert_eq!(engine.precision(), precision);
     for (name, expected) in images {
         let analysis = engine
             .analyse_file(&data("seed-images").join(name))
@@ -125,6 +135,93 @@ fn every_seed_image_matches_reference_label_and_embedding() {
             "{name}: top-1 probability"
         );
     }
+}
+
+#[test]
+fn every_seed_image_matches_reference_label_and_embedding() {
+    seed_images_match_reference(Precision::F32);
+}
+
+#[test]
+fn in_bf16_every_seed_image_keeps_the_reference_label_and_embedding() {
+    if !lookalike::model::bf16::supported() {
+        eprintln!("skipped: this CPU has no AVX512_BF16");
+        return;
+    }
+    seed_images_match_reference(Precision::Bf16);
+}
+
+/// Every image the tests ship, in bf16 and in f32: the embeddings agree to a cosine of 0.99 or
+/// more (what lets the index keep one set of vectors for both) and the labels agree.
+#[test]
+fn bf16_embeddings_agree_with_f32_on_every_test_image() {
+    if !lookalike::model::bf16::supported() {
+        eprintln!("skipped: this CPU has no AVX512_BF16");
+        return;
+    }
+    let (low, full) = (engine_in(Precision::Bf16), engine_in(Precision::F32));
+    let mut files: Vec<PathBuf> = ["seed-images", "corpus"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(data(dir)).unwrap())
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 11, "{files:?}");
+    let mut worst = 1.0f32;
+    for file in &files {
+        let (a, b) = (
+            low.analyse_file(file).unwrap(),
+            full.analyse_file(file).unwrap(),
+        );
+        let similarity = cosine(&a.embedding, &b.embedding);
+        worst = worst.min(similarity);
+        assert!(
+            similarity >= 0.99,
+            "{}: cosine {similarity}",
+            file.display()
+        );
+        assert_eq!(a.top[0].class, b.top[0].class, "{}: top-1", file.display());
+    }
+    eprintln!(
+        "lowest bf16-to-f32 cosine over {} images: {worst}",
+        files.len()
+    );
+}
+
+/// The network's maths on the formula input in bf16: pooled features and logits stay close
+/// to the reference (each layer's inputs are rounded to 8 significant bits, so the bound is
+/// looser than f32's 1e-3).
+#[test]
+fn bf16_synthetic_input_stays_close_to_the_reference() {
+    if !lookalike::model::bf16::supported() {
+        eprintln!("skipped: this CPU has no AVX512_BF16");
+        return;
+    }
+    let reference = load_json("lite0-synthetic-input.json");
+    let model = Lite0::bundled(Precision::Bf16).unwrap();
+    let input = Tensor::from_vec(synthetic_input(), (1, 3, 224, 224), &Device::Cpu).unwrap();
+    let (pooled, logits) = model.forward(&input).unwrap();
+    let mut pooled = pooled.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let logits = logits
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let mut expected_pooled = floats(&reference["pooled_1280"]);
+    l2_normalise(&mut pooled);
+    l2_normalise(&mut expected_pooled);
+    let expected_logits = floats(&reference["logits_1000"]);
+    let similarity = cosine(&pooled, &expected_pooled);
+    assert!(similarity >= 0.99, "pooled cosine {similarity}");
+    let argmax = |v: &[f32]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap();
+    assert_eq!(argmax(&logits), argmax(&expected_logits), "top-1");
+    let spread = max_abs_diff(&expected_logits, &vec![0.0; 1000]);
+    let diff = max_abs_diff(&logits, &expected_logits);
+    assert!(
+        diff < 0.1 * spread,
+        "logits differ by {diff} (largest logit {spread})"
+    );
 }
 
 /// A seed photo enlarged to camera size, as a JPEG file.

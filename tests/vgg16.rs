@@ -141,6 +141,30 @@ fn embedding_and_logits_match_torchvision() {
     assert_close("logits", &logits, &floats(&reference["logits_1000"]));
 }
 
+/// VGG16 in bf16 (its Winograd products rounded to bf16) against f32 on the formula input and
+/// its negation: the embeddings agree to a cosine of 0.99 or more.
+#[test]
+fn bf16_embeddings_agree_with_f32() {
+    if !lookalike::model::bf16::supported() {
+        eprintln!("skipped: this CPU has no AVX512_BF16");
+        return;
+    }
+    let low = open_vgg16(full_weights(), Precision::Bf16).unwrap();
+    let full = open_vgg16(full_weights(), Precision::F32).unwrap();
+    let one = formula_input();
+    let batch = Tensor::cat(&[&one, &(one.clone() * -0.5).unwrap()], 0).unwrap();
+    let (a, b) = (low.embed(&batch).unwrap(), full.embed(&batch).unwrap());
+    for image in 0..2 {
+        let mut a = a.get(image).unwrap().to_vec1::<f32>().unwrap();
+        let mut b = b.get(image).unwrap().to_vec1::<f32>().unwrap();
+        lookalike::similarity::l2_normalise(&mut a);
+        lookalike::similarity::l2_normalise(&mut b);
+        let similarity = lookalike::similarity::cosine(&a, &b);
+        eprintln!("image {image}: bf16-to-f32 cosine {similarity}");
+        assert!(similarity >= 0.99, "image {image}: cosine {similarity}");
+    }
+}
+
 #[test]
 fn a_batch_matches_single_images() {
     let model = open_vgg16(full_weights(), Precision::F32).unwrap();

@@ -3,10 +3,10 @@
 
 use eframe::egui;
 
-use crate::model::ModelKind;
+use crate::model::{ModelKind, Precision};
 
 /// Draws the dialog; returns false once the user closed it.
-pub fn about_ui(ctx: &egui::Context, model: ModelKind, index: &str) -> bool {
+pub fn about_ui(ctx: &egui::Context, model: ModelKind, precision: Precision, index: &str) -> bool {
     let mut open = true;
     let mut close = false;
     egui::Window::new("About lookalike")
@@ -21,7 +21,7 @@ pub fn about_ui(ctx: &egui::Context, model: ModelKind, index: &str) -> bool {
                 .num_columns(2)
                 .spacing([12.0, 4.0])
                 .show(ui, |ui| {
-                    for (label, value) in crate::about::lines(model, index) {
+                    for (label, value) in crate::about::lines(model, precision, index) {
                         ui.strong(label);
                         ui.label(value);
                         ui.end_row();

@@ -24,7 +24,7 @@ use super::viewer::Viewer;
 use super::watch::LiveFolder;
 use crate::engine::{Engine, EngineOptions};
 use crate::index::CacheLocation;
-use crate::model::{find_vgg16_weights, ModelKind};
+use crate::model::{find_vgg16_weights, ModelKind, Precision};
 
 /// How the window starts.
 #[derive(Debug, Clone, Default)]
@@ -73,15 +73,18 @@ impl LookalikeApp {
             .storage
             .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
             .unwrap_or_default();
-        let kind = settings.model;
-        let engine = match load_engine(kind, settings.vgg16_weights.clone()) {
+        let (kind, precision) = (settings.model, settings.precision);
+        let engine = match load_engine(kind, settings.vgg16_weights.clone(), precision) {
             Ok(engine) => Ok(engine),
-            // The chosen model is gone (weights deleted, say): start on the built-in one.
-            Err(_) if kind != ModelKind::Lite0 => load_engine(ModelKind::Lite0, None),
-            Err(e) => Err(e),
+            // The chosen model is gone (weights deleted, say) or the settings came from a CPU
+            // with bf16: start on the built-in one, at the precision this CPU runs.
+            Err(_) => load_engine(ModelKind::Lite0, None, Precision::Auto),
         };
         if let Ok(engine) = &engine {
             settings.model = ModelKind::from_name(engine.info().id).unwrap_or_default();
+            if precision.resolve().is_err() {
+                settings.precision = Precision::Auto;
+            }
         }
         if start.folder.is_none() {
             start.folder = settings.last_folder.clone().filter(|f| f.is_dir());
@@ -248,12 +251,36 @@ impl LookalikeApp {
         self.grid.scroll_to_top();
     }
 
+    /// What the model computes in now (bf16 or f32); the setting's resolution without one.
+    pub fn running_precision(&self) -> Precision {
+        match &self.engine {
+            Ok(engine) => engine.precision(),
+            Err(_) => self.settings.precision.resolve().unwrap_or(Precision::F32),
+        }
+    }
+
+    /// Runs the model in another precision. The index keeps one set of vectors for both, so
+    /// the open folder is looked at again but nothing is embedded anew.
+    pub fn set_precision(&mut self, ctx: &egui::Context, precision: Precision) {
+        let weights = self.settings.vgg16_weights.clone().filter(|p| p.is_file());
+        match load_engine(self.settings.model, weights, precision) {
+            Ok(engine) => {
+                self.engine = Ok(engine);
+                self.settings.precision = precision;
+                if let Some(folder) = self.folder.clone() {
+                    self.open_folder(ctx, folder);
+                }
+            }
+            Err(e) => self.status = format!("Could not switch precision: {e}"),
+        }
+    }
+
     /// Switches the model (re-indexing the open folder with it). VGG16 without weights opens
     /// the dialog that offers to download them or to choose a file.
     pub fn switch_model(&mut self, ctx: &egui::Context, kind: ModelKind, weights: Option<PathBuf>) {
         let weights =
             weights.or_else(|| self.settings.vgg16_weights.clone().filter(|p| p.is_file()));
-        match load_engine(kind, weights.clone()) {
+        match load_engine(kind, weights.clone(), self.settings.precision) {
             Ok(engine) => {
                 self.engine = Ok(engine);
                 self.settings.model = kind;
@@ -424,6 +451,7 @@ impl LookalikeApp {
         let view = ToolbarView {
             recent: &self.settings.recent,
             model: self.settings.model,
+            precision: (self.settings.precision, self.running_precision()),
             filter: &self.gallery.filter,
             thumbnail_size: &mut self.settings.thumbnail_size,
             sorted: self.gallery.is_searching(),
@@ -444,6 +472,7 @@ impl LookalikeApp {
                 self.status = format!("Not a folder: {}", path.display());
             }
             ToolbarAction::SwitchModel(kind) => self.switch_model(ctx, kind, None),
+            ToolbarAction::SetPrecision(precision) => self.set_precision(ctx, precision),
             ToolbarAction::SetFilter(filter) => self.gallery.set_filter(filter),
             ToolbarAction::BackToFolderOrder => self.back_to_folder_order(),
             ToolbarAction::ToggleProblems => self.show_problems = !self.show_problems,
@@ -545,7 +574,8 @@ impl LookalikeApp {
     fn dialogs_ui(&mut self, ctx: &egui::Context) {
         if self.about_open {
             let index = self.cache.describe();
-            self.about_open = super::about::about_ui(ctx, self.settings.model, &index);
+            let (model, precision) = (self.settings.model, self.running_precision());
+            self.about_open = super::about::about_ui(ctx, model, precision, &index);
         }
         if let Some(viewer) = &mut self.viewer {
             if !viewer.ui(ctx, &mut self.gallery) {
@@ -628,12 +658,17 @@ impl eframe::App for LookalikeApp {
 
 /// Loads a model for the window (with thumbnails). Batches are small so that the images on
 /// screen, which go first, show up soon after a scroll.
-pub fn load_engine(kind: ModelKind, weights: Option<PathBuf>) -> Result<Arc<Engine>, String> {
+pub fn load_engine(
+    kind: ModelKind,
+    weights: Option<PathBuf>,
+    precision: Precision,
+) -> Result<Arc<Engine>, String> {
     let options = EngineOptions {
         threads: worker_threads(),
         batch_size: 4,
         thumbnail_side: Some(crate::decode::THUMBNAIL_SIDE),
         weights,
+        precision,
         ..Default::default()
     };
     Engine::new(kind, options)

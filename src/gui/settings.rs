@@ -1,9 +1,9 @@
 //! What the app remembers between runs (eframe persistence): the last and recent folders, the
-//! thumbnail size and the model. The window size is kept by eframe itself.
+//! thumbnail size, the model and its precision. The window size is kept by eframe itself.
 
 use std::path::{Path, PathBuf};
 
-use crate::model::ModelKind;
+use crate::model::{ModelKind, Precision};
 
 /// The app's remembered settings.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -13,6 +13,8 @@ pub struct Settings {
     pub recent: Vec<PathBuf>,
     pub thumbnail_size: f32,
     pub model: ModelKind,
+    /// What the model computes in (auto: bf16 where the CPU has it).
+    pub precision: Precision,
     /// A VGG16 weights file the user chose in the app.
     pub vgg16_weights: Option<PathBuf>,
 }
@@ -24,6 +26,7 @@ impl Default for Settings {
             recent: Vec::new(),
             thumbnail_size: 160.0,
             model: ModelKind::default(),
+            precision: Precision::default(),
             vgg16_weights: None,
         }
     }

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use eframe::egui;
 use egui::Key;
 
-use super::models::model_picker_ui;
-use crate::model::ModelKind;
+use super::models::{model_picker_ui, precision_picker_ui};
+use crate::model::{ModelKind, Precision};
 
 /// What the user asked for in the toolbar.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +19,7 @@ pub enum ToolbarAction {
     /// A typed path that is not a folder.
     NotAFolder(PathBuf),
     SwitchModel(ModelKind),
+    SetPrecision(Precision),
     SetFilter(String),
     BackToFolderOrder,
     ToggleProblems,
@@ -34,6 +35,8 @@ pub enum ToolbarAction {
 pub struct ToolbarView<'a> {
     pub recent: &'a [PathBuf],
     pub model: ModelKind,
+    /// The precision chosen, and the one the model runs in.
+    pub precision: (Precision, Precision),
     pub filter: &'a str,
     pub thumbnail_size: &'a mut f32,
     /// The grid is sorted by similarity.
@@ -65,6 +68,9 @@ impl Toolbar {
             actions.extend(recent_ui(ui, view.recent).map(ToolbarAction::OpenFolder));
             ui.separator();
             actions.extend(model_picker_ui(ui, view.model).map(ToolbarAction::SwitchModel));
+            let (chosen, running) = view.precision;
+            actions
+                .extend(precision_picker_ui(ui, chosen, running).map(ToolbarAction::SetPrecision));
             ui.separator();
             actions.extend(
                 self.filter_ui(ui, view.filter)

@@ -1051,3 +1051,45 @@ mod tests {
         assert_eq!(max_pool_2x2(&x, 1, 2, 2, 2), vec![5.0, -0.5]);
     }
 }
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn depthwise_gflops() {
+        for &(h, c, k, s) in &[
+            (112, 32, 3, 1),
+            (112, 96, 3, 2),
+            (56, 144, 3, 1),
+            (56, 144, 5, 2),
+            (28, 240, 5, 1),
+            (28, 240, 3, 2),
+            (14, 480, 3, 1),
+            (14, 672, 5, 1),
+            (14, 672, 5, 2),
+            (7, 1152, 5, 1),
+            (7, 1152, 3, 1),
+        ] {
+            let g = ConvGeometry::same(1, h, h, c, k, s);
+            let x = vec![0.5f32; h * h * c];
+            let w = vec![0.1f32; k * k * c];
+            let b = vec![0.0f32; c];
+            let macs = g.out_height * g.out_width * c * k * k;
+            let reps = (3e8 / macs as f64) as usize + 1;
+            let t = std::time::Instant::now();
+            on_this_thread(|| {
+                for _ in 0..reps {
+                    std::hint::black_box(depthwise(&x, &g, &w, &b, Activation::Relu6));
+                }
+            });
+            let sec = t.elapsed().as_secs_f64();
+            println!(
+                "{h}x{h}x{c} k{k} s{s}: {:.1} GFLOP/s, {:.3} ms",
+                2.0 * (macs * reps) as f64 / sec / 1e9,
+                sec / reps as f64 * 1e3
+            );
+        }
+    }
+}

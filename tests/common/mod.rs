@@ -21,7 +21,12 @@ pub fn engine() -> Arc<Engine> {
     static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
     ENGINE
         .get_or_init(|| {
-            load_engine(lookalike::ModelKind::Lite0, None).expect("the bundled model loads")
+            load_engine(
+                lookalike::ModelKind::Lite0,
+                None,
+                lookalike::model::Precision::Auto,
+            )
+            .expect("the bundled model loads")
         })
         .clone()
 }
