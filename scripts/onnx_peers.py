@@ -1,21 +1,29 @@
 #!/usr/bin/env python3
-"""lookalike's EfficientNet-Lite0 against the fastest CPU runtimes, side by side in one run on
-this machine with the same number of threads: ONNX Runtime (f32) and OpenVINO, both at its own
-default precision (bf16 on CPUs that have it) and forced to f32. Run by a person, not by CI:
+"""lookalike against the fastest CPU runtimes, side by side in one run on this machine with the
+same number of threads: ONNX Runtime (f32) and OpenVINO, both at its own default precision
+(bf16 on CPUs that have it) and forced to f32. Run by a person, not by CI:
 
-    pip install numpy onnx onnxruntime openvino
+    pip install numpy onnx onnxruntime openvino pillow
     python3 scripts/onnx_peers.py [--threads 2] [--seconds 5] [--batches 1,16]
                                   [--lookalike target/release/lookalike] [--keep-onnx FILE]
+                                  [--vgg16 WEIGHTS] [--vgg16-batches 1,8] [DIR]
 
-The ONNX model is built here, without PyTorch, from the weights lookalike ships
-(models/efficientnet-lite0.safetensors): BatchNorm folded into the convolutions as lookalike
-does, ReLU6 as Clip, and TF "SAME" padding written into each Conv as static pads for 224 × 224
-input. (Exporting the PyTorch reference instead traces its runtime padding into dozens of Pad
-nodes that the runtimes cannot fuse, which would make them look slower than they are.)
+The ONNX models are built here, without PyTorch. EfficientNet-Lite0 from the weights lookalike
+ships (models/efficientnet-lite0.safetensors): BatchNorm folded into the convolutions as
+lookalike does, ReLU6 as Clip, and TF "SAME" padding written into each Conv as static pads for
+224 × 224 input. (Exporting the PyTorch reference instead traces its runtime padding into
+dozens of Pad nodes that the runtimes cannot fuse, which would make them look slower than they
+are.) With --vgg16, VGG16's convolutional features (what lookalike embeds with, mean-pooled to
+512) from that safetensors file; speed does not depend on the values, so any VGG16 file will do.
 
-It prints images per second for every runtime and batch size, the ratio of lookalike to each,
-and how far each runtime's embeddings are from ONNX Runtime's f32 ones (cosine, on random
-input), which shows what OpenVINO's default precision costs.
+lookalike runs at its default precision (bf16 where the CPU has it) and at f32. The script
+prints images per second for every runtime and batch size, the ratio of lookalike to each, and
+how far each runtime's embeddings are from ONNX Runtime's f32 ones (cosine, on random input).
+
+With DIR (a folder of photos), it also times the whole job end to end: `lookalike index
+--no-cache DIR` from outside, against a Python pipeline that decodes with PIL on a thread pool
+(resize the shorter side to 256, crop 224, as lookalike does) overlapped with ONNX Runtime on
+batches of 32, and the same feeding OpenVINO at its default precision.
 """
 import argparse
 import json
@@ -26,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -124,6 +133,39 @@ class GraphBuilder:
         return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
+# Output channels of VGG16's convolutions, "M" for a 2×2 max-pool, and each convolution's index
+# in torchvision's `features`.
+VGG16_LAYERS = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
+                512, 512, 512, "M"]
+VGG16_INDICES = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
+
+
+def vgg16_graph(weights):
+    """VGG16's features, mean-pooled to 512 values per image, as lookalike embeds with it."""
+    from onnx import TensorProto, helper, numpy_helper
+    nodes, initialisers, x, convs = [], [], "input", iter(VGG16_INDICES)
+    for n, layer in enumerate(VGG16_LAYERS):
+        y = f"layer_{n}"
+        if layer == "M":
+            nodes.append(helper.make_node("MaxPool", [x], [y], kernel_shape=[2, 2], strides=[2, 2]))
+        else:
+            index = next(convs)
+            w, b = (f"features.{index}.{part}" for part in ("weight", "bias"))
+            initialisers += [numpy_helper.from_array(weights[w], w), numpy_helper.from_array(weights[b], b)]
+            nodes.append(helper.make_node("Conv", [x, w, b], [y + "_conv"], kernel_shape=[3, 3],
+                                          pads=[1, 1, 1, 1]))
+            nodes.append(helper.make_node("Relu", [y + "_conv"], [y]))
+        x = y
+    nodes.append(helper.make_node("GlobalAveragePool", [x], ["pooled_4d"]))
+    nodes.append(helper.make_node("Flatten", ["pooled_4d"], ["pooled"]))
+    graph = helper.make_graph(
+        nodes, "vgg16_features",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, SIDE, SIDE])],
+        [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["batch", 512])],
+        initialisers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
 def time_runs(run, batch, seconds):
     x = np.random.default_rng(0).standard_normal((batch, 3, SIDE, SIDE)).astype(np.float32)
     run(x)
@@ -156,17 +198,21 @@ def openvino_runner(path, threads, batch, precision):
     return (lambda x: request.infer({0: x})[compiled.output(0)]), chosen.get_type_name()
 
 
-def lookalike_rates(binary, threads, batches, seconds):
+def lookalike_rates(binary, threads, batches, seconds, precision, extra=()):
+    """lookalike's own `bench` of the forward pass: {batch: images per second}, and the
+    precision it says it ran."""
     out = subprocess.run(
         [binary, "bench", "--json", "--threads", str(threads), "--sort-items", "0",
-         "--batches", ",".join(map(str, batches)), "--seconds", str(seconds)],
+         "--precision", precision, "--batches", ",".join(map(str, batches)),
+         "--seconds", str(seconds), *extra],
         check=True, capture_output=True, text=True).stdout
-    rates = {}
+    rates, ran = {}, precision
     for line in out.splitlines():
-        row = json.loads(line)
-        if row.get("what", "").startswith("forward lite0 batch "):
-            rates[int(row["what"].rsplit(" ", 1)[1])] = row["images_per_second"]
-    return rates
+        words = json.loads(line).get("what", "").split()
+        if words[:1] == ["forward"] and len(words) == 5:
+            ran = words[2]
+            rates[int(words[4])] = json.loads(line)["images_per_second"]
+    return rates, ran
 
 
 def check_against_reference(run):
@@ -187,53 +233,143 @@ def cosine_to(reference, other):
     return (a * b).sum(axis=1)
 
 
+def time_peers(path, args, batches, probe, lookalike_extra=()):
+    """{batch: {runtime: images per second}} and {runtime: cosines to ONNX Runtime f32}."""
+    results = {b: {} for b in batches}
+    fidelity = {}
+    ort_run = onnxruntime_runner(path, args.threads)
+    reference = ort_run(probe)
+    for b in batches:
+        results[b]["ONNX Runtime f32"] = time_runs(ort_run, b, args.seconds)
+    for label, precision in [("OpenVINO default", None), ("OpenVINO f32", "f32")]:
+        for b in batches:
+            run, chosen = openvino_runner(path, args.threads, b, precision)
+            results[b][f"{label} ({chosen})"] = time_runs(run, b, args.seconds)
+        run, chosen = openvino_runner(path, args.threads, len(probe), precision)
+        fidelity[f"{label} ({chosen})"] = cosine_to(reference, run(probe))
+    if not os.path.exists(args.lookalike):
+        print(f"({args.lookalike} not found: build it with cargo build --release)", file=sys.stderr)
+        return results, fidelity
+    for precision in ["auto", "f32"]:
+        rates, ran = lookalike_rates(args.lookalike, args.threads, batches, args.seconds,
+                                     precision, lookalike_extra)
+        for b, rate in rates.items():
+            results[b][f"lookalike {precision} ({ran})"] = rate
+    return results, fidelity
+
+
+def print_table(title, results, fidelity):
+    print(title)
+    for b, row in results.items():
+        mine = {name: rate for name, rate in row.items() if name.startswith("lookalike")}
+        for name, rate in row.items():
+            ratios = "" if name.startswith("lookalike") else "   " + "  ".join(
+                f"{m.split()[1]}: {r / rate:.2f}×" for m, r in mine.items())
+            print(f"  batch {b:<3} {name:<28} {rate:8.1f}{ratios}")
+    print("cosine of each runtime's embeddings to ONNX Runtime f32 (random inputs):")
+    for name, cosines in fidelity.items():
+        print(f"  {name:<28} min {cosines.min():.5f}  median {np.median(cosines):.5f}")
+
+
+def lite0_table(args, tmp):
+    import onnx
+    model = GraphBuilder(read_safetensors(WEIGHTS)).build()
+    onnx.checker.check_model(model)
+    path = args.keep_onnx or os.path.join(tmp, "lite0.onnx")
+    onnx.save(model, path)
+    error, scale = check_against_reference(onnxruntime_runner(path, args.threads))
+    print(f"ONNX model against the reference's pooled features: largest difference {error:.2e} "
+          f"(values up to {scale:.2f})")
+    if error > 1e-3 * max(scale, 1.0):
+        sys.exit("the ONNX model does not match the reference; not timing it")
+    probe = np.random.default_rng(1).standard_normal((16, 3, SIDE, SIDE)).astype(np.float32)
+    batches = [int(b) for b in args.batches.split(",")]
+    results, fidelity = time_peers(path, args, batches, probe)
+    print_table(f"EfficientNet-Lite0 forward at {SIDE}×{SIDE}, {args.threads} threads, images per "
+                "second (ratios: lookalike's rate over the runtime's):", results, fidelity)
+    return path
+
+
+def vgg16_table(args, tmp):
+    import onnx
+    path = os.path.join(tmp, "vgg16.onnx")
+    onnx.save(vgg16_graph(read_safetensors(args.vgg16)), path, save_as_external_data=True)
+    probe = np.random.default_rng(2).standard_normal((4, 3, SIDE, SIDE)).astype(np.float32)
+    batches = [int(b) for b in args.vgg16_batches.split(",")]
+    results, fidelity = time_peers(path, args, batches, probe,
+                                   ["--model", "vgg16", "--weights", args.vgg16])
+    print_table(f"VGG16 features at {SIDE}×{SIDE}, {args.threads} threads, images per second:",
+                results, fidelity)
+
+
+def photo_input(path):
+    """One photo as lookalike's Lite0 wants it: shorter side to 256 (antialiased bilinear),
+    centre 224 crop, (x - 127) / 128, CHW."""
+    from PIL import Image, ImageOps
+    with Image.open(path) as image:
+        image = ImageOps.exif_transpose(image).convert("RGB")
+        scale = 256 / min(image.size)
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                             Image.BILINEAR)
+        left, top = (image.width - SIDE) // 2, (image.height - SIDE) // 2
+        image = image.crop((left, top, left + SIDE, top + SIDE))
+        return ((np.asarray(image, dtype=np.float32) - 127.0) / 128.0).transpose(2, 0, 1)
+
+
+def python_pipeline(files, run, threads, batch=32):
+    """Decodes on a pool of `threads` while the runtime works on the previous batch."""
+    start = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        chunks = [files[i:i + batch] for i in range(0, len(files), batch)]
+        pending = [pool.submit(photo_input, f) for f in chunks[0]] if chunks else []
+        for n in range(len(chunks)):
+            inputs = np.stack([p.result() for p in pending])
+            pending = [pool.submit(photo_input, f) for f in chunks[n + 1]] if n + 1 < len(chunks) else []
+            run(inputs)
+    return time.perf_counter() - start
+
+
+def end_to_end(args, lite0_path):
+    files = sorted(os.path.join(root, name) for root, _, names in os.walk(args.dir) for name in names
+                   if os.path.splitext(name)[1].lower() in {".jpg", ".jpeg", ".png"})
+    print(f"End to end on {len(files)} photos in {args.dir}, {args.threads} threads, seconds:")
+    times = {}
+    if os.path.exists(args.lookalike):
+        for precision in ["auto", "f32"]:
+            start = time.perf_counter()
+            subprocess.run([args.lookalike, "index", "--no-cache", "--threads", str(args.threads),
+                            "--precision", precision, args.dir], check=True, capture_output=True)
+            times[f"lookalike index --no-cache ({precision})"] = time.perf_counter() - start
+    times["PIL + ONNX Runtime f32"] = python_pipeline(
+        files, onnxruntime_runner(lite0_path, args.threads), args.threads)
+    openvino = openvino_runner(lite0_path, args.threads, 32, None)[0]
+    times["PIL + OpenVINO default"] = python_pipeline(
+        files, lambda x: openvino(np.concatenate([x, np.zeros((32 - len(x), *x.shape[1:]), np.float32)])),
+        args.threads)
+    mine = {name: t for name, t in times.items() if name.startswith("lookalike")}
+    for name, seconds in times.items():
+        ratios = "" if name.startswith("lookalike") else "   " + "  ".join(
+            f"{m.split('(')[1][:-1]}: {seconds / t:.2f}× faster" for m, t in mine.items())
+        print(f"  {name:<40} {seconds:7.2f} s  ({len(files) / seconds:6.1f} img/s){ratios}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--batches", default="1,16")
     parser.add_argument("--lookalike", default=os.path.join(ROOT, "target", "release", "lookalike"))
-    parser.add_argument("--keep-onnx", help="also save the ONNX model here")
+    parser.add_argument("--keep-onnx", help="also save the Lite0 ONNX model here")
+    parser.add_argument("--vgg16", help="a VGG16 safetensors file: time VGG16's features too")
+    parser.add_argument("--vgg16-batches", default="1,8")
+    parser.add_argument("dir", nargs="?", help="a folder of photos to time end to end")
     args = parser.parse_args()
-    batches = [int(b) for b in args.batches.split(",")]
-    import onnx
-    model = GraphBuilder(read_safetensors(WEIGHTS)).build()
-    onnx.checker.check_model(model)
     with tempfile.TemporaryDirectory() as tmp:
-        path = args.keep_onnx or os.path.join(tmp, "lite0.onnx")
-        onnx.save(model, path)
-        results = {b: {} for b in batches}
-        fidelity = {}
-        probe = np.random.default_rng(1).standard_normal((16, 3, SIDE, SIDE)).astype(np.float32)
-        ort_run = onnxruntime_runner(path, args.threads)
-        error, scale = check_against_reference(ort_run)
-        print(f"ONNX model against the reference's pooled features: largest difference {error:.2e} "
-              f"(values up to {scale:.2f})")
-        if error > 1e-3 * max(scale, 1.0):
-            sys.exit("the ONNX model does not match the reference; not timing it")
-        reference = ort_run(probe)
-        for b in batches:
-            results[b]["ONNX Runtime f32"] = time_runs(ort_run, b, args.seconds)
-        for label, precision in [("OpenVINO default", None), ("OpenVINO f32", "f32")]:
-            for b in batches:
-                run, chosen = openvino_runner(path, args.threads, b, precision)
-                results[b][f"{label} ({chosen})"] = time_runs(run, b, args.seconds)
-            run, chosen = openvino_runner(path, args.threads, 16, precision)
-            fidelity[f"{label} ({chosen})"] = cosine_to(reference, run(probe))
-        if os.path.exists(args.lookalike):
-            for b, rate in lookalike_rates(args.lookalike, args.threads, batches, args.seconds).items():
-                results[b]["lookalike"] = rate
-        else:
-            print(f"({args.lookalike} not found: build it with cargo build --release)", file=sys.stderr)
-    print(f"EfficientNet-Lite0 forward at {SIDE}×{SIDE}, {args.threads} threads, images per second:")
-    for b in batches:
-        mine = results[b].get("lookalike")
-        for name, rate in results[b].items():
-            ratio = f"   lookalike is {mine / rate:.2f}×" if mine and name != "lookalike" else ""
-            print(f"  batch {b:<3} {name:<24} {rate:8.1f}{ratio}")
-    print("cosine of each runtime's embeddings to ONNX Runtime f32 (16 random inputs):")
-    for name, cosines in fidelity.items():
-        print(f"  {name:<24} min {cosines.min():.5f}  median {np.median(cosines):.5f}")
+        lite0_path = lite0_table(args, tmp)
+        if args.vgg16:
+            vgg16_table(args, tmp)
+        if args.dir:
+            end_to_end(args, lite0_path)
 
 
 if __name__ == "__main__":
