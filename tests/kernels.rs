@@ -85,18 +85,19 @@ fn depthwise_matches_candle_grouped_conv() {
 
 #[test]
 fn depthwise_applies_relu6() {
-    let g = ConvGeometry::same(1, 4, 4, 8, 3, 1);
-    let x = vec![10.0f32; 4 * 4 * 8];
-    let w = vec![1.0f32; 9 * 8];
-    let out = kernels::depthwise(
-        &x,
-        &g,
-        &w,
-        &[-100.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
-        Activation::Relu6,
-    );
-    assert_eq!(out[0], 0.0, "negative clamps to 0");
-    assert_eq!(out[1], 6.0, "large clamps to 6");
+    // 8 channels run the portable blocks; 16 on an 8-wide row, the four-pixel sliding kernel.
+    for channels in [8, 16] {
+        let g = ConvGeometry::same(1, 4, 8, channels, 3, 1);
+        let x = vec![10.0f32; 4 * 8 * channels];
+        let w = vec![1.0f32; 9 * channels];
+        let mut bias = vec![0.0f32; channels];
+        bias[0] = -100.0;
+        let out = kernels::depthwise(&x, &g, &w, &bias, Activation::Relu6);
+        for pixel in out.chunks_exact(channels) {
+            assert_eq!(pixel[0], 0.0, "negative clamps to 0");
+            assert!(pixel[1..].iter().all(|v| *v == 6.0), "large clamps to 6");
+        }
+    }
 }
 
 #[test]

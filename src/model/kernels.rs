@@ -426,7 +426,7 @@ unsafe fn depthwise_row_avx512(
     row: usize,
     out: &mut [f32],
 ) {
-    depthwise_row::<true>(x, g, w, bias, act, row, out)
+    depthwise_row::<true, true>(x, g, w, bias, act, row, out)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -440,7 +440,7 @@ unsafe fn depthwise_row_avx2(
     row: usize,
     out: &mut [f32],
 ) {
-    depthwise_row::<true>(x, g, w, bias, act, row, out)
+    depthwise_row::<true, false>(x, g, w, bias, act, row, out)
 }
 
 unsafe fn depthwise_row_portable(
@@ -452,7 +452,7 @@ unsafe fn depthwise_row_portable(
     row: usize,
     out: &mut [f32],
 ) {
-    depthwise_row::<false>(x, g, w, bias, act, row, out)
+    depthwise_row::<false, false>(x, g, w, bias, act, row, out)
 }
 
 /// One output row (all columns, all channels). Inlined into each SIMD variant so that the
@@ -462,8 +462,12 @@ unsafe fn depthwise_row_portable(
 /// Each pixel's channels go in blocks of 64, then 16, then one: a block's sums stay in
 /// registers across all kernel taps and are stored once, instead of being loaded and stored
 /// again for every tap.
+///
+/// `SLIDING` (only in the AVX-512 variant) runs the common kernels (3×3 and 5×5, stride 1
+/// or 2, channels in sixteens) on [`sliding::quad`], which loads each input once per kernel
+/// row for all four pixels.
 #[inline(always)]
-fn depthwise_row<const FUSED: bool>(
+fn depthwise_row<const FUSED: bool, const SLIDING: bool>(
     x: &[f32],
     g: &ConvGeometry,
     w: &[f32],
@@ -476,15 +480,28 @@ fn depthwise_row<const FUSED: bool>(
     let (image, oy) = (row / g.out_height, row % g.out_height);
     let image_data = &x[image * g.height * g.width * c..][..g.height * g.width * c];
     let mut taps = [(0usize, 0usize); MAX_TAPS];
+    // Taps of a pixel whose kernel is inside the image horizontally, from its first input
+    // column: the same for every such pixel of the row, so they are listed once.
+    let mut inner = [(0usize, 0usize); MAX_TAPS];
+    let inner_count = inner_taps(g, oy, &mut inner);
+    let inner = &inner[..inner_count];
     let step = g.stride * c;
     let mut ox = 0;
     while ox < g.out_width {
-        let count = valid_taps(g, oy, ox, &mut taps);
-        let taps = &taps[..count];
         // Where QUAD pixels in a row all have every horizontal tap inside the image, they
         // share one list of taps and each weight load serves all of them.
         if ox + QUAD <= g.out_width && columns_inside(g, ox, QUAD) {
+            let (image_data, taps) = (&image_data[(ox * g.stride - g.pad_left) * c..], inner);
             let pixels = &mut out[ox * c..(ox + QUAD) * c];
+            #[cfg(target_arch = "x86_64")]
+            if SLIDING && sliding::runs(g) {
+                // SAFETY: `SLIDING` is set only in the variant compiled for AVX-512, which
+                // runs only where it was detected; `runs` checked the shape the kernel takes,
+                // and the taps lie inside `image_data` as for the other kernels.
+                unsafe { sliding::quad(image_data, g, w, bias, act, taps, pixels) };
+                ox += QUAD;
+                continue;
+            }
             let mut start = 0;
             while start + 64 <= c {
                 depthwise_quad::<64, FUSED>(image_data, w, bias, act, taps, step, start, pixels);
@@ -501,6 +518,8 @@ fn depthwise_row<const FUSED: bool>(
             ox += QUAD;
             continue;
         }
+        let count = valid_taps(g, oy, ox, &mut taps);
+        let taps = &taps[..count];
         let px = &mut out[ox * c..(ox + 1) * c];
         let mut start = 0;
         while start + 64 <= c {
@@ -516,6 +535,95 @@ fn depthwise_row<const FUSED: bool>(
             start += 1;
         }
         ox += 1;
+    }
+}
+
+/// The depthwise kernel for four neighbouring pixels in AVX-512 intrinsics, sliding along the
+/// row: for each kernel row, each input pixel the four read is loaded once and multiplied
+/// into every pixel whose window holds it (8 loads for 12 multiply-adds with a 3×3 kernel at
+/// stride 1, where [`depthwise_quad`] loads 12 and 3 weights), and each weight once.
+#[cfg(target_arch = "x86_64")]
+mod sliding {
+    use std::arch::x86_64::*;
+
+    use super::{Activation, ConvGeometry, QUAD};
+
+    /// Whether the sliding kernel takes this shape.
+    pub(super) fn runs(g: &ConvGeometry) -> bool {
+        g.channels % 16 == 0 && matches!((g.kernel, g.stride), (3, 1) | (3, 2) | (5, 1) | (5, 2))
+    }
+
+    /// Like `depthwise_quad` over all channels; `taps` are the full kernel rows inside the
+    /// image ([`super::inner_taps`]), `image` starts at the first pixel's first input column.
+    ///
+    /// # Safety
+    /// AVX-512F must be present, [`runs`] true for `g`, and every tap of the four pixels
+    /// inside `image`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn quad(
+        image: &[f32],
+        g: &ConvGeometry,
+        w: &[f32],
+        bias: &[f32],
+        act: Activation,
+        taps: &[(usize, usize)],
+        pixels: &mut [f32],
+    ) {
+        match (g.kernel, g.stride) {
+            (3, 1) => quad_of::<3, 1>(image, g.channels, w, bias, act, taps, pixels),
+            (3, 2) => quad_of::<3, 2>(image, g.channels, w, bias, act, taps, pixels),
+            (5, 1) => quad_of::<5, 1>(image, g.channels, w, bias, act, taps, pixels),
+            _ => quad_of::<5, 2>(image, g.channels, w, bias, act, taps, pixels),
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    unsafe fn quad_of<const K: usize, const S: usize>(
+        image: &[f32],
+        c: usize,
+        w: &[f32],
+        bias: &[f32],
+        act: Activation,
+        taps: &[(usize, usize)],
+        pixels: &mut [f32],
+    ) {
+        // The farthest input any of the four pixels reads, for the bounds check below.
+        let reach = (QUAD - 1) * S + K;
+        for &(input_at, _) in taps.iter().step_by(K) {
+            assert!(input_at + reach * c <= image.len(), "depthwise: tap outside the image");
+        }
+        assert!(pixels.len() == QUAD * c && bias.len() == c);
+        assert!(taps.iter().all(|&(_, weight_at)| weight_at + c <= w.len()));
+        let (image, w) = (image.as_ptr(), w.as_ptr());
+        for start in (0..c).step_by(16) {
+            let mut sums = [_mm512_loadu_ps(bias.as_ptr().add(start)); QUAD];
+            for row in taps.chunks_exact(K) {
+                let (input_at, weight_at) = row[0];
+                let mut weights = [_mm512_setzero_ps(); K];
+                for (kx, reg) in weights.iter_mut().enumerate() {
+                    *reg = _mm512_loadu_ps(w.add(weight_at + kx * c + start));
+                }
+                for p in 0..reach {
+                    let v = _mm512_loadu_ps(image.add(input_at + p * c + start));
+                    for (q, sum) in sums.iter_mut().enumerate() {
+                        if p >= q * S && p - q * S < K {
+                            *sum = _mm512_fmadd_ps(v, weights[p - q * S], *sum);
+                        }
+                    }
+                }
+            }
+            for (q, sum) in sums.iter().enumerate() {
+                let v = match act {
+                    Activation::None => *sum,
+                    Activation::Relu => _mm512_max_ps(*sum, _mm512_setzero_ps()),
+                    Activation::Relu6 => _mm512_min_ps(
+                        _mm512_max_ps(*sum, _mm512_setzero_ps()),
+                        _mm512_set1_ps(6.0),
+                    ),
+                };
+                _mm512_storeu_ps(pixels.as_mut_ptr().add(q * c + start), v);
+            }
+        }
     }
 }
 
@@ -595,6 +703,26 @@ fn valid_taps(
             };
             taps[count] = (
                 (iy * g.width + ix) * g.channels,
+                (ky * g.kernel + kx) * g.channels,
+            );
+            count += 1;
+        }
+    }
+    count
+}
+
+/// For output row `oy`: the taps inside the image vertically, every horizontal one, as offsets
+/// from the pixel's first input column (see [`valid_taps`]). Returns how many there are.
+#[inline(always)]
+fn inner_taps(g: &ConvGeometry, oy: usize, taps: &mut [(usize, usize); MAX_TAPS]) -> usize {
+    let mut count = 0;
+    for ky in 0..g.kernel {
+        let Some(iy) = ConvGeometry::source(oy, ky, g.stride, g.pad_top, g.height) else {
+            continue;
+        };
+        for kx in 0..g.kernel {
+            taps[count] = (
+                (iy * g.width + kx) * g.channels,
                 (ky * g.kernel + kx) * g.channels,
             );
             count += 1;
