@@ -11,6 +11,8 @@
 //!
 //! Where the CPU lacks AVX512_BF16, [`supported`] says so and callers use their f32 path.
 
+use super::kernels::Activation;
+
 /// Output columns one packed panel holds: four registers of 16 f32 sums.
 const PANEL: usize = 64;
 /// Columns per register.
@@ -116,15 +118,48 @@ impl PackedBf16 {
         out: *mut f32,
         out_stride: usize,
     ) {
+        self.multiply_finishing(rows, x, x_stride, out, out_stride, None);
+    }
+
+    /// Like [`Self::multiply_strided`], and then, while the sums are still in registers,
+    /// `out = act(out + bias (+ residual))` as [`Finish`] says.
+    ///
+    /// # Safety
+    /// As for [`Self::multiply_strided`]; `finish`'s bias holds `outputs` values and its
+    /// residual, if any, the same rows as `out` at the same stride.
+    pub unsafe fn multiply_finishing(
+        &self,
+        rows: usize,
+        x: *const f32,
+        x_stride: usize,
+        out: *mut f32,
+        out_stride: usize,
+        finish: Option<Finish>,
+    ) {
         #[cfg(target_arch = "x86_64")]
         ROUNDED.with(|cell| {
             let mut rounded = cell.take();
-            avx512::multiply(self, rows, x, x_stride, out, out_stride, &mut rounded);
+            let ends = avx512::Ends {
+                out,
+                stride: out_stride,
+                finish,
+            };
+            avx512::multiply(self, rows, x, x_stride, ends, &mut rounded);
             cell.replace(rounded);
         });
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("bf16 kernels exist only on x86_64; `supported()` is false elsewhere");
     }
+}
+
+/// What follows a product: `act(sum + bias (+ residual))`.
+#[derive(Clone, Copy)]
+pub struct Finish {
+    /// `outputs` values.
+    pub bias: *const f32,
+    /// Rows laid out as `out`'s, or null.
+    pub residual: *const f32,
+    pub act: Activation,
 }
 
 /// Width of the panel that starts at output column `first`.
@@ -141,7 +176,7 @@ thread_local! {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{panel_width, PackedBf16, LANES, PANEL, ROWS};
+    use super::{panel_width, Activation, Finish, PackedBf16, LANES, PANEL, ROWS};
 
     /// Rows of activations rounded at once: enough to reuse each weight panel many times,
     /// few enough that they stay in cache while every panel passes over them.
@@ -154,8 +189,7 @@ mod avx512 {
         rows: usize,
         x: *const f32,
         x_stride: usize,
-        out: *mut f32,
-        out_stride: usize,
+        ends: Ends,
         rounded: &mut Vec<u32>,
     ) {
         let pairs = w.inputs.div_ceil(2);
@@ -171,12 +205,19 @@ mod avx512 {
             for first_col in (0..w.outputs).step_by(PANEL) {
                 let width = panel_width(w.outputs, first_col);
                 let panel = w.data.as_ptr().add(panel_at);
-                let out_block = out.add(first_row * out_stride + first_col);
-                let columns = (w.outputs - first_col).min(PANEL);
+                let at = first_row * ends.stride + first_col;
                 let target = Target {
-                    out: out_block,
-                    stride: out_stride,
-                    columns,
+                    out: ends.out.add(at),
+                    stride: ends.stride,
+                    columns: (w.outputs - first_col).min(PANEL),
+                    finish: ends.finish.map(|f| Finish {
+                        bias: f.bias.add(first_col),
+                        residual: match f.residual.is_null() {
+                            true => f.residual,
+                            false => f.residual.add(at),
+                        },
+                        act: f.act,
+                    }),
                 };
                 panel_rows(rounded.as_ptr(), block, pairs, panel, width, target);
                 panel_at += pairs * 2 * width;
@@ -185,12 +226,22 @@ mod avx512 {
         }
     }
 
-    /// Where a tile's sums go: `columns` valid columns of rows `stride` apart.
+    /// Where the product goes: rows of `out` `stride` apart, finished as `finish` says.
+    #[derive(Clone, Copy)]
+    pub(super) struct Ends {
+        pub(super) out: *mut f32,
+        pub(super) stride: usize,
+        pub(super) finish: Option<Finish>,
+    }
+
+    /// Where a tile's sums go: `columns` valid columns of rows `stride` apart, with the bias
+    /// and residual (if any) of the same columns and rows.
     #[derive(Clone, Copy)]
     struct Target {
         out: *mut f32,
         stride: usize,
         columns: usize,
+        finish: Option<Finish>,
     }
 
     /// Every row of a rounded block against one panel, [`ROWS`] rows at a time.
@@ -209,6 +260,13 @@ mod avx512 {
             let a = a.add(r * pairs);
             let t = Target {
                 out: target.out.add(r * target.stride),
+                finish: target.finish.map(|f| Finish {
+                    residual: match f.residual.is_null() {
+                        true => f.residual,
+                        false => f.residual.add(r * target.stride),
+                    },
+                    ..f
+                }),
                 ..target
             };
             match (width / LANES, take) {
@@ -276,7 +334,35 @@ mod avx512 {
                 } else {
                     (1u16 << valid) - 1
                 };
-                _mm512_mask_storeu_ps(row.add(v * LANES), mask, *s);
+                let value = match t.finish {
+                    Some(f) => finished(*s, f, mask, r * t.stride + v * LANES, v * LANES),
+                    None => *s,
+                };
+                _mm512_mask_storeu_ps(row.add(v * LANES), mask, value);
+            }
+        }
+    }
+
+    /// `act(sums + bias (+ residual))` for the lanes in `mask`, at `at` in the residual's rows
+    /// and column `column` of the bias.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn finished(
+        sums: __m512,
+        f: Finish,
+        mask: __mmask16,
+        at: usize,
+        column: usize,
+    ) -> __m512 {
+        let mut v = _mm512_add_ps(sums, _mm512_maskz_loadu_ps(mask, f.bias.add(column)));
+        if !f.residual.is_null() {
+            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, f.residual.add(at)));
+        }
+        match f.act {
+            Activation::None => v,
+            Activation::Relu => _mm512_max_ps(v, _mm512_setzero_ps()),
+            Activation::Relu6 => {
+                _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(6.0))
             }
         }
     }
@@ -333,6 +419,53 @@ mod tests {
         assert_eq!(from_bf16(to_bf16(1.0 + 3.0 / 256.0)), 1.0 + 4.0 / 256.0);
         assert_eq!(from_bf16(to_bf16(-2.5)), -2.5);
         assert!(from_bf16(to_bf16(f32::NAN)).is_nan());
+    }
+
+    /// The finishing in registers gives what a separate pass over the product would: bias,
+    /// residual and ReLU6, with rows wider than the product and a column tail.
+    #[test]
+    fn finishing_adds_bias_and_residual_and_clamps() {
+        if !supported() {
+            eprintln!("skipped: this CPU has no AVX512_BF16");
+            return;
+        }
+        let (rows, inputs, outputs, stride) = (9, 40, 70, 75);
+        let x = noise(1, rows * inputs);
+        let w: Vec<f32> = noise(2, inputs * outputs).iter().map(|v| v * 4.0).collect();
+        let bias = noise(3, outputs);
+        let residual: Vec<f32> = noise(4, rows * stride).iter().map(|v| v * 3.0).collect();
+        let packed = PackedBf16::new(&w, inputs, outputs);
+        let mut plain = vec![0.0; rows * stride];
+        let mut finished = vec![0.0; rows * stride];
+        let finish = Finish {
+            bias: bias.as_ptr(),
+            residual: residual.as_ptr(),
+            act: Activation::Relu6,
+        };
+        // SAFETY: the CPU runs the kernel (checked above); x has rows × inputs values, the
+        // outputs and the residual rows × stride, and the bias `outputs`.
+        unsafe {
+            packed.multiply_strided(rows, x.as_ptr(), inputs, plain.as_mut_ptr(), stride);
+            let out = finished.as_mut_ptr();
+            packed.multiply_finishing(rows, x.as_ptr(), inputs, out, stride, Some(finish));
+        }
+        let (mut clamped_low, mut clamped_high) = (0, 0);
+        for r in 0..rows {
+            for o in 0..outputs {
+                let at = r * stride + o;
+                let expected = (plain[at] + bias[o] + residual[at]).clamp(0.0, 6.0);
+                assert!((finished[at] - expected).abs() < 1e-5, "[{r},{o}]");
+                clamped_low += (expected == 0.0) as usize;
+                clamped_high += (expected == 6.0) as usize;
+            }
+            assert!(finished[r * stride + outputs..(r + 1) * stride]
+                .iter()
+                .all(|v| *v == 0.0));
+        }
+        assert!(
+            clamped_low > 0 && clamped_high > 0,
+            "both ends of ReLU6 are exercised"
+        );
     }
 
     /// A reproducible stream of values in -1..1.

@@ -107,9 +107,13 @@ pub fn dense(
             let first = task * band;
             let band_rows = out_band.len() / outputs;
             let x_band = &x[first * inputs..][..band_rows * inputs];
-            multiply(x_band, w, out_band, band_rows, inputs, outputs);
-            let res = residual.map(|r| &r[first * outputs..][..band_rows * outputs]);
-            finish_rows(out_band, bias, res, act);
+            let residual = residual.map(|r| &r[first * outputs..][..band_rows * outputs]);
+            let finish = Finishing {
+                bias,
+                residual,
+                act,
+            };
+            multiply(x_band, w, out_band, (band_rows, inputs), finish);
         });
     out
 }
@@ -198,28 +202,47 @@ impl Weights {
     }
 }
 
-/// `out = x · w` on the calling thread, for row-major `x` (rows × inputs), `w` (inputs ×
-/// outputs) and `out` (rows × outputs).
-fn multiply(x: &[f32], w: Matrix, out: &mut [f32], rows: usize, inputs: usize, outputs: usize) {
+/// What follows a product: `out = act(out + bias (+ residual))`, `residual` being as large
+/// as `out`.
+#[derive(Clone, Copy)]
+struct Finishing<'a> {
+    bias: &'a [f32],
+    residual: Option<&'a [f32]>,
+    act: Activation,
+}
+
+/// `out = act(x · w + bias (+ residual))` on the calling thread, for row-major `x` (rows ×
+/// inputs), `w` (inputs × outputs) and `out` (rows × outputs). The bf16 kernel finishes the
+/// sums in registers; the f32 one in a second pass while `out` is in cache.
+fn multiply(x: &[f32], w: Matrix, out: &mut [f32], (rows, inputs): (usize, usize), f: Finishing) {
+    let outputs = f.bias.len();
     assert_eq!(x.len(), rows * inputs);
     w.check(inputs, outputs);
     assert_eq!(out.len(), rows * outputs);
+    assert!(f.residual.is_none_or(|r| r.len() == out.len()));
     if rows == 0 || inputs == 0 {
         out.fill(0.0);
+        finish_rows(out, f.bias, f.residual, f.act);
         return;
     }
-    // SAFETY: the asserts above prove that every index read or written is inside `x`, `w`
-    // and `out`, with the shapes and row strides passed here.
+    let (x, out_at) = (x.as_ptr(), out.as_mut_ptr());
+    // SAFETY: the asserts above prove that every index read or written is inside `x`, `w`,
+    // `out` and the residual, with the shapes and row strides passed here.
     unsafe {
-        w.multiply_strided(
-            rows,
-            inputs,
-            outputs,
-            x.as_ptr(),
-            inputs,
-            out.as_mut_ptr(),
-            outputs,
-        )
+        match w {
+            Matrix::Bf16(packed) => {
+                let finish = bf16::Finish {
+                    bias: f.bias.as_ptr(),
+                    residual: f.residual.map_or(std::ptr::null(), <[f32]>::as_ptr),
+                    act: f.act,
+                };
+                packed.multiply_finishing(rows, x, inputs, out_at, outputs, Some(finish));
+            }
+            Matrix::F32(_) => {
+                w.multiply_strided(rows, inputs, outputs, x, inputs, out_at, outputs);
+                finish_rows(out, f.bias, f.residual, f.act);
+            }
+        }
     }
 }
 
@@ -590,7 +613,10 @@ mod sliding {
         // The farthest input any of the four pixels reads, for the bounds check below.
         let reach = (QUAD - 1) * S + K;
         for &(input_at, _) in taps.iter().step_by(K) {
-            assert!(input_at + reach * c <= image.len(), "depthwise: tap outside the image");
+            assert!(
+                input_at + reach * c <= image.len(),
+                "depthwise: tap outside the image"
+            );
         }
         assert!(pixels.len() == QUAD * c && bias.len() == c);
         assert!(taps.iter().all(|&(_, weight_at)| weight_at + c <= w.len()));
@@ -918,12 +944,16 @@ fn block_rows(
         // The projection, with the input added back.
         let pixels = (stop - start) * g.out_width;
         let band_out = &mut out[(start - first_row) * out_row..][..pixels * outputs];
-        let spread = &scratch.spread;
-        multiply(spread, layers.project.w, band_out, pixels, hidden, outputs);
         let residual = layers
             .skip
             .then(|| &image_x[start * g.width * inputs..][..pixels * inputs]);
-        finish_rows(band_out, layers.project.bias, residual, Activation::None);
+        let finish = Finishing {
+            bias: layers.project.bias,
+            residual,
+            act: Activation::None,
+        };
+        let spread = &scratch.spread;
+        multiply(spread, layers.project.w, band_out, (pixels, hidden), finish);
         start = stop;
     }
 }
@@ -955,8 +985,12 @@ fn expand_rows(
     let new_pixels = new_rows.len() * g.width;
     let fresh = &mut expanded[kept * in_row..];
     let source = &image_x[new_rows.start * g.width * inputs..][..new_pixels * inputs];
-    multiply(source, expand.w, fresh, new_pixels, inputs, hidden);
-    finish_rows(fresh, expand.bias, None, Activation::Relu6);
+    let finish = Finishing {
+        bias: expand.bias,
+        residual: None,
+        act: Activation::Relu6,
+    };
+    multiply(source, expand.w, fresh, (new_pixels, inputs), finish);
 }
 
 /// The depthwise convolution of output rows `rows` from the expanded rows in `scratch`
