@@ -451,9 +451,9 @@ mod tests {
         }
         let (mut clamped_low, mut clamped_high) = (0, 0);
         for r in 0..rows {
-            for o in 0..outputs {
+            for (o, b) in bias.iter().enumerate() {
                 let at = r * stride + o;
-                let expected = (plain[at] + bias[o] + residual[at]).clamp(0.0, 6.0);
+                let expected = (plain[at] + b + residual[at]).clamp(0.0, 6.0);
                 assert!((finished[at] - expected).abs() < 1e-5, "[{r},{o}]");
                 clamped_low += (expected == 0.0) as usize;
                 clamped_high += (expected == 6.0) as usize;

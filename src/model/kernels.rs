@@ -573,7 +573,8 @@ mod sliding {
 
     /// Whether the sliding kernel takes this shape.
     pub(super) fn runs(g: &ConvGeometry) -> bool {
-        g.channels % 16 == 0 && matches!((g.kernel, g.stride), (3, 1) | (3, 2) | (5, 1) | (5, 2))
+        g.channels.is_multiple_of(16)
+            && matches!((g.kernel, g.stride), (3, 1) | (3, 2) | (5, 1) | (5, 2))
     }
 
     /// Like `depthwise_quad` over all channels; `taps` are the full kernel rows inside the
