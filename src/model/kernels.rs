@@ -508,6 +508,13 @@ fn depthwise_row<const FUSED: bool, const SLIDING: bool>(
     let mut inner = [(0usize, 0usize); MAX_TAPS];
     let inner_count = inner_taps(g, oy, &mut inner);
     let inner = &inner[..inner_count];
+    #[cfg(target_arch = "x86_64")]
+    if SLIDING && sliding::runs(g) {
+        // SAFETY: `SLIDING` is set only in the variant compiled for AVX-512, which runs only
+        // where it was detected; `runs` checked the shape the kernel takes.
+        unsafe { sliding::row(image_data, g, w, bias, act, inner, out) };
+        return;
+    }
     let step = g.stride * c;
     let mut ox = 0;
     while ox < g.out_width {
@@ -516,15 +523,6 @@ fn depthwise_row<const FUSED: bool, const SLIDING: bool>(
         if ox + QUAD <= g.out_width && columns_inside(g, ox, QUAD) {
             let (image_data, taps) = (&image_data[(ox * g.stride - g.pad_left) * c..], inner);
             let pixels = &mut out[ox * c..(ox + QUAD) * c];
-            #[cfg(target_arch = "x86_64")]
-            if SLIDING && sliding::runs(g) {
-                // SAFETY: `SLIDING` is set only in the variant compiled for AVX-512, which
-                // runs only where it was detected; `runs` checked the shape the kernel takes,
-                // and the taps lie inside `image_data` as for the other kernels.
-                unsafe { sliding::quad(image_data, g, w, bias, act, taps, pixels) };
-                ox += QUAD;
-                continue;
-            }
             let mut start = 0;
             while start + 64 <= c {
                 depthwise_quad::<64, FUSED>(image_data, w, bias, act, taps, step, start, pixels);
@@ -561,10 +559,11 @@ fn depthwise_row<const FUSED: bool, const SLIDING: bool>(
     }
 }
 
-/// The depthwise kernel for four neighbouring pixels in AVX-512 intrinsics, sliding along the
-/// row: for each kernel row, each input pixel the four read is loaded once and multiplied
-/// into every pixel whose window holds it (8 loads for 12 multiply-adds with a 3×3 kernel at
-/// stride 1, where [`depthwise_quad`] loads 12 and 3 weights), and each weight once.
+/// The depthwise kernel in AVX-512 intrinsics, four neighbouring pixels at a time, sliding
+/// along the row: for each kernel row, each input pixel the four read is loaded once and
+/// multiplied into every pixel whose window holds it (6 loads for 12 multiply-adds with a 3×3
+/// kernel at stride 1, where [`depthwise_quad`] loads 12 and 3 weights), and each weight once.
+/// Columns outside the image are skipped, so pixels at the edges take the same path.
 #[cfg(target_arch = "x86_64")]
 mod sliding {
     use std::arch::x86_64::*;
@@ -577,61 +576,94 @@ mod sliding {
             && matches!((g.kernel, g.stride), (3, 1) | (3, 2) | (5, 1) | (5, 2))
     }
 
-    /// Like `depthwise_quad` over all channels; `taps` are the full kernel rows inside the
-    /// image ([`super::inner_taps`]), `image` starts at the first pixel's first input column.
+    /// One output row of one image (`image`, NHWC); `taps` are the kernel rows inside the
+    /// image, every column, as [`super::inner_taps`] lists them.
     ///
     /// # Safety
-    /// AVX-512F must be present, [`runs`] true for `g`, and every tap of the four pixels
-    /// inside `image`.
+    /// AVX-512F must be present, and [`runs`] true for `g`.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn quad(
+    pub(super) unsafe fn row(
         image: &[f32],
         g: &ConvGeometry,
         w: &[f32],
         bias: &[f32],
         act: Activation,
         taps: &[(usize, usize)],
-        pixels: &mut [f32],
+        out: &mut [f32],
     ) {
-        match (g.kernel, g.stride) {
-            (3, 1) => quad_of::<3, 1>(image, g.channels, w, bias, act, taps, pixels),
-            (3, 2) => quad_of::<3, 2>(image, g.channels, w, bias, act, taps, pixels),
-            (5, 1) => quad_of::<5, 1>(image, g.channels, w, bias, act, taps, pixels),
-            _ => quad_of::<5, 2>(image, g.channels, w, bias, act, taps, pixels),
+        let row_len = g.width * g.channels;
+        // Every tap row and weight that the kernel reads, whole: the loads below index
+        // inside them (columns are checked against the width one by one).
+        let rows = || taps.iter().step_by(g.kernel);
+        assert!(taps.len().is_multiple_of(g.kernel));
+        assert!(rows().all(|&(at, _)| at.is_multiple_of(row_len) && at + row_len <= image.len()));
+        assert!(taps.iter().all(|&(_, at)| at + g.channels <= w.len()));
+        assert!(bias.len() == g.channels && out.len() == g.out_width * g.channels);
+        let layer = Layer {
+            image: image.as_ptr(),
+            w: w.as_ptr(),
+            bias: bias.as_ptr(),
+            act,
+            c: g.channels,
+            width: g.width,
+        };
+        for ox in (0..g.out_width).step_by(QUAD) {
+            let first = (ox * g.stride) as isize - g.pad_left as isize;
+            let count = (g.out_width - ox).min(QUAD);
+            let pixels = out.as_mut_ptr().add(ox * g.channels);
+            // Inside the image, the columns need no checking.
+            let reach = ((QUAD - 1) * g.stride + g.kernel) as isize;
+            let inside = first >= 0 && first + reach <= g.width as isize;
+            match (g.kernel, g.stride, inside) {
+                (3, 1, true) => four::<3, 1, false>(&layer, taps, first, count, pixels),
+                (3, 1, false) => four::<3, 1, true>(&layer, taps, first, count, pixels),
+                (3, 2, true) => four::<3, 2, false>(&layer, taps, first, count, pixels),
+                (3, 2, false) => four::<3, 2, true>(&layer, taps, first, count, pixels),
+                (5, 1, true) => four::<5, 1, false>(&layer, taps, first, count, pixels),
+                (5, 1, false) => four::<5, 1, true>(&layer, taps, first, count, pixels),
+                (_, _, true) => four::<5, 2, false>(&layer, taps, first, count, pixels),
+                (_, _, false) => four::<5, 2, true>(&layer, taps, first, count, pixels),
+            }
         }
     }
 
-    #[target_feature(enable = "avx512f")]
-    unsafe fn quad_of<const K: usize, const S: usize>(
-        image: &[f32],
-        c: usize,
-        w: &[f32],
-        bias: &[f32],
+    /// What every group of a row shares.
+    struct Layer {
+        image: *const f32,
+        w: *const f32,
+        bias: *const f32,
         act: Activation,
+        c: usize,
+        width: usize,
+    }
+
+    /// `count` (at most four) pixels whose windows start at input column `first` (negative in
+    /// the left padding), all channels, sixteen at a time. `EDGE` checks every column against
+    /// the image's width; without it, all must be inside.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn four<const K: usize, const S: usize, const EDGE: bool>(
+        layer: &Layer,
         taps: &[(usize, usize)],
-        pixels: &mut [f32],
+        first: isize,
+        count: usize,
+        pixels: *mut f32,
     ) {
-        // The farthest input any of the four pixels reads, for the bounds check below.
-        let reach = (QUAD - 1) * S + K;
-        for &(input_at, _) in taps.iter().step_by(K) {
-            assert!(
-                input_at + reach * c <= image.len(),
-                "depthwise: tap outside the image"
-            );
-        }
-        assert!(pixels.len() == QUAD * c && bias.len() == c);
-        assert!(taps.iter().all(|&(_, weight_at)| weight_at + c <= w.len()));
-        let (image, w) = (image.as_ptr(), w.as_ptr());
+        let c = layer.c;
         for start in (0..c).step_by(16) {
-            let mut sums = [_mm512_loadu_ps(bias.as_ptr().add(start)); QUAD];
-            for row in taps.chunks_exact(K) {
-                let (input_at, weight_at) = row[0];
+            let mut sums = [_mm512_loadu_ps(layer.bias.add(start)); QUAD];
+            for tap_row in taps.chunks_exact(K) {
+                let (input_at, weight_at) = tap_row[0];
                 let mut weights = [_mm512_setzero_ps(); K];
                 for (kx, reg) in weights.iter_mut().enumerate() {
-                    *reg = _mm512_loadu_ps(w.add(weight_at + kx * c + start));
+                    *reg = _mm512_loadu_ps(layer.w.add(weight_at + kx * c + start));
                 }
-                for p in 0..reach {
-                    let v = _mm512_loadu_ps(image.add(input_at + p * c + start));
+                for p in 0..(QUAD - 1) * S + K {
+                    let column = first + p as isize;
+                    if EDGE && (column < 0 || column as usize >= layer.width) {
+                        continue;
+                    }
+                    let at = input_at + column as usize * c + start;
+                    let v = _mm512_loadu_ps(layer.image.add(at));
                     for (q, sum) in sums.iter_mut().enumerate() {
                         if p >= q * S && p - q * S < K {
                             *sum = _mm512_fmadd_ps(v, weights[p - q * S], *sum);
@@ -639,8 +671,8 @@ mod sliding {
                     }
                 }
             }
-            for (q, sum) in sums.iter().enumerate() {
-                let v = match act {
+            for (q, sum) in sums.iter().take(count).enumerate() {
+                let v = match layer.act {
                     Activation::None => *sum,
                     Activation::Relu => _mm512_max_ps(*sum, _mm512_setzero_ps()),
                     Activation::Relu6 => _mm512_min_ps(
@@ -648,7 +680,7 @@ mod sliding {
                         _mm512_set1_ps(6.0),
                     ),
                 };
-                _mm512_storeu_ps(pixels.as_mut_ptr().add(q * c + start), v);
+                _mm512_storeu_ps(pixels.add(q * c + start), v);
             }
         }
     }
