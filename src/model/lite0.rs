@@ -256,12 +256,16 @@ impl Lite0 {
             height: g.out_height,
             width: g.out_width,
         };
+        kernels::give_back(nhwc);
         for block in &self.blocks {
-            x = block.forward(x, batch);
+            let next = block.forward(&x, batch);
+            kernels::give_back(std::mem::replace(&mut x, next).data);
         }
         let rows = batch * x.height * x.width;
         let head = self.head.forward(&x.data, rows, Activation::Relu6, None);
         let pooled = kernels::global_average(&head, batch, HEAD_CHANNELS);
+        kernels::give_back(head);
+        kernels::give_back(x.data);
         let logits = self
             .classifier
             .forward(&pooled, batch, Activation::None, None);
@@ -328,7 +332,7 @@ impl Block {
         })
     }
 
-    fn forward(&self, x: Activations, batch: usize) -> Activations {
+    fn forward(&self, x: &Activations, batch: usize) -> Activations {
         let dw = &self.depthwise;
         let channels = dw.bias.len();
         let g = ConvGeometry::same(batch, x.height, x.width, channels, dw.kernel, dw.stride);
