@@ -963,11 +963,27 @@ fn check_block_shapes(x: &[f32], g: &ConvGeometry, layers: &BlockLayers) {
 }
 
 /// A thread's reusable buffers for [`inverted_residual`]: expanded input rows, and one band of
-/// depthwise output.
+/// depthwise output. They only grow, and the `_len` fields say how much is in use, so that a
+/// block after a smaller one does not zero them again.
 #[derive(Default)]
 struct BandScratch {
     expanded: Vec<f32>,
+    expanded_len: usize,
     spread: Vec<f32>,
+    spread_len: usize,
+}
+
+impl BandScratch {
+    fn spread(&self) -> &[f32] {
+        &self.spread[..self.spread_len]
+    }
+}
+
+/// Makes `v` hold at least `len` values.
+fn grow(v: &mut Vec<f32>, len: usize) {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
 }
 
 thread_local! {
@@ -1023,7 +1039,7 @@ fn block_rows(
             residual,
             act: Activation::None,
         };
-        let spread = &scratch.spread;
+        let spread = scratch.spread();
         multiply(spread, layers.project.w, band_out, (pixels, hidden), finish);
         start = stop;
     }
@@ -1051,10 +1067,11 @@ fn expand_rows(
         let from = (needed.start - have.start) * in_row;
         expanded.copy_within(from..from + kept * in_row, 0);
     }
-    expanded.resize(needed.len() * in_row, 0.0);
+    grow(expanded, needed.len() * in_row);
+    scratch.expanded_len = needed.len() * in_row;
     let new_rows = needed.start + kept..needed.end;
     let new_pixels = new_rows.len() * g.width;
-    let fresh = &mut expanded[kept * in_row..];
+    let fresh = &mut scratch.expanded[kept * in_row..scratch.expanded_len];
     let source = &image_x[new_rows.start * g.width * inputs..][..new_pixels * inputs];
     let finish = Finishing {
         bias: expand.bias,
@@ -1077,18 +1094,26 @@ fn depthwise_band(
     // The same geometry, shifted to the rows held.
     let sub = ConvGeometry {
         batch: 1,
-        height: scratch.expanded.len() / (g.width * g.channels),
+        height: scratch.expanded_len / (g.width * g.channels),
         out_height: rows.len(),
         pad_top: g.pad_top + first_input - rows.start * g.stride,
         ..*g
     };
     let spread_row = g.out_width * g.channels;
-    scratch.spread.resize(rows.len() * spread_row, 0.0);
-    for (r, spread_out) in scratch.spread.chunks_exact_mut(spread_row).enumerate() {
+    grow(&mut scratch.spread, rows.len() * spread_row);
+    scratch.spread_len = rows.len() * spread_row;
+    let BandScratch {
+        expanded,
+        expanded_len,
+        spread,
+        spread_len,
+    } = scratch;
+    let expanded = &expanded[..*expanded_len];
+    for (r, spread_out) in spread[..*spread_len].chunks_exact_mut(spread_row).enumerate() {
         // SAFETY: `depthwise_row_kernel` only returns a variant whose CPU features were detected.
         unsafe {
             row_kernel(
-                &scratch.expanded,
+                expanded,
                 &sub,
                 depthwise.w,
                 depthwise.bias,
