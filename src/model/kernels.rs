@@ -55,20 +55,19 @@ thread_local! {
 /// How many spare vectors a thread keeps.
 const SPARES: usize = 4;
 
-/// A vector of `len` values for a kernel that writes every one of them: a spare one when a
-/// large enough one was given back (with its old values, which the kernel overwrites),
-/// otherwise a new one. Zeroing a fresh vector for every layer cost 5% of a Lite0 image.
+/// A vector of `len` values for a kernel that writes every one of them: the spare given back
+/// last that is at least as long (likely still in cache; shortened, with its old values,
+/// which the kernel overwrites), otherwise a new one. Zeroing a new vector for every layer
+/// cost 5% of a Lite0 image; a spare is never lengthened, as that would zero the added part.
 fn output_buffer(len: usize) -> Vec<f32> {
     let spare = SPARE.with(|spare| {
         let mut spare = spare.borrow_mut();
-        let fits = (0..spare.len())
-            .filter(|&i| spare[i].capacity() >= len)
-            .min_by_key(|&i| spare[i].capacity());
-        fits.map(|i| spare.swap_remove(i))
+        let fits = (0..spare.len()).rev().find(|&i| spare[i].len() >= len);
+        fits.map(|i| spare.remove(i))
     });
     match spare {
         Some(mut v) => {
-            v.resize(len, 0.0);
+            v.truncate(len);
             v
         }
         None => vec![0.0; len],
@@ -79,8 +78,11 @@ fn output_buffer(len: usize) -> Vec<f32> {
 pub fn give_back(v: Vec<f32>) {
     SPARE.with(|spare| {
         let mut spare = spare.borrow_mut();
-        if spare.len() < SPARES {
-            spare.push(v);
+        spare.push(v);
+        // Keep the longest: they serve every layer.
+        if spare.len() > SPARES {
+            let shortest = (0..spare.len()).min_by_key(|&i| spare[i].len());
+            shortest.map(|i| spare.remove(i));
         }
     });
 }
@@ -1109,7 +1111,10 @@ fn depthwise_band(
         spread_len,
     } = scratch;
     let expanded = &expanded[..*expanded_len];
-    for (r, spread_out) in spread[..*spread_len].chunks_exact_mut(spread_row).enumerate() {
+    for (r, spread_out) in spread[..*spread_len]
+        .chunks_exact_mut(spread_row)
+        .enumerate()
+    {
         // SAFETY: `depthwise_row_kernel` only returns a variant whose CPU features were detected.
         unsafe {
             row_kernel(

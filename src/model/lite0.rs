@@ -354,8 +354,11 @@ impl Block {
                 let spread = kernels::depthwise(&x.data, &g, &dw.w, &dw.bias, Activation::Relu6);
                 let out_rows = batch * g.out_height * g.out_width;
                 let residual = self.skip.then_some(x.data.as_slice());
-                self.project
-                    .forward(&spread, out_rows, Activation::None, residual)
+                let projected = self
+                    .project
+                    .forward(&spread, out_rows, Activation::None, residual);
+                kernels::give_back(spread);
+                projected
             }
         };
         Activations {
