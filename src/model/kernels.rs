@@ -330,9 +330,26 @@ pub(crate) unsafe fn multiply_strided(
 }
 
 /// `out = act(out + bias (+ residual))`, where `out` (and `residual`, the same size) hold whole
-/// rows of `bias.len()` values.
-#[inline]
+/// rows of `bias.len()` values. Compiled for AVX-512 too, and run so where the CPU has it: the
+/// crate's baseline is SSE2, which does four values an instruction.
 fn finish_rows(out: &mut [f32], bias: &[f32], residual: Option<&[f32]>, act: Activation) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F, checked on the line above.
+        unsafe { finish_rows_avx512(out, bias, residual, act) };
+        return;
+    }
+    finish_rows_here(out, bias, residual, act);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn finish_rows_avx512(out: &mut [f32], bias: &[f32], res: Option<&[f32]>, act: Activation) {
+    finish_rows_here(out, bias, res, act);
+}
+
+#[inline(always)]
+fn finish_rows_here(out: &mut [f32], bias: &[f32], residual: Option<&[f32]>, act: Activation) {
     let width = bias.len().max(1);
     match residual {
         Some(res) => {
