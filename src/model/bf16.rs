@@ -167,6 +167,9 @@ fn panel_width(outputs: usize, first: usize) -> usize {
     (outputs - first).min(PANEL).div_ceil(LANES) * LANES
 }
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx512::finished;
+
 thread_local! {
     /// A thread's activations rounded to bf16, reused between products.
     static ROUNDED: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -347,7 +350,7 @@ mod avx512 {
     /// and column `column` of the bias.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn finished(
+    pub(crate) unsafe fn finished(
         sums: __m512,
         f: Finish,
         mask: __mmask16,

@@ -14,6 +14,7 @@
 use rayon::prelude::*;
 
 use super::bf16::{self, PackedBf16};
+use super::packed_f32::{self, PackedF32};
 use super::Precision;
 
 thread_local! {
@@ -161,11 +162,12 @@ pub fn dense(
 /// Fewer rows than this per task, and splitting costs more than it saves.
 const MIN_ROWS_PER_TASK: usize = 16;
 
-/// A weight matrix `[inputs, outputs]` as the products read it: f32 row-major, or rounded to
-/// bf16 and packed for the bf16 kernel.
+/// A weight matrix `[inputs, outputs]` as the products read it: f32 row-major (for `gemm`),
+/// packed for the AVX-512 f32 kernel, or rounded to bf16 and packed for the bf16 kernel.
 #[derive(Clone, Copy)]
 pub enum Matrix<'a> {
     F32(&'a [f32]),
+    PackedF32(&'a PackedF32),
     Bf16(&'a PackedBf16),
 }
 
@@ -174,6 +176,7 @@ impl Matrix<'_> {
     pub fn inputs(&self, outputs: usize) -> usize {
         match self {
             Matrix::F32(w) => w.len() / outputs.max(1),
+            Matrix::PackedF32(packed) => packed.inputs(),
             Matrix::Bf16(packed) => packed.inputs(),
         }
     }
@@ -182,6 +185,7 @@ impl Matrix<'_> {
     fn check(&self, inputs: usize, outputs: usize) {
         match self {
             Matrix::F32(w) => assert_eq!(w.len(), inputs * outputs, "weight shape"),
+            Matrix::PackedF32(p) => assert_eq!((p.inputs(), p.outputs()), (inputs, outputs)),
             Matrix::Bf16(p) => assert_eq!((p.inputs(), p.outputs()), (inputs, outputs)),
         }
     }
@@ -212,7 +216,10 @@ impl Matrix<'_> {
                 out,
                 out_stride,
             ),
-            // A bf16 matrix exists only where the CPU runs its kernel (see `Weights::new`).
+            // Packed matrices exist only where the CPU runs their kernels (`Weights::new`).
+            Matrix::PackedF32(packed) => {
+                packed.multiply_finishing(rows, x, x_stride, out, out_stride, None)
+            }
             Matrix::Bf16(packed) => packed.multiply_strided(rows, x, x_stride, out, out_stride),
         }
     }
@@ -221,22 +228,28 @@ impl Matrix<'_> {
 /// A weight matrix owned by a model, in the precision it was loaded for.
 pub enum Weights {
     F32(Vec<f32>),
+    PackedF32(PackedF32),
     Bf16(PackedBf16),
 }
 
 impl Weights {
     /// `w` (`[inputs, outputs]`, row-major) in `precision`, which must be resolved
-    /// (see [`Precision::resolve`]): bf16 only where the CPU runs it.
+    /// (see [`Precision::resolve`]): bf16 only where the CPU runs it, and f32 packed for the
+    /// AVX-512 kernel where the CPU has that.
     pub fn new(w: Vec<f32>, inputs: usize, outputs: usize, precision: Precision) -> Self {
-        match precision == Precision::Bf16 && bf16::supported() {
-            true => Weights::Bf16(PackedBf16::new(&w, inputs, outputs)),
-            false => Weights::F32(w),
+        if precision == Precision::Bf16 && bf16::supported() {
+            Weights::Bf16(PackedBf16::new(&w, inputs, outputs))
+        } else if packed_f32::supported() {
+            Weights::PackedF32(PackedF32::new(&w, inputs, outputs))
+        } else {
+            Weights::F32(w)
         }
     }
 
     pub fn matrix(&self) -> Matrix<'_> {
         match self {
             Weights::F32(w) => Matrix::F32(w),
+            Weights::PackedF32(packed) => Matrix::PackedF32(packed),
             Weights::Bf16(packed) => Matrix::Bf16(packed),
         }
     }
@@ -249,6 +262,17 @@ struct Finishing<'a> {
     bias: &'a [f32],
     residual: Option<&'a [f32]>,
     act: Activation,
+}
+
+impl Finishing<'_> {
+    /// The same, for a kernel that finishes in registers.
+    fn registers(&self) -> bf16::Finish {
+        bf16::Finish {
+            bias: self.bias.as_ptr(),
+            residual: self.residual.map_or(std::ptr::null(), <[f32]>::as_ptr),
+            act: self.act,
+        }
+    }
 }
 
 /// `out = act(x · w + bias (+ residual))` on the calling thread, for row-major `x` (rows ×
@@ -271,12 +295,10 @@ fn multiply(x: &[f32], w: Matrix, out: &mut [f32], (rows, inputs): (usize, usize
     unsafe {
         match w {
             Matrix::Bf16(packed) => {
-                let finish = bf16::Finish {
-                    bias: f.bias.as_ptr(),
-                    residual: f.residual.map_or(std::ptr::null(), <[f32]>::as_ptr),
-                    act: f.act,
-                };
-                packed.multiply_finishing(rows, x, inputs, out_at, outputs, Some(finish));
+                packed.multiply_finishing(rows, x, inputs, out_at, outputs, Some(f.registers()));
+            }
+            Matrix::PackedF32(packed) => {
+                packed.multiply_finishing(rows, x, inputs, out_at, outputs, Some(f.registers()));
             }
             Matrix::F32(_) => {
                 w.multiply_strided(rows, inputs, outputs, x, inputs, out_at, outputs);

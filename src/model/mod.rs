@@ -8,6 +8,7 @@ pub mod download;
 pub mod kernels;
 pub mod labels;
 pub mod lite0;
+pub mod packed_f32;
 pub mod vgg16;
 pub mod weights;
 pub mod winograd;
