@@ -56,14 +56,17 @@ thread_local! {
 /// How many spare vectors a thread keeps.
 const SPARES: usize = 4;
 
-/// A vector of `len` values for a kernel that writes every one of them: the spare given back
-/// last that is at least as long (likely still in cache; shortened, with its old values,
-/// which the kernel overwrites), otherwise a new one. Zeroing a new vector for every layer
-/// cost 5% of a Lite0 image; a spare is never lengthened, as that would zero the added part.
+/// A vector of `len` values for a kernel that writes every one of them: the shortest spare at
+/// least as long but not over twice as long (shortened, with its old values, which the kernel
+/// overwrites), otherwise a new one. Zeroing a new vector for every layer cost 5% of a Lite0
+/// image. A spare is never lengthened, as that would zero the added part, and the long ones
+/// are not spent on short requests, so that the next image finds them.
 fn output_buffer(len: usize) -> Vec<f32> {
     let spare = SPARE.with(|spare| {
         let mut spare = spare.borrow_mut();
-        let fits = (0..spare.len()).rev().find(|&i| spare[i].len() >= len);
+        let fits = (0..spare.len())
+            .filter(|&i| (len..=2 * len).contains(&spare[i].len()))
+            .min_by_key(|&i| spare[i].len());
         fits.map(|i| spare.remove(i))
     });
     match spare {
