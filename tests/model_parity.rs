@@ -102,6 +102,15 @@ fn a_batch_gives_the_same_answer_as_single_images() {
     );
 }
 
+/// Whether the bf16 tests can run here; says so when they cannot.
+fn cpu_has_bf16() -> bool {
+    let has = lookalike::model::bf16::supported();
+    if !has {
+        eprintln!("skipped: this CPU has no AVX512_BF16");
+    }
+    has
+}
+
 fn engine_in(precision: Precision) -> Engine {
     let options = EngineOptions {
         precision,
@@ -144,8 +153,7 @@ fn every_seed_image_matches_reference_label_and_embedding() {
 
 #[test]
 fn in_bf16_every_seed_image_keeps_the_reference_label_and_embedding() {
-    if !lookalike::model::bf16::supported() {
-        eprintln!("skipped: this CPU has no AVX512_BF16");
+    if !cpu_has_bf16() {
         return;
     }
     seed_images_match_reference(Precision::Bf16);
@@ -155,8 +163,7 @@ fn in_bf16_every_seed_image_keeps_the_reference_label_and_embedding() {
 /// more (what lets the index keep one set of vectors for both) and the labels agree.
 #[test]
 fn bf16_embeddings_agree_with_f32_on_every_test_image() {
-    if !lookalike::model::bf16::supported() {
-        eprintln!("skipped: this CPU has no AVX512_BF16");
+    if !cpu_has_bf16() {
         return;
     }
     let (low, full) = (engine_in(Precision::Bf16), engine_in(Precision::F32));
@@ -193,8 +200,7 @@ fn bf16_embeddings_agree_with_f32_on_every_test_image() {
 /// looser than f32's 1e-3).
 #[test]
 fn bf16_synthetic_input_stays_close_to_the_reference() {
-    if !lookalike::model::bf16::supported() {
-        eprintln!("skipped: this CPU has no AVX512_BF16");
+    if !cpu_has_bf16() {
         return;
     }
     let reference = load_json("lite0-synthetic-input.json");

@@ -168,7 +168,7 @@ fn panel_width(outputs: usize, first: usize) -> usize {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub(crate) use avx512::finished;
+pub(crate) use avx512::store_tile;
 
 thread_local! {
     /// A thread's activations rounded to bf16, reused between products.
@@ -328,17 +328,31 @@ mod avx512 {
                 }
             }
         }
+        store_tile(&sums, t.out, t.stride, t.columns, t.finish);
+    }
+
+    /// Stores (and finishes, with `finish`) a tile of sums: rows `stride` apart from `out`,
+    /// of which `columns` are written.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(crate) unsafe fn store_tile<const R: usize, const V: usize>(
+        sums: &[[__m512; V]; R],
+        out: *mut f32,
+        stride: usize,
+        columns: usize,
+        finish: Option<Finish>,
+    ) {
         for (r, row_sums) in sums.iter().enumerate() {
-            let row = t.out.add(r * t.stride);
+            let row = out.add(r * stride);
             for (v, s) in row_sums.iter().enumerate() {
-                let valid = t.columns.saturating_sub(v * LANES).min(LANES);
+                let valid = columns.saturating_sub(v * LANES).min(LANES);
                 let mask: __mmask16 = if valid >= LANES {
                     0xffff
                 } else {
                     (1u16 << valid) - 1
                 };
-                let value = match t.finish {
-                    Some(f) => finished(*s, f, mask, r * t.stride + v * LANES, v * LANES),
+                let value = match finish {
+                    Some(f) => finished(*s, f, mask, r * stride + v * LANES, v * LANES),
                     None => *s,
                 };
                 _mm512_mask_storeu_ps(row.add(v * LANES), mask, value);
@@ -350,7 +364,7 @@ mod avx512 {
     /// and column `column` of the bias.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    pub(crate) unsafe fn finished(
+    unsafe fn finished(
         sums: __m512,
         f: Finish,
         mask: __mmask16,
@@ -413,6 +427,7 @@ mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::test_noise as noise;
 
     #[test]
     fn rounding_is_to_nearest_even() {
@@ -469,19 +484,6 @@ mod tests {
             clamped_low > 0 && clamped_high > 0,
             "both ends of ReLU6 are exercised"
         );
-    }
-
-    /// A reproducible stream of values in -1..1.
-    fn noise(seed: u64, len: usize) -> Vec<f32> {
-        let mut state = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (0..len)
-            .map(|_| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
-                ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
     }
 
     /// Every shape the kernel splits differently (row tails, odd inputs, column tails inside

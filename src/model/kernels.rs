@@ -597,27 +597,14 @@ fn depthwise_row<const FUSED: bool, const SLIDING: bool>(
         unsafe { sliding::row(image_data, g, w, bias, act, inner, out) };
         return;
     }
-    let step = g.stride * c;
     let mut ox = 0;
     while ox < g.out_width {
         // Where QUAD pixels in a row all have every horizontal tap inside the image, they
         // share one list of taps and each weight load serves all of them.
         if ox + QUAD <= g.out_width && columns_inside(g, ox, QUAD) {
-            let (image_data, taps) = (&image_data[(ox * g.stride - g.pad_left) * c..], inner);
+            let image_data = &image_data[(ox * g.stride - g.pad_left) * c..];
             let pixels = &mut out[ox * c..(ox + QUAD) * c];
-            let mut start = 0;
-            while start + 64 <= c {
-                depthwise_quad::<64, FUSED>(image_data, w, bias, act, taps, step, start, pixels);
-                start += 64;
-            }
-            while start + 16 <= c {
-                depthwise_quad::<16, FUSED>(image_data, w, bias, act, taps, step, start, pixels);
-                start += 16;
-            }
-            while start < c {
-                depthwise_quad::<1, FUSED>(image_data, w, bias, act, taps, step, start, pixels);
-                start += 1;
-            }
+            quad_all_channels::<FUSED>(image_data, g, (w, bias), act, inner, pixels);
             ox += QUAD;
             continue;
         }
@@ -638,6 +625,32 @@ fn depthwise_row<const FUSED: bool, const SLIDING: bool>(
             start += 1;
         }
         ox += 1;
+    }
+}
+
+/// [`depthwise_quad`] over every channel, in blocks of 64, 16, then one.
+#[inline(always)]
+fn quad_all_channels<const FUSED: bool>(
+    image: &[f32],
+    g: &ConvGeometry,
+    (w, bias): (&[f32], &[f32]),
+    act: Activation,
+    taps: &[(usize, usize)],
+    pixels: &mut [f32],
+) {
+    let (c, step) = (g.channels, g.stride * g.channels);
+    let mut start = 0;
+    while start + 64 <= c {
+        depthwise_quad::<64, FUSED>(image, w, bias, act, taps, step, start, pixels);
+        start += 64;
+    }
+    while start + 16 <= c {
+        depthwise_quad::<16, FUSED>(image, w, bias, act, taps, step, start, pixels);
+        start += 16;
+    }
+    while start < c {
+        depthwise_quad::<1, FUSED>(image, w, bias, act, taps, step, start, pixels);
+        start += 1;
     }
 }
 

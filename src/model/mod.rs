@@ -184,3 +184,17 @@ pub(crate) fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
         .flatten_all()?
         .to_vec1::<f32>()?)
 }
+
+/// A reproducible stream of values in -1..1, for the kernels' tests.
+#[cfg(test)]
+pub(crate) fn test_noise(seed: u64, len: usize) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}

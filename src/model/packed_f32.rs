@@ -97,7 +97,7 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     use super::{panel_width, Finish, PackedF32, LANES, PANEL, ROWS};
-    use crate::model::bf16::finished;
+    use crate::model::bf16::store_tile;
 
     /// Where a tile reads and writes: `rows` rows of `x` from `x`, of `out` from `out`, and
     /// `columns` valid columns.
@@ -192,22 +192,7 @@ mod avx512 {
                 }
             }
         }
-        for (r, row_sums) in sums.iter().enumerate() {
-            let row = t.out.add(r * t.out_stride);
-            for (v, s) in row_sums.iter().enumerate() {
-                let valid = t.columns.saturating_sub(v * LANES).min(LANES);
-                let mask: __mmask16 = if valid >= LANES {
-                    0xffff
-                } else {
-                    (1u16 << valid) - 1
-                };
-                let value = match t.finish {
-                    Some(f) => finished(*s, f, mask, r * t.out_stride + v * LANES, v * LANES),
-                    None => *s,
-                };
-                _mm512_mask_storeu_ps(row.add(v * LANES), mask, value);
-            }
-        }
+        store_tile(&sums, t.out, t.out_stride, t.columns, t.finish);
     }
 }
 
@@ -215,19 +200,7 @@ mod avx512 {
 mod tests {
     use super::*;
     use crate::model::kernels::Activation;
-
-    /// A reproducible stream of values in -1..1.
-    fn noise(seed: u64, len: usize) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect()
-    }
+    use crate::model::test_noise as noise;
 
     /// Every way the kernel splits a product (row tails, column tails inside and across
     /// panels, one input) against an f64 product, with and without finishing; nothing
