@@ -95,15 +95,6 @@ impl PackedBf16 {
         self.outputs
     }
 
-    /// The packed values, for memory accounting.
-    pub fn len(&self) -> usize {
-        self.data.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
-    }
-
     /// `out = x · w` on the calling thread, for `rows` rows of `x` (`inputs` f32 values each,
     /// `x_stride` apart) into rows of `out` (`outputs` values, `out_stride` apart).
     ///
