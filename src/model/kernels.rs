@@ -61,7 +61,7 @@ const SPARES: usize = 4;
 /// overwrites), otherwise a new one. Zeroing a new vector for every layer cost 5% of a Lite0
 /// image. A spare is never lengthened, as that would zero the added part, and the long ones
 /// are not spent on short requests, so that the next image finds them.
-fn output_buffer(len: usize) -> Vec<f32> {
+pub(crate) fn output_buffer(len: usize) -> Vec<f32> {
     let spare = SPARE.with(|spare| {
         let mut spare = spare.borrow_mut();
         let fits = (0..spare.len())
@@ -1284,7 +1284,7 @@ pub fn max_pool_2x2(
         batch * height * width * c,
         "max_pool_2x2: input shape"
     );
-    let mut out = vec![0.0f32; batch * oh * ow * c];
+    let mut out = output_buffer(batch * oh * ow * c);
     out.par_chunks_mut((ow * c).max(1))
         .with_min_len(min_tasks())
         .enumerate()

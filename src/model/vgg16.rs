@@ -122,10 +122,11 @@ impl Vgg16 {
         let mut convs = self.convs.iter();
         for &layer in &LAYERS {
             if layer == 0 {
-                x = kernels::max_pool_2x2(&x, 1, size, size, channels);
+                let pooled = kernels::max_pool_2x2(&x, 1, size, size, channels);
+                kernels::give_back(std::mem::replace(&mut x, pooled));
                 size /= 2;
             } else if let Some(conv) = convs.next() {
-                x = match &conv.kernel {
+                let next = match &conv.kernel {
                     ConvKernel::Direct(w) => {
                         let g = ConvGeometry::symmetric(1, size, size, channels, 3, 1, 1);
                         kernels::conv2d(&x, &g, w.matrix(), &conv.bias, Activation::Relu)
@@ -134,6 +135,8 @@ impl Vgg16 {
                         winograd::conv3x3(&x, 1, size, size, w, &conv.bias, Activation::Relu)
                     }
                 };
+                // Its buffer serves a later layer's output, instead of a new zeroed one.
+                kernels::give_back(std::mem::replace(&mut x, next));
                 channels = layer;
             }
         }
