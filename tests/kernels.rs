@@ -54,7 +54,9 @@ fn candle_depthwise(x: &Tensor, w: &Tensor, bias: &[f32], g: &ConvGeometry) -> T
 fn depthwise_matches_candle_grouped_conv() {
     // (batch, height, width, channels, kernel, stride): kernel 3 and 5, stride 1 and 2,
     // odd and even sizes, batches above 1; channel counts that use every block size of the
-    // kernel (64, 16, 1), and rows wide enough for its four-pixel path.
+    // portable kernel (64, 16, 1); rows that the sliding kernel takes in groups of eight
+    // pixels, inside the image and at its edges, and end with a group of four (12 wide) or
+    // of one (9 wide at stride 2).
     let cases = [
         (1, 14, 14, 144, 5, 1),
         (2, 12, 21, 97, 3, 2),
@@ -66,6 +68,7 @@ fn depthwise_matches_candle_grouped_conv() {
         (1, 28, 28, 40, 5, 2),
         (4, 5, 6, 3, 3, 2),
         (2, 1, 1, 8, 5, 1),
+        (1, 5, 12, 32, 3, 1),
     ];
     for (i, &(n, h, w, c, k, s)) in cases.iter().enumerate() {
         let g = ConvGeometry::same(n, h, w, c, k, s);
@@ -85,7 +88,7 @@ fn depthwise_matches_candle_grouped_conv() {
 
 #[test]
 fn depthwise_applies_relu6() {
-    // 8 channels run the portable blocks; 16 on an 8-wide row, the four-pixel sliding kernel.
+    // 8 channels run the portable blocks; 16 on an 8-wide row, the sliding kernel.
     for channels in [8, 16] {
         let g = ConvGeometry::same(1, 4, 8, channels, 3, 1);
         let x = vec![10.0f32; 4 * 8 * channels];

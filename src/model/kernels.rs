@@ -569,8 +569,8 @@ unsafe fn depthwise_row_portable(
 /// again for every tap.
 ///
 /// `SLIDING` (only in the AVX-512 variant) runs the common kernels (3×3 and 5×5, stride 1
-/// or 2, channels in sixteens) on [`sliding::quad`], which loads each input once per kernel
-/// row for all four pixels.
+/// or 2, channels in sixteens) on [`sliding::row`], which loads each input once per kernel
+/// row for eight pixels.
 #[inline(always)]
 fn depthwise_row<const FUSED: bool, const SLIDING: bool>(
     x: &[f32],
@@ -654,16 +654,23 @@ fn quad_all_channels<const FUSED: bool>(
     }
 }
 
-/// The depthwise kernel in AVX-512 intrinsics, four neighbouring pixels at a time, sliding
-/// along the row: for each kernel row, each input pixel the four read is loaded once and
-/// multiplied into every pixel whose window holds it (6 loads for 12 multiply-adds with a 3×3
-/// kernel at stride 1, where [`depthwise_quad`] loads 12 and 3 weights), and each weight once.
-/// Columns outside the image are skipped, so pixels at the edges take the same path.
+/// The depthwise kernel in AVX-512 intrinsics, eight neighbouring pixels at a time (four at
+/// a row's end), sliding along the row: for each kernel row, each input pixel the group reads
+/// is loaded once and multiplied into every pixel whose window holds it (10 loads for 24
+/// multiply-adds with a 3×3 kernel at stride 1, where [`depthwise_quad`] loads 12 and 3
+/// weights for 12), and each weight once. Eight pixels measured faster than four, whose
+/// loads kept the multiply-adds waiting. Columns outside the image are skipped, so pixels at
+/// the edges take the same path.
 #[cfg(target_arch = "x86_64")]
 mod sliding {
     use std::arch::x86_64::*;
 
-    use super::{Activation, ConvGeometry, QUAD};
+    use super::{Activation, ConvGeometry};
+
+    /// Pixels a group computes, and the smaller group that finishes a row when that is
+    /// enough: a whole group there would compute pixels past the row's end for nothing.
+    const WIDE: usize = 8;
+    const NARROW: usize = 4;
 
     /// Whether the sliding kernel takes this shape.
     pub(super) fn runs(g: &ConvGeometry) -> bool {
@@ -701,24 +708,19 @@ mod sliding {
             act,
             c: g.channels,
             width: g.width,
+            kernel: g.kernel,
+            stride: g.stride,
         };
-        for ox in (0..g.out_width).step_by(QUAD) {
+        let mut ox = 0;
+        while ox < g.out_width {
             let first = (ox * g.stride) as isize - g.pad_left as isize;
-            let count = (g.out_width - ox).min(QUAD);
+            let count = (g.out_width - ox).min(WIDE);
             let pixels = out.as_mut_ptr().add(ox * g.channels);
-            // Inside the image, the columns need no checking.
-            let reach = ((QUAD - 1) * g.stride + g.kernel) as isize;
-            let inside = first >= 0 && first + reach <= g.width as isize;
-            match (g.kernel, g.stride, inside) {
-                (3, 1, true) => four::<3, 1, false>(&layer, taps, first, count, pixels),
-                (3, 1, false) => four::<3, 1, true>(&layer, taps, first, count, pixels),
-                (3, 2, true) => four::<3, 2, false>(&layer, taps, first, count, pixels),
-                (3, 2, false) => four::<3, 2, true>(&layer, taps, first, count, pixels),
-                (5, 1, true) => four::<5, 1, false>(&layer, taps, first, count, pixels),
-                (5, 1, false) => four::<5, 1, true>(&layer, taps, first, count, pixels),
-                (_, _, true) => four::<5, 2, false>(&layer, taps, first, count, pixels),
-                (_, _, false) => four::<5, 2, true>(&layer, taps, first, count, pixels),
+            match count > NARROW {
+                true => group::<WIDE>(&layer, taps, first, count, pixels),
+                false => group::<NARROW>(&layer, taps, first, count, pixels),
             }
+            ox += count;
         }
     }
 
@@ -730,13 +732,40 @@ mod sliding {
         act: Activation,
         c: usize,
         width: usize,
+        kernel: usize,
+        stride: usize,
     }
 
-    /// `count` (at most four) pixels whose windows start at input column `first` (negative in
+    /// `count` (at most `P`) pixels whose windows start at input column `first`, on the
+    /// kernel compiled for the layer's shape and for whether columns need checking.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn group<const P: usize>(
+        layer: &Layer,
+        taps: &[(usize, usize)],
+        first: isize,
+        count: usize,
+        pixels: *mut f32,
+    ) {
+        // Inside the image, the columns need no checking.
+        let reach = ((P - 1) * layer.stride + layer.kernel) as isize;
+        let inside = first >= 0 && first + reach <= layer.width as isize;
+        match (layer.kernel, layer.stride, inside) {
+            (3, 1, true) => pixels_at::<3, 1, false, P>(layer, taps, first, count, pixels),
+            (3, 1, false) => pixels_at::<3, 1, true, P>(layer, taps, first, count, pixels),
+            (3, 2, true) => pixels_at::<3, 2, false, P>(layer, taps, first, count, pixels),
+            (3, 2, false) => pixels_at::<3, 2, true, P>(layer, taps, first, count, pixels),
+            (5, 1, true) => pixels_at::<5, 1, false, P>(layer, taps, first, count, pixels),
+            (5, 1, false) => pixels_at::<5, 1, true, P>(layer, taps, first, count, pixels),
+            (_, _, true) => pixels_at::<5, 2, false, P>(layer, taps, first, count, pixels),
+            (_, _, false) => pixels_at::<5, 2, true, P>(layer, taps, first, count, pixels),
+        }
+    }
+
+    /// `count` (at most `P`) pixels whose windows start at input column `first` (negative in
     /// the left padding), all channels, sixteen at a time. `EDGE` checks every column against
     /// the image's width; without it, all must be inside.
     #[target_feature(enable = "avx512f")]
-    unsafe fn four<const K: usize, const S: usize, const EDGE: bool>(
+    unsafe fn pixels_at<const K: usize, const S: usize, const EDGE: bool, const P: usize>(
         layer: &Layer,
         taps: &[(usize, usize)],
         first: isize,
@@ -745,14 +774,14 @@ mod sliding {
     ) {
         let c = layer.c;
         for start in (0..c).step_by(16) {
-            let mut sums = [_mm512_loadu_ps(layer.bias.add(start)); QUAD];
+            let mut sums = [_mm512_loadu_ps(layer.bias.add(start)); P];
             for tap_row in taps.chunks_exact(K) {
                 let (input_at, weight_at) = tap_row[0];
                 let mut weights = [_mm512_setzero_ps(); K];
                 for (kx, reg) in weights.iter_mut().enumerate() {
                     *reg = _mm512_loadu_ps(layer.w.add(weight_at + kx * c + start));
                 }
-                for p in 0..(QUAD - 1) * S + K {
+                for p in 0..(P - 1) * S + K {
                     let column = first + p as isize;
                     if EDGE && (column < 0 || column as usize >= layer.width) {
                         continue;
