@@ -213,29 +213,32 @@ impl Lite0 {
     /// no layer waits for the others, and each thread's activations stay in its own cache
     /// (measured on 2 threads, batch 16: 273 img/s in bf16 against 242 splitting each layer,
     /// 172 against 154 in f32). A single image is split layer by layer over the threads.
+    ///
+    /// The classifier runs once on the whole batch: its weights (2.5 MB) are then read once,
+    /// not once per image (measured: 158 µs of an image's 6.1 ms·core on its own).
     pub fn forward_slices(&self, input: &[f32], batch: usize) -> (Vec<f32>, Vec<f32>) {
         let per_image = 3 * INPUT_SIZE * INPUT_SIZE;
-        let outputs: Vec<(Vec<f32>, Vec<f32>)> = match batch >= rayon::current_num_threads() {
+        let pooled: Vec<Vec<f32>> = match batch >= rayon::current_num_threads() {
             true => input
                 .par_chunks(per_image)
                 .with_max_len(1)
-                .map(|image| kernels::on_this_thread(|| self.forward_slice(image, 1)))
+                .map(|image| kernels::on_this_thread(|| self.features(image, 1)))
                 .collect(),
             false => input
                 .chunks(SLICE * per_image)
-                .map(|slice| self.forward_slice(slice, slice.len() / per_image))
+                .map(|slice| self.features(slice, slice.len() / per_image))
                 .collect(),
         };
-        let mut pooled = Vec::with_capacity(batch * HEAD_CHANNELS);
-        let mut logits = Vec::with_capacity(batch * CLASSES);
-        for (p, l) in outputs {
-            pooled.extend(p);
-            logits.extend(l);
-        }
+        let pooled = pooled.concat();
+        let logits = self
+            .classifier
+            .forward(&pooled, batch, Activation::None, None);
+        debug_assert_eq!(logits.len(), batch * CLASSES);
         (pooled, logits)
     }
 
-    fn forward_slice(&self, input: &[f32], batch: usize) -> (Vec<f32>, Vec<f32>) {
+    /// The pooled features (`[batch, HEAD_CHANNELS]`) of NCHW images.
+    fn features(&self, input: &[f32], batch: usize) -> Vec<f32> {
         let nhwc = kernels::nchw_to_nhwc(input, batch, 3, INPUT_SIZE, INPUT_SIZE);
         let g = ConvGeometry::same(
             batch,
@@ -266,10 +269,7 @@ impl Lite0 {
         let pooled = kernels::global_average(&head, batch, HEAD_CHANNELS);
         kernels::give_back(head);
         kernels::give_back(x.data);
-        let logits = self
-            .classifier
-            .forward(&pooled, batch, Activation::None, None);
-        (pooled, logits)
+        pooled
     }
 }
 
