@@ -239,8 +239,62 @@ fn the_fused_block_matches_its_layers_run_one_by_one() {
             w: &weights[2],
             bias: &weights[3],
         };
-        let got =
-            kernels::inverted_residual(&x, &g, pointwise(0, 1), depthwise, pointwise(4, 5), skip);
+        let expand = kernels::Expansion::Pointwise(pointwise(0, 1));
+        let got = kernels::inverted_residual(&x, &g, expand, depthwise, pointwise(4, 5), skip);
+        let diff = max_abs_diff(&got, &expected);
+        assert!(diff < 1e-4, "case {i} {:?}: differs by {diff}", cases[i]);
+    }
+}
+
+#[test]
+fn a_block_fused_with_the_stem_matches_the_stem_then_the_block() {
+    // (batch, height, width of the image; stem kernel and stride; hidden, outputs; the
+    // depthwise kernel and stride). Lite0's stem at its full width, with 96 channels so that
+    // each thread's rows take several bands (rows carried between them); Lite0's own block;
+    // then odd sizes, a batch, and a strided depthwise.
+    let cases = [
+        (1, 40, 224, 3, 2, 96, 16, 3, 1),
+        (1, 64, 48, 3, 2, 32, 16, 3, 1),
+        (2, 23, 17, 3, 2, 32, 24, 3, 2),
+        (1, 9, 40, 5, 1, 16, 8, 5, 1),
+    ];
+    for (i, &(n, h, w, sk, ss, hidden, cout, k, s)) in cases.iter().enumerate() {
+        let stem_g = ConvGeometry::same(n, h, w, 3, sk, ss);
+        let g = ConvGeometry::same(n, stem_g.out_height, stem_g.out_width, hidden, k, s);
+        let seed = 50 + 10 * i as u64;
+        let image = noise(n * h * w * 3, seed);
+        let stem_w = noise(sk * sk * 3 * hidden, seed + 1);
+        let stem_b = noise(hidden, seed + 2);
+        let (dw, db) = (noise(k * k * hidden, seed + 3), noise(hidden, seed + 4));
+        let (pw, pb) = (noise(hidden * cout, seed + 5), noise(cout, seed + 6));
+        let stem = kernels::conv2d(
+            &image,
+            &stem_g,
+            Matrix::F32(&stem_w),
+            &stem_b,
+            Activation::Relu6,
+        );
+        let spread = kernels::depthwise(&stem, &g, &dw, &db, Activation::Relu6);
+        let out_pixels = g.batch * g.out_height * g.out_width;
+        let expected = kernels::dense(
+            &spread,
+            out_pixels,
+            Matrix::F32(&pw),
+            &pb,
+            Activation::None,
+            None,
+        );
+        let expand = kernels::Expansion::Conv {
+            w: Matrix::F32(&stem_w),
+            bias: &stem_b,
+            conv: stem_g,
+        };
+        let depthwise = kernels::Depthwise { w: &dw, bias: &db };
+        let project = kernels::Pointwise {
+            w: Matrix::F32(&pw),
+            bias: &pb,
+        };
+        let got = kernels::inverted_residual(&image, &g, expand, depthwise, project, false);
         let diff = max_abs_diff(&got, &expected);
         assert!(diff < 1e-4, "case {i} {:?}: differs by {diff}", cases[i]);
     }

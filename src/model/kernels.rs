@@ -956,10 +956,44 @@ pub struct Depthwise<'a> {
     pub bias: &'a [f32],
 }
 
+/// How a block makes the rows its depthwise convolution reads, from the block's input.
+#[derive(Clone, Copy)]
+pub enum Expansion<'a> {
+    /// A 1×1 convolution with ReLU6 (MBConv's expansion).
+    Pointwise(Pointwise<'a>),
+    /// A k×k convolution with ReLU6 of geometry `conv`, whose output is the depthwise
+    /// convolution's input: the network's stem, fused into a first block that has no
+    /// expansion of its own, so that neither the stem's output nor its im2col rows (each
+    /// over a megabyte at 112×112) go through main memory.
+    Conv {
+        w: Matrix<'a>,
+        bias: &'a [f32],
+        conv: ConvGeometry,
+    },
+}
+
+impl Expansion<'_> {
+    /// Values per pixel of the block's input.
+    fn input_channels(&self, hidden: usize) -> usize {
+        match self {
+            Expansion::Pointwise(p) => p.w.inputs(hidden),
+            Expansion::Conv { conv, .. } => conv.channels,
+        }
+    }
+
+    /// Values of one image of the block's input, whose depthwise input is `g`'s.
+    fn image_len(&self, g: &ConvGeometry) -> usize {
+        match self {
+            Expansion::Pointwise(_) => g.height * g.width * self.input_channels(g.channels),
+            Expansion::Conv { conv, .. } => conv.height * conv.width * conv.channels,
+        }
+    }
+}
+
 /// One inverted-residual block (MobileNet's and EfficientNet's MBConv): a 1×1 expansion with
-/// ReLU6, a depthwise k×k convolution with ReLU6, a 1×1 projection, and the input added back
-/// when `skip`. `g` is the depthwise convolution's geometry (its channels are the expanded
-/// ones).
+/// ReLU6 (or a convolution, see [`Expansion`]), a depthwise k×k convolution with ReLU6, a 1×1
+/// projection, and the input added back when `skip`. `g` is the depthwise convolution's
+/// geometry (its channels are the expanded ones).
 ///
 /// Computed band by band of output rows, each thread on its own rows: the expanded rows a band
 /// needs are made just before the depthwise kernel reads them and the depthwise output goes
@@ -969,7 +1003,7 @@ pub struct Depthwise<'a> {
 pub fn inverted_residual(
     x: &[f32],
     g: &ConvGeometry,
-    expand: Pointwise,
+    expand: Expansion,
     depthwise: Depthwise,
     project: Pointwise,
     skip: bool,
@@ -981,8 +1015,8 @@ pub fn inverted_residual(
         skip,
     };
     check_block_shapes(x, g, &layers);
-    let (hidden, outputs) = (g.channels, project.bias.len());
-    let image_len = g.height * g.width * expand.w.inputs(hidden);
+    let outputs = project.bias.len();
+    let image_len = expand.image_len(g);
     let out_row_len = g.out_width * outputs;
     let mut out = output_buffer(g.batch * g.out_height * out_row_len);
     if out.is_empty() {
@@ -1012,7 +1046,7 @@ pub fn inverted_residual(
 }
 
 struct BlockLayers<'a> {
-    expand: Pointwise<'a>,
+    expand: Expansion<'a>,
     depthwise: Depthwise<'a>,
     project: Pointwise<'a>,
     skip: bool,
@@ -1022,19 +1056,29 @@ struct BlockLayers<'a> {
 /// model, never user input).
 fn check_block_shapes(x: &[f32], g: &ConvGeometry, layers: &BlockLayers) {
     let (hidden, outputs) = (g.channels, layers.project.bias.len());
-    let inputs = layers.expand.w.inputs(hidden);
-    let image_len = g.height * g.width * inputs;
+    let inputs = layers.expand.input_channels(hidden);
     assert_eq!(
         x.len(),
-        g.batch * image_len,
+        g.batch * layers.expand.image_len(g),
         "inverted_residual: input shape"
     );
-    assert_eq!(
-        layers.expand.bias.len(),
-        hidden,
-        "inverted_residual: expansion shape"
-    );
-    layers.expand.w.check(inputs, hidden);
+    match layers.expand {
+        Expansion::Pointwise(p) => {
+            assert_eq!(p.bias.len(), hidden, "inverted_residual: expansion shape");
+            p.w.check(inputs, hidden);
+        }
+        Expansion::Conv { w, bias, conv } => {
+            assert_eq!(bias.len(), hidden, "inverted_residual: expansion shape");
+            w.check(conv.kernel * conv.kernel * inputs, hidden);
+            let output = (conv.batch, conv.out_height, conv.out_width);
+            assert_eq!(
+                output,
+                (g.batch, g.height, g.width),
+                "inverted_residual: conv shape"
+            );
+            assert!(!layers.skip, "inverted_residual: a skip needs equal shapes");
+        }
+    }
     assert_eq!(layers.depthwise.w.len(), g.kernel * g.kernel * hidden);
     layers.project.w.check(hidden, outputs);
     assert!(
@@ -1049,10 +1093,12 @@ fn check_block_shapes(x: &[f32], g: &ConvGeometry, layers: &BlockLayers) {
 }
 
 /// A thread's reusable buffers for [`inverted_residual`]: expanded input rows, and one band of
-/// depthwise output. They only grow, and the `_len` fields say how much is in use, so that a
-/// block after a smaller one does not zero them again.
+/// depthwise output (and the im2col rows of an [`Expansion::Conv`]). They only grow, and the
+/// `_len` fields say how much is in use, so that a block after a smaller one does not zero
+/// them again.
 #[derive(Default)]
 struct BandScratch {
+    columns: Vec<f32>,
     expanded: Vec<f32>,
     expanded_len: usize,
     spread: Vec<f32>,
@@ -1089,7 +1135,7 @@ fn block_rows(
     out: &mut [f32],
     scratch: &mut BandScratch,
 ) {
-    let (hidden, inputs) = (g.channels, layers.expand.w.inputs(g.channels));
+    let (hidden, inputs) = (g.channels, layers.expand.input_channels(g.channels));
     let outputs = layers.project.bias.len();
     let in_row = g.width * hidden; // one expanded input row
     let out_row = g.out_width * outputs;
@@ -1136,13 +1182,12 @@ fn block_rows(
 fn expand_rows(
     image_x: &[f32],
     g: &ConvGeometry,
-    expand: Pointwise,
+    expand: Expansion,
     have: &std::ops::Range<usize>,
     needed: std::ops::Range<usize>,
     scratch: &mut BandScratch,
 ) {
     let hidden = g.channels;
-    let inputs = expand.w.inputs(hidden);
     let in_row = g.width * hidden;
     let kept = match have.end > needed.start && have.start <= needed.start {
         true => have.end - needed.start,
@@ -1158,13 +1203,34 @@ fn expand_rows(
     let new_rows = needed.start + kept..needed.end;
     let new_pixels = new_rows.len() * g.width;
     let fresh = &mut scratch.expanded[kept * in_row..scratch.expanded_len];
-    let source = &image_x[new_rows.start * g.width * inputs..][..new_pixels * inputs];
-    let finish = Finishing {
-        bias: expand.bias,
-        residual: None,
-        act: Activation::Relu6,
-    };
-    multiply(source, expand.w, fresh, (new_pixels, inputs), finish);
+    match expand {
+        Expansion::Pointwise(p) => {
+            let inputs = p.w.inputs(hidden);
+            let source = &image_x[new_rows.start * g.width * inputs..][..new_pixels * inputs];
+            let finish = Finishing {
+                bias: p.bias,
+                residual: None,
+                act: Activation::Relu6,
+            };
+            multiply(source, p.w, fresh, (new_pixels, inputs), finish);
+        }
+        Expansion::Conv { w, bias, conv } => {
+            let patch = conv.kernel * conv.kernel * conv.channels;
+            let columns = &mut scratch.columns;
+            grow(columns, new_pixels * patch);
+            let row_len = conv.out_width * patch;
+            for (row, columns_row) in new_rows.zip(columns.chunks_exact_mut(row_len)) {
+                patch_row(image_x, &conv, row, columns_row);
+            }
+            let finish = Finishing {
+                bias,
+                residual: None,
+                act: Activation::Relu6,
+            };
+            let columns = &columns[..new_pixels * patch];
+            multiply(columns, w, fresh, (new_pixels, patch), finish);
+        }
+    }
 }
 
 /// The depthwise convolution of output rows `rows` from the expanded rows in `scratch`
@@ -1193,6 +1259,7 @@ fn depthwise_band(
         expanded_len,
         spread,
         spread_len,
+        ..
     } = scratch;
     let expanded = &expanded[..*expanded_len];
     for (r, spread_out) in spread[..*spread_len]
@@ -1252,26 +1319,31 @@ fn im2col(x: &[f32], g: &ConvGeometry, columns: &mut Vec<f32>) {
         .par_chunks_mut(row_len.max(1))
         .with_min_len(min_tasks())
         .enumerate()
-        .for_each(|(row, out_row)| {
-            let (image, oy) = (row / g.out_height, row % g.out_height);
-            for (ox, patch_row) in out_row.chunks_exact_mut(patch).enumerate() {
-                for ky in 0..g.kernel {
-                    let iy = ConvGeometry::source(oy, ky, g.stride, g.pad_top, g.height);
-                    let dst = &mut patch_row[ky * g.kernel * c..][..g.kernel * c];
-                    let Some(iy) = iy else {
-                        dst.fill(0.0);
-                        continue;
-                    };
-                    let row_at = (image * g.height + iy) * g.width;
-                    // A window inside the image horizontally is one contiguous run of input.
-                    let first = (ox * g.stride).checked_sub(g.pad_left);
-                    match first.filter(|&ix| ix + g.kernel <= g.width) {
-                        Some(ix) => copy_run(dst, &x[(row_at + ix) * c..][..g.kernel * c]),
-                        None => kernel_row_at_edge(x, g, row_at, ox, dst),
-                    }
-                }
+        .for_each(|(row, out_row)| patch_row(x, g, row, out_row));
+}
+
+/// The patches of output row `row` (counted across the batch) of an [`im2col`].
+fn patch_row(x: &[f32], g: &ConvGeometry, row: usize, out_row: &mut [f32]) {
+    let c = g.channels;
+    let patch = g.kernel * g.kernel * c;
+    let (image, oy) = (row / g.out_height, row % g.out_height);
+    for (ox, patch_row) in out_row.chunks_exact_mut(patch).enumerate() {
+        for ky in 0..g.kernel {
+            let iy = ConvGeometry::source(oy, ky, g.stride, g.pad_top, g.height);
+            let dst = &mut patch_row[ky * g.kernel * c..][..g.kernel * c];
+            let Some(iy) = iy else {
+                dst.fill(0.0);
+                continue;
+            };
+            let row_at = (image * g.height + iy) * g.width;
+            // A window inside the image horizontally is one contiguous run of input.
+            let first = (ox * g.stride).checked_sub(g.pad_left);
+            match first.filter(|&ix| ix + g.kernel <= g.width) {
+                Some(ix) => copy_run(dst, &x[(row_at + ix) * c..][..g.kernel * c]),
+                None => kernel_row_at_edge(x, g, row_at, ox, dst),
             }
-        });
+        }
+    }
 }
 
 /// `dst = src`, inlined for the stem's run of 3 pixels × 3 colours, where a call to `memcpy`
