@@ -190,7 +190,11 @@ mod avx512 {
         let mut first_row = 0;
         while first_row < rows {
             let block = (rows - first_row).min(ROW_BLOCK);
-            rounded.resize(block * pairs, 0);
+            // Grow only: shortening it for one layer and lengthening it for the next would
+            // zero the regrown part on every call, and `round_row` writes what is used.
+            if rounded.len() < block * pairs {
+                rounded.resize(block * pairs, 0);
+            }
             for r in 0..block {
                 let row = x.add((first_row + r) * x_stride);
                 round_row(row, w.inputs, rounded.as_mut_ptr().add(r * pairs));
