@@ -143,6 +143,53 @@ impl PackedBf16 {
     }
 }
 
+impl PackedBf16 {
+    /// `out = a · w` on the calling thread, for `rows` rows of activations already rounded
+    /// to bf16 pairs by [`round`] (`inputs / 2` pairs each, `a_stride` pairs apart), into rows
+    /// of `out` (`outputs` values, `out_stride` apart). For callers that make the activations
+    /// themselves and can round them while they are in cache.
+    ///
+    /// # Safety
+    /// [`supported`] must be true, `inputs` even, and every row of `a` and `out` so described
+    /// inside one live allocation that nothing else writes (or, for `out`, reads) meanwhile.
+    pub unsafe fn multiply_rounded(
+        &self,
+        rows: usize,
+        a: *const u32,
+        a_stride: usize,
+        out: *mut f32,
+        out_stride: usize,
+    ) {
+        assert!(
+            self.inputs.is_multiple_of(2),
+            "bf16: rounded rows need an even width"
+        );
+        #[cfg(target_arch = "x86_64")]
+        {
+            let ends = avx512::Ends {
+                out,
+                stride: out_stride,
+                finish: None,
+            };
+            avx512::multiply_rounded(self, rows, (a, a_stride), ends);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("bf16 kernels exist only on x86_64; `supported()` is false elsewhere");
+    }
+}
+
+/// Rounds `x` to bf16, two values to a `u32` of `dst` (the first in the low half), as the
+/// products round their activations. `dst` holds `x.len() / 2` pairs; `x.len()` is even.
+pub fn round(x: &[f32], dst: &mut [u32]) {
+    assert!(supported(), "bf16: this CPU does not round to bf16");
+    assert!(x.len().is_multiple_of(2) && dst.len() == x.len() / 2);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the CPU has the features (asserted), and `dst` holds the pairs of `x`.
+    unsafe {
+        avx512::round_row(x.as_ptr(), x.len(), dst.as_mut_ptr())
+    };
+}
+
 /// What follows a product: `act(sum + bias (+ residual))`.
 #[derive(Clone, Copy)]
 pub struct Finish {
@@ -199,28 +246,66 @@ mod avx512 {
                 let row = x.add((first_row + r) * x_stride);
                 round_row(row, w.inputs, rounded.as_mut_ptr().add(r * pairs));
             }
-            let mut panel_at = 0;
-            for first_col in (0..w.outputs).step_by(PANEL) {
-                let width = panel_width(w.outputs, first_col);
-                let panel = w.data.as_ptr().add(panel_at);
-                let at = first_row * ends.stride + first_col;
-                let target = Target {
-                    out: ends.out.add(at),
-                    stride: ends.stride,
-                    columns: (w.outputs - first_col).min(PANEL),
-                    finish: ends.finish.map(|f| Finish {
-                        bias: f.bias.add(first_col),
-                        residual: match f.residual.is_null() {
-                            true => f.residual,
-                            false => f.residual.add(at),
-                        },
-                        act: f.act,
-                    }),
-                };
-                panel_rows(rounded.as_ptr(), block, pairs, panel, width, target);
-                panel_at += pairs * 2 * width;
-            }
+            every_panel(w, (rounded.as_ptr(), pairs), block, &ends, first_row);
             first_row += block;
+        }
+    }
+
+    /// See [`PackedBf16::multiply_rounded`].
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn multiply_rounded(
+        w: &PackedBf16,
+        rows: usize,
+        (a, a_stride): (*const u32, usize),
+        ends: Ends,
+    ) {
+        // In blocks as `multiply` rounds them, so that each panel is reused over many rows
+        // while the rows stay in cache.
+        let mut first_row = 0;
+        while first_row < rows {
+            let block = (rows - first_row).min(ROW_BLOCK);
+            every_panel(
+                w,
+                (a.add(first_row * a_stride), a_stride),
+                block,
+                &ends,
+                first_row,
+            );
+            first_row += block;
+        }
+    }
+
+    /// Rows `first_row..first_row + rows` of the product, from their rounded activations
+    /// (`a`, rows `a_stride` pairs apart), panel by panel.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    unsafe fn every_panel(
+        w: &PackedBf16,
+        (a, a_stride): (*const u32, usize),
+        rows: usize,
+        ends: &Ends,
+        first_row: usize,
+    ) {
+        let pairs = w.inputs.div_ceil(2);
+        let mut panel_at = 0;
+        for first_col in (0..w.outputs).step_by(PANEL) {
+            let width = panel_width(w.outputs, first_col);
+            let panel = w.data.as_ptr().add(panel_at);
+            let at = first_row * ends.stride + first_col;
+            let target = Target {
+                out: ends.out.add(at),
+                stride: ends.stride,
+                columns: (w.outputs - first_col).min(PANEL),
+                finish: ends.finish.map(|f| Finish {
+                    bias: f.bias.add(first_col),
+                    residual: match f.residual.is_null() {
+                        true => f.residual,
+                        false => f.residual.add(at),
+                    },
+                    act: f.act,
+                }),
+            };
+            panel_rows((a, a_stride), rows, pairs, (panel, width), target);
+            panel_at += pairs * 2 * width;
         }
     }
 
@@ -245,17 +330,20 @@ mod avx512 {
     /// Every row of a rounded block against one panel, [`ROWS`] rows at a time.
     #[target_feature(enable = "avx512f,avx512bf16")]
     unsafe fn panel_rows(
-        a: *const u32,
+        (a, a_stride): (*const u32, usize),
         rows: usize,
         pairs: usize,
-        panel: *const u16,
-        width: usize,
+        (panel, width): (*const u16, usize),
         target: Target,
     ) {
         let mut r = 0;
         while r < rows {
             let take = (rows - r).min(ROWS);
-            let a = a.add(r * pairs);
+            let a = Rows {
+                at: a.add(r * a_stride),
+                stride: a_stride,
+                pairs,
+            };
             let t = Target {
                 out: target.out.add(r * target.stride),
                 finish: target.finish.map(|f| Finish {
@@ -268,14 +356,14 @@ mod avx512 {
                 ..target
             };
             match (width / LANES, take) {
-                (4, 6) => tile::<6, 4>(a, pairs, panel, t),
-                (4, n) => tile_rows::<4>(a, n, pairs, panel, t),
-                (3, 6) => tile::<6, 3>(a, pairs, panel, t),
-                (3, n) => tile_rows::<3>(a, n, pairs, panel, t),
-                (2, 6) => tile::<6, 2>(a, pairs, panel, t),
-                (2, n) => tile_rows::<2>(a, n, pairs, panel, t),
-                (_, 6) => tile::<6, 1>(a, pairs, panel, t),
-                (_, n) => tile_rows::<1>(a, n, pairs, panel, t),
+                (4, 6) => tile::<6, 4>(a, panel, t),
+                (4, n) => tile_rows::<4>(a, n, panel, t),
+                (3, 6) => tile::<6, 3>(a, panel, t),
+                (3, n) => tile_rows::<3>(a, n, panel, t),
+                (2, 6) => tile::<6, 2>(a, panel, t),
+                (2, n) => tile_rows::<2>(a, n, panel, t),
+                (_, 6) => tile::<6, 1>(a, panel, t),
+                (_, n) => tile_rows::<1>(a, n, panel, t),
             }
             r += take;
         }
@@ -283,41 +371,38 @@ mod avx512 {
 
     /// A tile of fewer than [`ROWS`] rows.
     #[target_feature(enable = "avx512f,avx512bf16")]
-    unsafe fn tile_rows<const V: usize>(
-        a: *const u32,
-        rows: usize,
-        pairs: usize,
-        panel: *const u16,
-        t: Target,
-    ) {
+    unsafe fn tile_rows<const V: usize>(a: Rows, rows: usize, panel: *const u16, t: Target) {
         match rows {
-            5 => tile::<5, V>(a, pairs, panel, t),
-            4 => tile::<4, V>(a, pairs, panel, t),
-            3 => tile::<3, V>(a, pairs, panel, t),
-            2 => tile::<2, V>(a, pairs, panel, t),
-            _ => tile::<1, V>(a, pairs, panel, t),
+            5 => tile::<5, V>(a, panel, t),
+            4 => tile::<4, V>(a, panel, t),
+            3 => tile::<3, V>(a, panel, t),
+            2 => tile::<2, V>(a, panel, t),
+            _ => tile::<1, V>(a, panel, t),
         }
+    }
+
+    /// Rounded activation rows: `pairs` pairs each, `stride` pairs apart from `at`.
+    #[derive(Clone, Copy)]
+    struct Rows {
+        at: *const u32,
+        stride: usize,
+        pairs: usize,
     }
 
     /// `R` rows × `V` registers of columns: for each pair of inputs, one `vdpbf16ps` per sum,
     /// with the row's pair broadcast and the panel's `V` registers loaded once for all rows.
     #[target_feature(enable = "avx512f,avx512bf16")]
     #[inline]
-    unsafe fn tile<const R: usize, const V: usize>(
-        a: *const u32,
-        pairs: usize,
-        panel: *const u16,
-        t: Target,
-    ) {
+    unsafe fn tile<const R: usize, const V: usize>(a: Rows, panel: *const u16, t: Target) {
         let mut sums = [[_mm512_setzero_ps(); V]; R];
-        for p in 0..pairs {
+        for p in 0..a.pairs {
             let w = panel.add(p * V * 2 * LANES);
             let mut weights = [_mm512_setzero_si512(); V];
             for (v, reg) in weights.iter_mut().enumerate() {
                 *reg = _mm512_loadu_si512(w.add(v * 2 * LANES) as *const __m512i);
             }
             for (r, row_sums) in sums.iter_mut().enumerate() {
-                let pair = _mm512_set1_epi32(*a.add(r * pairs + p) as i32);
+                let pair = _mm512_set1_epi32(*a.at.add(r * a.stride + p) as i32);
                 for (s, reg) in row_sums.iter_mut().zip(&weights) {
                     *s = _mm512_dpbf16_ps(*s, as_bf16(pair), as_bf16(*reg));
                 }
@@ -394,7 +479,7 @@ mod avx512 {
     /// Rounds `inputs` f32 values at `x` to bf16 pairs at `dst`, 32 values per instruction,
     /// padding an odd count with zero.
     #[target_feature(enable = "avx512f,avx512bf16")]
-    unsafe fn round_row(x: *const f32, inputs: usize, dst: *mut u32) {
+    pub(super) unsafe fn round_row(x: *const f32, inputs: usize, dst: *mut u32) {
         let mut i = 0;
         while i + 2 * LANES <= inputs {
             let low = _mm512_loadu_ps(x.add(i));

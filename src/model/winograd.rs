@@ -15,6 +15,7 @@
 
 use rayon::prelude::*;
 
+use super::bf16;
 use super::kernels::{min_tasks, output_buffer, Activation, Weights};
 use super::Precision;
 
@@ -27,6 +28,9 @@ pub struct WinogradWeights {
     u: Vec<Weights>,
     inputs: usize,
     outputs: usize,
+    /// Whether the input transform rounds its tiles to bf16 for the products (bf16 matrices
+    /// of an even number of inputs), rather than writing f32 that the products round.
+    rounds: bool,
 }
 
 impl WinogradWeights {
@@ -57,11 +61,17 @@ impl WinogradWeights {
                 }
             }
         }
-        let u = u
+        let u: Vec<Weights> = u
             .chunks_exact(inputs * outputs)
             .map(|m| Weights::new(m.to_vec(), inputs, outputs, precision))
             .collect();
-        WinogradWeights { u, inputs, outputs }
+        let rounds = inputs.is_multiple_of(2) && u.iter().all(|m| matches!(m, Weights::Bf16(_)));
+        WinogradWeights {
+            u,
+            inputs,
+            outputs,
+            rounds,
+        }
     }
 
     /// How many weight values the 16 matrices hold.
@@ -132,12 +142,18 @@ struct Layer<'a> {
 /// Each thread takes whole tile rows: input transform, the 16 products and the output
 /// transform of one row, while its tiles are in cache.
 fn by_tile_rows(layer: &Layer, out: &mut [f32]) {
-    let (inputs, outputs) = (layer.weights.inputs, layer.weights.outputs);
+    let inputs = layer.weights.inputs;
     let columns = layer.shape.columns;
     for_each_tile_row(layer, out, |tile_row, two_rows| {
-        with_scratch(columns, inputs, outputs, |transformed, products| {
-            transform_input_row(layer.x, &layer.shape, inputs, tile_row, transformed);
-            multiply_tiles(transformed, layer.weights, columns, products, false);
+        with_scratch(columns, layer.weights, |mut transformed, products| {
+            transform_input_row(
+                layer.x,
+                &layer.shape,
+                inputs,
+                tile_row,
+                transformed.reborrow(),
+            );
+            multiply_tiles(&transformed, layer.weights, columns, products, false);
             transform_output_row(products, layer, two_rows);
         })
     });
@@ -149,16 +165,25 @@ fn whole_layer(layer: &Layer, out: &mut [f32]) {
     let (inputs, outputs) = (layer.weights.inputs, layer.weights.outputs);
     let shape = &layer.shape;
     let tiles = shape.count();
-    with_scratch(tiles, inputs, outputs, |transformed, products| {
+    with_scratch(tiles, layer.weights, |mut transformed, products| {
         let tile_row_in = shape.columns * TILE_VALUES * inputs;
-        transformed
-            .par_chunks_mut(tile_row_in)
-            .with_min_len(min_tasks())
-            .enumerate()
-            .for_each(|(tile_row, row)| {
-                transform_input_row(layer.x, shape, inputs, tile_row, row);
-            });
-        multiply_tiles(transformed, layer.weights, tiles, products, true);
+        let transform =
+            |(tile_row, row)| transform_input_row(layer.x, shape, inputs, tile_row, row);
+        match transformed.reborrow() {
+            Transformed::F32(t) => t
+                .par_chunks_mut(tile_row_in)
+                .with_min_len(min_tasks())
+                .map(Transformed::F32)
+                .enumerate()
+                .for_each(transform),
+            Transformed::Bf16(t) => t
+                .par_chunks_mut(tile_row_in / 2)
+                .with_min_len(min_tasks())
+                .map(Transformed::Bf16)
+                .enumerate()
+                .for_each(transform),
+        }
+        multiply_tiles(&transformed, layer.weights, tiles, products, true);
         let tile_row_out = shape.columns * TILE_VALUES * outputs;
         for_each_tile_row(layer, out, |tile_row, two_rows| {
             let row_products = &products[tile_row * tile_row_out..][..tile_row_out];
@@ -184,34 +209,56 @@ fn for_each_tile_row(layer: &Layer, out: &mut [f32], work: impl Fn(usize, &mut [
         });
 }
 
-/// Runs `work` with this thread's scratch buffers sized for `tiles` tiles.
+/// Runs `work` with this thread's scratch buffers sized for `tiles` tiles of a convolution
+/// with `weights`.
 fn with_scratch<R>(
     tiles: usize,
-    inputs: usize,
-    outputs: usize,
-    work: impl FnOnce(&mut [f32], &mut [f32]) -> R,
+    weights: &WinogradWeights,
+    work: impl FnOnce(Transformed, &mut [f32]) -> R,
 ) -> R {
     SCRATCH.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
         let Scratch {
             transformed,
+            rounded,
             products,
         } = &mut *scratch;
-        // Grow only: shortening and lengthening again would zero the regrown part for every
-        // layer, and the kernels overwrite what they use.
-        let (transformed_len, products_len) =
-            (tiles * TILE_VALUES * inputs, tiles * TILE_VALUES * outputs);
-        if transformed.len() < transformed_len {
-            transformed.resize(transformed_len, 0.0);
-        }
-        if products.len() < products_len {
-            products.resize(products_len, 0.0);
-        }
+        let transformed_len = tiles * TILE_VALUES * weights.inputs;
+        let transformed = match weights.rounds {
+            true => Transformed::Bf16(grown(rounded, transformed_len / 2)),
+            false => Transformed::F32(grown(transformed, transformed_len)),
+        };
         work(
-            &mut transformed[..transformed_len],
-            &mut products[..products_len],
+            transformed,
+            grown(products, tiles * TILE_VALUES * weights.outputs),
         )
     })
+}
+
+/// The first `len` values of `v`, made at least that long. Grow only: shortening and
+/// lengthening again would zero the regrown part for every layer, and the kernels overwrite
+/// what they use.
+fn grown<T: Default + Clone>(v: &mut Vec<T>, len: usize) -> &mut [T] {
+    if v.len() < len {
+        v.resize(len, T::default());
+    }
+    &mut v[..len]
+}
+
+/// Transformed input `[tiles, 16, inputs]` as the products read it: f32, or rounded to bf16,
+/// two values to a `u32` (see [`WinogradWeights::rounds`]).
+enum Transformed<'a> {
+    F32(&'a mut [f32]),
+    Bf16(&'a mut [u32]),
+}
+
+impl Transformed<'_> {
+    fn reborrow(&mut self) -> Transformed<'_> {
+        match self {
+            Transformed::F32(t) => Transformed::F32(t),
+            Transformed::Bf16(t) => Transformed::Bf16(t),
+        }
+    }
 }
 
 /// How the output is cut into 2×2 tiles.
@@ -231,12 +278,13 @@ impl Tiles {
     }
 }
 
-/// The calling thread's reusable buffers: transformed input `[tiles, 16, inputs]` and the
-/// products `[tiles, 16, outputs]`. Reused because a fresh one, tens of megabytes for the
-/// first layers, costs a page fault per 4 KiB.
+/// The calling thread's reusable buffers: transformed input `[tiles, 16, inputs]` (in f32,
+/// or rounded to bf16 pairs) and the products `[tiles, 16, outputs]`. Reused because a fresh
+/// one, tens of megabytes for the first layers, costs a page fault per 4 KiB.
 #[derive(Default)]
 struct Scratch {
     transformed: Vec<f32>,
+    rounded: Vec<u32>,
     products: Vec<f32>,
 }
 
@@ -253,7 +301,7 @@ fn transform_input_row(
     shape: &Tiles,
     inputs: usize,
     tile_row: usize,
-    out_row: &mut [f32],
+    out_row: Transformed,
 ) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
@@ -271,7 +319,7 @@ unsafe fn transform_input_row_avx512(
     shape: &Tiles,
     inputs: usize,
     tile_row: usize,
-    out_row: &mut [f32],
+    out_row: Transformed,
 ) {
     transform_input_row_here(x, shape, inputs, tile_row, out_row);
 }
@@ -282,7 +330,7 @@ fn transform_input_row_here(
     shape: &Tiles,
     inputs: usize,
     tile_row: usize,
-    out_row: &mut [f32],
+    mut out_row: Transformed,
 ) {
     let (image, ty) = (tile_row / shape.rows, tile_row % shape.rows);
     let zeros = [0.0f32; 16];
@@ -294,20 +342,45 @@ fn transform_input_row_here(
             &x[at * inputs..][..inputs]
         })
     };
-    for (tx, out_tile) in out_row.chunks_exact_mut(TILE_VALUES * inputs).enumerate() {
+    let tile_len = TILE_VALUES * inputs;
+    // A bf16 row is made a tile at a time in f32, rounded while in cache.
+    let mut f32_tile = match out_row {
+        Transformed::F32(_) => Vec::new(),
+        Transformed::Bf16(_) => vec![0.0f32; tile_len],
+    };
+    for tx in 0..shape.columns {
         let (top, left) = (2 * ty as isize - 1, 2 * tx as isize - 1);
         let d: [[Option<&[f32]>; 4]; 4] = std::array::from_fn(|r| {
             std::array::from_fn(|c| pixel(top + r as isize, left + c as isize))
         });
-        let mut start = 0;
-        while start + 16 <= inputs {
-            input_block::<16>(&d, &zeros, start, inputs, out_tile);
-            start += 16;
+        match &mut out_row {
+            Transformed::F32(row) => {
+                input_tile(&d, &zeros, inputs, &mut row[tx * tile_len..][..tile_len])
+            }
+            Transformed::Bf16(row) => {
+                input_tile(&d, &zeros, inputs, &mut f32_tile);
+                bf16::round(&f32_tile, &mut row[tx * tile_len / 2..][..tile_len / 2]);
+            }
         }
-        while start < inputs {
-            input_block::<1>(&d, &zeros, start, inputs, out_tile);
-            start += 1;
-        }
+    }
+}
+
+/// One tile's input transform, every channel, into `out_tile` (`[16, inputs]`).
+#[inline(always)]
+fn input_tile(
+    d: &[[Option<&[f32]>; 4]; 4],
+    zeros: &[f32; 16],
+    inputs: usize,
+    out_tile: &mut [f32],
+) {
+    let mut start = 0;
+    while start + 16 <= inputs {
+        input_block::<16>(d, zeros, start, inputs, out_tile);
+        start += 16;
+    }
+    while start < inputs {
+        input_block::<1>(d, zeros, start, inputs, out_tile);
+        start += 1;
     }
 }
 
@@ -357,14 +430,20 @@ fn input_block<const L: usize>(
 /// The 16 matrix products `products[:, k, :] = transformed[:, k, :] · u[k]`, each on one
 /// thread: spread over the threads when `parallel`, else all on the calling one.
 fn multiply_tiles(
-    transformed: &[f32],
+    transformed: &Transformed,
     weights: &WinogradWeights,
     tiles: usize,
     products: &mut [f32],
     parallel: bool,
 ) {
     let (inputs, outputs) = (weights.inputs, weights.outputs);
-    assert_eq!(transformed.len(), tiles * TILE_VALUES * inputs);
+    match transformed {
+        Transformed::F32(t) => assert_eq!(t.len(), tiles * TILE_VALUES * inputs),
+        Transformed::Bf16(t) => {
+            assert!(weights.rounds);
+            assert_eq!(t.len(), tiles * TILE_VALUES * inputs / 2);
+        }
+    }
     assert_eq!(products.len(), tiles * TILE_VALUES * outputs);
     assert_eq!(weights.u.len(), TILE_VALUES);
     // Each product writes its own column block of every row of `products`; a slice cannot say
@@ -376,16 +455,26 @@ fn multiply_tiles(
         // `new`). Product `k` writes only columns `k * outputs..(k + 1) * outputs` of each row
         // of `products`, so no two threads write the same value, and `products` outlives this
         // loop.
+        // With `Transformed::Bf16`, `u[k]` is bf16 with an even number of inputs (`rounds`,
+        // asserted), so row `t` of product `k` is `inputs / 2` pairs at `(16 t + k) inputs / 2`.
         unsafe {
-            weights.u[k].matrix().multiply_strided(
-                tiles,
-                inputs,
-                outputs,
-                transformed.as_ptr().add(k * inputs),
-                TILE_VALUES * inputs,
-                (products_at as *mut f32).add(k * outputs),
-                TILE_VALUES * outputs,
-            );
+            let out = (products_at as *mut f32).add(k * outputs);
+            match (transformed, &weights.u[k]) {
+                (Transformed::Bf16(t), Weights::Bf16(u)) => {
+                    let (row, stride) = (t.as_ptr().add(k * inputs / 2), TILE_VALUES * inputs / 2);
+                    u.multiply_rounded(tiles, row, stride, out, TILE_VALUES * outputs);
+                }
+                (Transformed::Bf16(_), _) => unreachable!("rounded tiles go with bf16 weights"),
+                (Transformed::F32(t), u) => u.matrix().multiply_strided(
+                    tiles,
+                    inputs,
+                    outputs,
+                    t.as_ptr().add(k * inputs),
+                    TILE_VALUES * inputs,
+                    out,
+                    TILE_VALUES * outputs,
+                ),
+            }
         }
     };
     match parallel {
