@@ -10,7 +10,7 @@ use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
 use super::kernels::{self, Activation, ConvGeometry, Weights};
-use super::{to_vec, Backbone, ModelInfo, Normalisation, Precision, Preprocess};
+use super::{to_vec, with_values, Backbone, ModelInfo, Normalisation, Precision, Preprocess};
 use crate::error::{Error, Result};
 
 /// The converted weights, compiled in so that the program works offline from its first run.
@@ -422,7 +422,7 @@ impl Backbone for Lite0 {
                 "EfficientNet-Lite0 takes [n, 3, 224, 224], got [{n}, {c}, {h}, {w}]"
             )));
         }
-        let (pooled, logits) = self.forward_slices(&to_vec(batch)?, n);
+        let (pooled, logits) = with_values(batch, |input| self.forward_slices(input, n))?;
         let pooled = Tensor::from_vec(pooled, (n, HEAD_CHANNELS), &Device::Cpu)?;
         let logits = Tensor::from_vec(logits, (n, CLASSES), &Device::Cpu)?;
         Ok((pooled, Some(logits)))

@@ -185,6 +185,20 @@ pub(crate) fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
         .to_vec1::<f32>()?)
 }
 
+/// Runs `work` on a tensor's values, in place when it is a contiguous f32 tensor in memory (a
+/// batch of 16 images is 9.6 MB, and copying it took 1% of Lite0's time), else on a copy.
+pub(crate) fn with_values<R>(t: &Tensor, work: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    if t.dtype() == candle_core::DType::F32 {
+        let (storage, layout) = t.storage_and_layout();
+        if let (candle_core::Storage::Cpu(cpu), Some((start, end))) =
+            (&*storage, layout.contiguous_offsets())
+        {
+            return Ok(work(&cpu.as_slice::<f32>()?[start..end]));
+        }
+    }
+    Ok(work(&to_vec(t)?))
+}
+
 /// A reproducible stream of values in -1..1, for the kernels' tests.
 #[cfg(test)]
 pub(crate) fn test_noise(seed: u64, len: usize) -> Vec<f32> {

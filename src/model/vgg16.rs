@@ -15,7 +15,7 @@ use candle_nn::VarBuilder;
 
 use super::kernels::{self, Activation, ConvGeometry, Weights};
 use super::winograd::{self, WinogradWeights};
-use super::{to_vec, Backbone, ModelInfo, Normalisation, Precision, Preprocess};
+use super::{to_vec, with_values, Backbone, ModelInfo, Normalisation, Precision, Preprocess};
 use crate::error::{Error, Result};
 
 /// Output channels of each convolution; `0` marks a 2×2 max-pool.
@@ -223,12 +223,13 @@ impl Vgg16 {
                 "VGG16 takes [n, 3, 224, 224], got [{n}, {c}, {h}, {w}]"
             )));
         }
-        let input = to_vec(batch)?;
         let per_image = 3 * INPUT_SIZE * INPUT_SIZE;
         let mut maps = Vec::with_capacity(n * 49 * EMBEDDING);
-        for image in input.chunks_exact(per_image) {
-            maps.extend(self.features(image));
-        }
+        with_values(batch, |input| {
+            for image in input.chunks_exact(per_image) {
+                maps.extend(self.features(image));
+            }
+        })?;
         let pooled = kernels::global_average(&maps, n, EMBEDDING);
         Ok((
             Tensor::from_vec(pooled, (n, EMBEDDING), &Device::Cpu)?,
