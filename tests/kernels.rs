@@ -247,6 +247,74 @@ fn the_fused_block_matches_its_layers_run_one_by_one() {
 }
 
 #[test]
+fn a_bf16_block_equals_its_bf16_layers_run_one_by_one_to_the_bit() {
+    if !lookalike::model::bf16::supported() {
+        eprintln!("skipped: this CPU has no AVX512_BF16");
+        return;
+    }
+    // Fused, the depthwise kernel rounds its output to bf16 as it stores it, and the
+    // projection reads that; one by one, the projection rounds the f32 depthwise output
+    // itself. Both round the same values the same way. Shapes: (batch, height, width,
+    // inputs, hidden, outputs, kernel, stride, skip), with several bands per thread.
+    let cases = [
+        (1, 28, 28, 24, 144, 24, 3, 1, true),
+        (2, 15, 13, 16, 96, 24, 3, 2, false),
+        (1, 30, 64, 40, 240, 40, 5, 1, true),
+        (1, 7, 7, 192, 1152, 320, 5, 2, false),
+    ];
+    for (i, &(n, h, w, cin, hidden, cout, k, s, skip)) in cases.iter().enumerate() {
+        let g = ConvGeometry::same(n, h, w, hidden, k, s);
+        let seed = 50 + 10 * i as u64;
+        let x = noise(n * h * w * cin, seed);
+        let scaled = |len: usize, seed: u64, by: f32| -> Vec<f32> {
+            noise(len, seed).into_iter().map(|v| v * by).collect()
+        };
+        let bf16 = |w: Vec<f32>, rows: usize, columns: usize| {
+            kernels::Weights::new(w, rows, columns, Precision::Bf16)
+        };
+        let expand_w = bf16(scaled(cin * hidden, seed + 1, 0.5), cin, hidden);
+        let project_w = bf16(scaled(hidden * cout, seed + 5, 0.1), hidden, cout);
+        let (expand_b, dw, db, project_b) = (
+            noise(hidden, seed + 2),
+            noise(k * k * hidden, seed + 3),
+            noise(hidden, seed + 4),
+            noise(cout, seed + 6),
+        );
+        let pixels = n * h * w;
+        let expanded = kernels::dense(
+            &x,
+            pixels,
+            expand_w.matrix(),
+            &expand_b,
+            Activation::Relu6,
+            None,
+        );
+        let spread = kernels::depthwise(&expanded, &g, &dw, &db, Activation::Relu6);
+        let out_pixels = n * g.out_height * g.out_width;
+        let residual = skip.then_some(x.as_slice());
+        let one_by_one = kernels::dense(
+            &spread,
+            out_pixels,
+            project_w.matrix(),
+            &project_b,
+            Activation::None,
+            residual,
+        );
+        let expand = kernels::Expansion::Pointwise(kernels::Pointwise {
+            w: expand_w.matrix(),
+            bias: &expand_b,
+        });
+        let depthwise = kernels::Depthwise { w: &dw, bias: &db };
+        let project = kernels::Pointwise {
+            w: project_w.matrix(),
+            bias: &project_b,
+        };
+        let fused = kernels::inverted_residual(&x, &g, expand, depthwise, project, skip);
+        assert!(fused == one_by_one, "case {i} {:?}", cases[i]);
+    }
+}
+
+#[test]
 fn a_block_fused_with_the_stem_matches_the_stem_then_the_block() {
     // (batch, height, width of the image; stem kernel and stride; hidden, outputs; the
     // depthwise kernel and stride). Lite0's stem at its full width, with 96 channels so that

@@ -146,8 +146,9 @@ impl PackedBf16 {
 impl PackedBf16 {
     /// `out = a · w` on the calling thread, for `rows` rows of activations already rounded
     /// to bf16 pairs by [`round`] (`inputs / 2` pairs each, `a_stride` pairs apart), into rows
-    /// of `out` (`outputs` values, `out_stride` apart). For callers that make the activations
-    /// themselves and can round them while they are in cache.
+    /// of `out` (`outputs` values, `out_stride` apart), finished as with
+    /// [`Self::multiply_finishing`]. For callers that make the activations themselves and can
+    /// round them while they are in cache.
     ///
     /// # Safety
     /// [`supported`] must be true, `inputs` even, and every row of `a` and `out` so described
@@ -159,6 +160,7 @@ impl PackedBf16 {
         a_stride: usize,
         out: *mut f32,
         out_stride: usize,
+        finish: Option<Finish>,
     ) {
         assert!(
             self.inputs.is_multiple_of(2),
@@ -169,7 +171,7 @@ impl PackedBf16 {
             let ends = avx512::Ends {
                 out,
                 stride: out_stride,
-                finish: None,
+                finish,
             };
             avx512::multiply_rounded(self, rows, (a, a_stride), ends);
         }

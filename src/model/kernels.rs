@@ -311,6 +311,32 @@ fn multiply(x: &[f32], w: Matrix, out: &mut [f32], (rows, inputs): (usize, usize
     }
 }
 
+/// [`multiply`] for rows of `x` already rounded to bf16 pairs (`inputs / 2` a row), by a
+/// bf16 matrix.
+fn multiply_rounded(
+    x: &[u32],
+    w: Matrix,
+    out: &mut [f32],
+    (rows, inputs): (usize, usize),
+    f: Finishing,
+) {
+    let Matrix::Bf16(packed) = w else {
+        unreachable!("rounded rows go with bf16 matrices");
+    };
+    let outputs = f.bias.len();
+    assert!(inputs.is_multiple_of(2) && x.len() == rows * inputs / 2);
+    w.check(inputs, outputs);
+    assert_eq!(out.len(), rows * outputs);
+    assert!(f.residual.is_none_or(|r| r.len() == out.len()));
+    // SAFETY: the asserts above prove that every index read or written is inside `x`, `w`,
+    // `out` and the residual, with the shapes and row strides passed here; a bf16 matrix
+    // exists only where the CPU runs it.
+    unsafe {
+        let (x, out) = (x.as_ptr(), out.as_mut_ptr());
+        packed.multiply_rounded(rows, x, inputs / 2, out, outputs, Some(f.registers()));
+    }
+}
+
 /// `out = x · w` on the calling thread, where row `r` of `x` (`inputs` values) starts at
 /// `x + r * x_stride` and row `r` of `out` (`outputs` values) at `out + r * out_stride`, and
 /// `w` is a contiguous row-major `inputs × outputs`.
@@ -707,6 +733,42 @@ mod sliding {
         taps: &[(usize, usize)],
         out: &mut [f32],
     ) {
+        assert!(out.len() == g.out_width * g.channels);
+        let out = out.as_mut_ptr() as *mut u8;
+        row_here::<false>(image, g, (w, bias), act, taps, out);
+    }
+
+    /// [`row`] with the output rounded to bf16 (channels in order, two to a `u32`), as the bf16
+    /// products read their activations: the projection that follows needs no rounding pass,
+    /// and half as many bytes go through the cache.
+    ///
+    /// # Safety
+    /// AVX-512F and AVX512_BF16 must be present, and [`runs`] true for `g`.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn row_bf16(
+        image: &[f32],
+        g: &ConvGeometry,
+        (w, bias): (&[f32], &[f32]),
+        act: Activation,
+        taps: &[(usize, usize)],
+        out: &mut [u32],
+    ) {
+        assert!(2 * out.len() == g.out_width * g.channels);
+        let out = out.as_mut_ptr() as *mut u8;
+        row_here::<true>(image, g, (w, bias), act, taps, out);
+    }
+
+    /// [`row`] or [`row_bf16`] (`BF16`), inlined into each so that it is compiled for its
+    /// CPU features; `out` is the row's first byte.
+    #[inline(always)]
+    unsafe fn row_here<const BF16: bool>(
+        image: &[f32],
+        g: &ConvGeometry,
+        (w, bias): (&[f32], &[f32]),
+        act: Activation,
+        taps: &[(usize, usize)],
+        out: *mut u8,
+    ) {
         let row_len = g.width * g.channels;
         // Every tap row and weight that the kernel reads, whole: the loads below index
         // inside them (columns are checked against the width one by one).
@@ -714,7 +776,7 @@ mod sliding {
         assert!(taps.len().is_multiple_of(g.kernel));
         assert!(rows().all(|&(at, _)| at.is_multiple_of(row_len) && at + row_len <= image.len()));
         assert!(taps.iter().all(|&(_, at)| at + g.channels <= w.len()));
-        assert!(bias.len() == g.channels && out.len() == g.out_width * g.channels);
+        assert!(bias.len() == g.channels);
         let layer = Layer {
             image: image.as_ptr(),
             w: w.as_ptr(),
@@ -729,10 +791,10 @@ mod sliding {
         while ox < g.out_width {
             let first = (ox * g.stride) as isize - g.pad_left as isize;
             let count = (g.out_width - ox).min(WIDE);
-            let pixels = out.as_mut_ptr().add(ox * g.channels);
+            let pixels = out.add(ox * g.channels * if BF16 { 2 } else { 4 });
             match count > NARROW {
-                true => group::<WIDE>(&layer, taps, first, count, pixels),
-                false => group::<NARROW>(&layer, taps, first, count, pixels),
+                true => group::<WIDE, BF16>(&layer, taps, first, count, pixels),
+                false => group::<NARROW, BF16>(&layer, taps, first, count, pixels),
             }
             ox += count;
         }
@@ -752,41 +814,48 @@ mod sliding {
 
     /// `count` (at most `P`) pixels whose windows start at input column `first`, on the
     /// kernel compiled for the layer's shape and for whether columns need checking.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn group<const P: usize>(
+    #[inline(always)]
+    unsafe fn group<const P: usize, const BF16: bool>(
         layer: &Layer,
         taps: &[(usize, usize)],
         first: isize,
         count: usize,
-        pixels: *mut f32,
+        pixels: *mut u8,
     ) {
         // Inside the image, the columns need no checking.
         let reach = ((P - 1) * layer.stride + layer.kernel) as isize;
         let inside = first >= 0 && first + reach <= layer.width as isize;
         match (layer.kernel, layer.stride, inside) {
-            (3, 1, true) => pixels_at::<3, 1, false, P>(layer, taps, first, count, pixels),
-            (3, 1, false) => pixels_at::<3, 1, true, P>(layer, taps, first, count, pixels),
-            (3, 2, true) => pixels_at::<3, 2, false, P>(layer, taps, first, count, pixels),
-            (3, 2, false) => pixels_at::<3, 2, true, P>(layer, taps, first, count, pixels),
-            (5, 1, true) => pixels_at::<5, 1, false, P>(layer, taps, first, count, pixels),
-            (5, 1, false) => pixels_at::<5, 1, true, P>(layer, taps, first, count, pixels),
-            (_, _, true) => pixels_at::<5, 2, false, P>(layer, taps, first, count, pixels),
-            (_, _, false) => pixels_at::<5, 2, true, P>(layer, taps, first, count, pixels),
+            (3, 1, true) => pixels_at::<3, 1, false, P, BF16>(layer, taps, first, count, pixels),
+            (3, 1, false) => pixels_at::<3, 1, true, P, BF16>(layer, taps, first, count, pixels),
+            (3, 2, true) => pixels_at::<3, 2, false, P, BF16>(layer, taps, first, count, pixels),
+            (3, 2, false) => pixels_at::<3, 2, true, P, BF16>(layer, taps, first, count, pixels),
+            (5, 1, true) => pixels_at::<5, 1, false, P, BF16>(layer, taps, first, count, pixels),
+            (5, 1, false) => pixels_at::<5, 1, true, P, BF16>(layer, taps, first, count, pixels),
+            (_, _, true) => pixels_at::<5, 2, false, P, BF16>(layer, taps, first, count, pixels),
+            (_, _, false) => pixels_at::<5, 2, true, P, BF16>(layer, taps, first, count, pixels),
         }
     }
 
     /// `count` (at most `P`) pixels whose windows start at input column `first` (negative in
     /// the left padding), all channels, sixteen at a time. `EDGE` checks every column against
-    /// the image's width; without it, all must be inside.
-    #[target_feature(enable = "avx512f")]
+    /// the image's width; without it, all must be inside. `BF16` rounds the outputs to bf16,
+    /// whose pixels `pixels` holds, else f32.
+    #[inline(always)]
     // The unrolled comparisons are of constants, some always true (`0 >= 0 * S`).
     #[allow(clippy::absurd_extreme_comparisons)]
-    unsafe fn pixels_at<const K: usize, const S: usize, const EDGE: bool, const P: usize>(
+    unsafe fn pixels_at<
+        const K: usize,
+        const S: usize,
+        const EDGE: bool,
+        const P: usize,
+        const BF16: bool,
+    >(
         layer: &Layer,
         taps: &[(usize, usize)],
         first: isize,
         count: usize,
-        pixels: *mut f32,
+        pixels: *mut u8,
     ) {
         let c = layer.c;
         for start in (0..c).step_by(16) {
@@ -822,7 +891,15 @@ mod sliding {
                         _mm512_set1_ps(6.0),
                     ),
                 };
-                _mm512_storeu_ps(pixels.add(q * c + start), v);
+                let at = q * c + start;
+                match BF16 {
+                    true => {
+                        let rounded =
+                            std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(v));
+                        _mm256_storeu_si256(pixels.add(2 * at) as *mut __m256i, rounded);
+                    }
+                    false => _mm512_storeu_ps(pixels.add(4 * at) as *mut f32, v),
+                }
             }
         }
     }
@@ -1111,22 +1188,16 @@ fn check_block_shapes(x: &[f32], g: &ConvGeometry, layers: &BlockLayers) {
 }
 
 /// A thread's reusable buffers for [`inverted_residual`]: expanded input rows, and one band of
-/// depthwise output (and the im2col rows of an [`Expansion::Conv`]). They only grow, and the
-/// `_len` fields say how much is in use, so that a block after a smaller one does not zero
-/// them again.
+/// depthwise output, in f32 or rounded to bf16 for a bf16 projection (and the im2col rows of
+/// an [`Expansion::Conv`]). They only grow, and `expanded_len` says how much is in use, so
+/// that a block after a smaller one does not zero them again.
 #[derive(Default)]
 struct BandScratch {
     columns: Vec<f32>,
     expanded: Vec<f32>,
     expanded_len: usize,
     spread: Vec<f32>,
-    spread_len: usize,
-}
-
-impl BandScratch {
-    fn spread(&self) -> &[f32] {
-        &self.spread[..self.spread_len]
-    }
+    rounded_spread: Vec<u32>,
 }
 
 /// Makes `v` hold at least `len` values.
@@ -1144,6 +1215,22 @@ thread_local! {
 /// About how many bytes of expanded rows a band works on: well inside a core's L2 cache.
 const BAND_BYTES: usize = 384 * 1024;
 
+/// Whether the depthwise output goes to the projection rounded to bf16 already: where the
+/// projection is bf16 and the sliding kernel, which rounds as it stores, takes the shape.
+fn rounds_spread(g: &ConvGeometry, layers: &BlockLayers) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        matches!(layers.project.w, Matrix::Bf16(_))
+            && std::arch::is_x86_feature_detected!("avx512f")
+            && sliding::runs(g)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (g, layers);
+        false
+    }
+}
+
 /// Output rows `first_row..` of one image (as many as `out` holds), band by band.
 fn block_rows(
     image_x: &[f32],
@@ -1159,6 +1246,7 @@ fn block_rows(
     let out_row = g.out_width * outputs;
     let end_row = first_row + out.len() / out_row;
     let band = (BAND_BYTES / (4 * g.stride * in_row).max(1)).max(1);
+    let rounds = rounds_spread(g, layers);
     let mut have = 0..0; // input rows held in `scratch.expanded`
     let mut start = first_row;
     while start < end_row {
@@ -1177,7 +1265,8 @@ fn block_rows(
             scratch,
         );
         have = needed_from..needed_to;
-        depthwise_band(g, layers.depthwise, needed_from, start..stop, scratch);
+        let band = (&mut *scratch, rounds);
+        depthwise_band(g, layers.depthwise, needed_from, start..stop, band);
         // The projection, with the input added back.
         let pixels = (stop - start) * g.out_width;
         let band_out = &mut out[(start - first_row) * out_row..][..pixels * outputs];
@@ -1189,8 +1278,17 @@ fn block_rows(
             residual,
             act: Activation::None,
         };
-        let spread = scratch.spread();
-        multiply(spread, layers.project.w, band_out, (pixels, hidden), finish);
+        let project = layers.project.w;
+        match rounds {
+            true => {
+                let spread = &scratch.rounded_spread[..pixels * hidden / 2];
+                multiply_rounded(spread, project, band_out, (pixels, hidden), finish);
+            }
+            false => {
+                let spread = &scratch.spread[..pixels * hidden];
+                multiply(spread, project, band_out, (pixels, hidden), finish);
+            }
+        }
         start = stop;
     }
 }
@@ -1258,7 +1356,7 @@ fn depthwise_band(
     depthwise: Depthwise,
     first_input: usize,
     rows: std::ops::Range<usize>,
-    scratch: &mut BandScratch,
+    (scratch, rounds): (&mut BandScratch, bool),
 ) {
     let row_kernel = depthwise_row_kernel();
     // The same geometry, shifted to the rows held.
@@ -1270,20 +1368,30 @@ fn depthwise_band(
         ..*g
     };
     let spread_row = g.out_width * g.channels;
+    let expanded = &scratch.expanded[..scratch.expanded_len];
+    #[cfg(not(target_arch = "x86_64"))]
+    assert!(!rounds, "bf16 kernels exist only on x86_64");
+    #[cfg(target_arch = "x86_64")]
+    if rounds {
+        let len = rows.len() * spread_row / 2;
+        if scratch.rounded_spread.len() < len {
+            scratch.rounded_spread.resize(len, 0);
+        }
+        let spread = &mut scratch.rounded_spread[..len];
+        let weights = (depthwise.w, depthwise.bias);
+        let mut taps = [(0usize, 0usize); MAX_TAPS];
+        for (r, spread_out) in spread.chunks_exact_mut(spread_row / 2).enumerate() {
+            let count = inner_taps(&sub, r, &mut taps);
+            let (taps, act) = (&taps[..count], Activation::Relu6);
+            // SAFETY: `rounds` is only set where the CPU has AVX-512F and AVX512_BF16 (a bf16
+            // matrix exists) and the sliding kernel takes the shape (`rounds_spread`).
+            unsafe { sliding::row_bf16(expanded, &sub, weights, act, taps, spread_out) };
+        }
+        return;
+    }
     grow(&mut scratch.spread, rows.len() * spread_row);
-    scratch.spread_len = rows.len() * spread_row;
-    let BandScratch {
-        expanded,
-        expanded_len,
-        spread,
-        spread_len,
-        ..
-    } = scratch;
-    let expanded = &expanded[..*expanded_len];
-    for (r, spread_out) in spread[..*spread_len]
-        .chunks_exact_mut(spread_row)
-        .enumerate()
-    {
+    let spread = &mut scratch.spread[..rows.len() * spread_row];
+    for (r, spread_out) in spread.chunks_exact_mut(spread_row).enumerate() {
         // SAFETY: `depthwise_row_kernel` only returns a variant whose CPU features were detected.
         unsafe {
             row_kernel(

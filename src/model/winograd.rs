@@ -462,7 +462,7 @@ fn multiply_tiles(
             match (transformed, &weights.u[k]) {
                 (Transformed::Bf16(t), Weights::Bf16(u)) => {
                     let (row, stride) = (t.as_ptr().add(k * inputs / 2), TILE_VALUES * inputs / 2);
-                    u.multiply_rounded(tiles, row, stride, out, TILE_VALUES * outputs);
+                    u.multiply_rounded(tiles, row, stride, out, TILE_VALUES * outputs, None);
                 }
                 (Transformed::Bf16(_), _) => unreachable!("rounded tiles go with bf16 weights"),
                 (Transformed::F32(t), u) => u.matrix().multiply_strided(
