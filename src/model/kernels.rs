@@ -1575,11 +1575,17 @@ pub fn nchw_to_nhwc(
         .for_each(|(row, dst)| {
             let (n, y) = (row / height.max(1), row % height.max(1));
             let src = &x[n * channels * plane..][..channels * plane];
+            let plane_row = |ch: usize| &src[ch * plane + y * width..][..width];
+            #[cfg(target_arch = "x86_64")]
+            if channels == 3 && std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F, checked on the line above.
+                unsafe { interleave_three(plane_row(0), plane_row(1), plane_row(2), dst) };
+                return;
+            }
             // Plane by plane: each source row is read in order (a third of the time of
             // gathering each pixel's channels from three planes, for the 224×224 input).
             for ch in 0..channels {
-                let plane_row = &src[ch * plane + y * width..][..width];
-                for (px, v) in dst.chunks_exact_mut(channels).zip(plane_row) {
+                for (px, v) in dst.chunks_exact_mut(channels).zip(plane_row(ch)) {
                     px[ch] = *v;
                 }
             }
@@ -1587,9 +1593,81 @@ pub fn nchw_to_nhwc(
     out
 }
 
+/// `dst = [r0, g0, b0, r1, g1, b1, …]` from three planes' rows, 16 pixels in six
+/// permutations: plane by plane, three pixels' values were written one at a time, and the
+/// network's input took 2% of Lite0's time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn interleave_three(r: &[f32], g: &[f32], b: &[f32], dst: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let width = r.len();
+    assert!(g.len() == width && b.len() == width && dst.len() == 3 * width);
+    // Output register `k`, lane `l`, holds value `16 k + l` of 48: channel `(16 k + l) % 3`
+    // of pixel `(16 k + l) / 3`. The first permutation brings in the red and green values
+    // (indices 16 and up take from the second source), the second the blue ones.
+    let indices = |k: usize| -> ([i32; 16], [i32; 16]) {
+        let (mut red_green, mut blue) = ([0i32; 16], [0i32; 16]);
+        for l in 0..16 {
+            let (pixel, channel) = (((16 * k + l) / 3) as i32, (16 * k + l) % 3);
+            red_green[l] = match channel {
+                0 => pixel,
+                1 => 16 + pixel,
+                _ => 0,
+            };
+            blue[l] = match channel {
+                2 => 16 + pixel,
+                _ => l as i32,
+            };
+        }
+        (red_green, blue)
+    };
+    let load = |v: [i32; 16]| _mm512_loadu_si512(v.as_ptr() as *const __m512i);
+    let permutations: [(__m512i, __m512i); 3] = std::array::from_fn(|k| {
+        let (red_green, blue) = indices(k);
+        (load(red_green), load(blue))
+    });
+    let whole = width / 16 * 16;
+    for first in (0..whole).step_by(16) {
+        let red = _mm512_loadu_ps(r.as_ptr().add(first));
+        let green = _mm512_loadu_ps(g.as_ptr().add(first));
+        let blue = _mm512_loadu_ps(b.as_ptr().add(first));
+        for (k, (red_green, blues)) in permutations.iter().enumerate() {
+            let two = _mm512_permutex2var_ps(red, *red_green, green);
+            let three = _mm512_permutex2var_ps(two, *blues, blue);
+            _mm512_storeu_ps(dst.as_mut_ptr().add(3 * first + 16 * k), three);
+        }
+    }
+    for x in whole..width {
+        dst[3 * x..3 * x + 3].copy_from_slice(&[r[x], g[x], b[x]]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nchw_to_nhwc_moves_every_value_to_its_pixel() {
+        // Widths with and without a part of 16 pixels left over; 3 channels take the
+        // interleaving kernel where the CPU has AVX-512, 2 the plane-by-plane loop.
+        for (batch, channels, height, width) in
+            [(2, 3, 5, 224), (1, 3, 3, 37), (1, 3, 2, 5), (2, 2, 3, 19)]
+        {
+            let x = crate::model::test_noise(7, batch * channels * height * width);
+            let got = nchw_to_nhwc(&x, batch, channels, height, width);
+            for n in 0..batch {
+                for c in 0..channels {
+                    for y in 0..height {
+                        for w in 0..width {
+                            let from = ((n * channels + c) * height + y) * width + w;
+                            let to = ((n * height + y) * width + w) * channels + c;
+                            assert_eq!(got[to], x[from], "{n} {c} {y} {w}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn same_padding_matches_tensorflow() {
