@@ -197,12 +197,27 @@ pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<DecodedImage, String> {
 /// data never holds `FF DA` or `FF D9` (an `FF` there is always followed by `00` or a restart
 /// marker), so a file cut anywhere in its pixel data fails this test. Data appended after the
 /// end (a second picture in an MPO, a phone maker's trailer) ends with its own marker.
+///
+/// The last scan usually starts near the beginning, so the search goes through nearly the
+/// whole file: byte by byte, it took 1% of the time of indexing photos of 500×375.
 pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
-    match last_scan {
-        Some(at) => bytes[at..].windows(2).any(|w| w == [0xFF, 0xD9]),
+    match last_marker(bytes, 0xDA) {
+        Some(at) => memchr::memmem::find(&bytes[at..], &[0xFF, 0xD9]).is_some(),
         None => false,
     }
+}
+
+/// Where the last `FF marker` pair starts, searching back for each `FF` with SIMD (`memmem`
+/// searches backwards a byte at a time).
+fn last_marker(bytes: &[u8], marker: u8) -> Option<usize> {
+    let mut end = bytes.len();
+    while let Some(at) = memchr::memrchr(0xFF, &bytes[..end]) {
+        if bytes.get(at + 1) == Some(&marker) {
+            return Some(at);
+        }
+        end = at;
+    }
+    None
 }
 
 /// Decodes an image from any seekable reader; the error is a human-readable reason.

@@ -165,6 +165,24 @@ fn a_jpeg_with_data_after_its_end_is_complete() {
 }
 
 #[test]
+fn completeness_looks_for_an_end_after_the_last_scan_only() {
+    // Scans at the very start and end, stuffed `FF 00` bytes, a run of `FF`s before a
+    // marker, and an end marker before the last scan (which does not count).
+    let cases: [(&[u8], bool); 7] = [
+        (&[0xFF, 0xDA, 0x12, 0xFF, 0x00, 0xFF, 0xD9], true),
+        (&[0xFF, 0xDA, 0x12, 0xFF, 0x00, 0x34], false),
+        (&[0xFF, 0xD9, 0xFF, 0xDA, 0x12], false),
+        (&[0x12, 0xFF, 0xFF, 0xDA, 0xFF, 0xFF, 0xD9], true),
+        (&[0xFF, 0xDA, 0xFF, 0xD9, 0xFF, 0xDA], false),
+        (&[0xFF, 0xD9, 0xFF], false),
+        (&[0xFF], false),
+    ];
+    for (bytes, complete) in cases {
+        assert_eq!(jpeg_is_complete(bytes), complete, "{bytes:02X?}");
+    }
+}
+
+#[test]
 fn model_input_is_normalised_chw_from_the_centre_crop() {
     // 448×224: resized to 512×256, then the centre 224 square lies inside the blue-red border.
     let img = RgbImage::from_fn(448, 224, |x, _| {
