@@ -317,12 +317,15 @@ pub fn model_input(rgb: &RgbImage, pre: &Preprocess) -> Result<Vec<f32>> {
     let pixels = resize_rgb(rgb, crop_box, pre.crop, pre.crop)?;
     let crop = pre.crop as usize;
     let plane = crop * crop;
-    let mut out = vec![0.0f32; 3 * plane];
     let (scale, shift) = normalisation_constants(pre.normalisation);
-    for (i, px) in pixels.chunks_exact(3).enumerate() {
-        for c in 0..3 {
-            out[c * plane + i] = px[c] as f32 * scale[c] + shift[c];
-        }
+    // Plane by plane, appended: each plane is written in order, and nothing is zeroed first.
+    let mut out = Vec::with_capacity(3 * plane);
+    for c in 0..3 {
+        out.extend(
+            pixels
+                .chunks_exact(3)
+                .map(|px| px[c] as f32 * scale[c] + shift[c]),
+        );
     }
     Ok(out)
 }
