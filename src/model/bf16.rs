@@ -141,9 +141,7 @@ impl PackedBf16 {
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("bf16 kernels exist only on x86_64; `supported()` is false elsewhere");
     }
-}
 
-impl PackedBf16 {
     /// `out = a · w` on the calling thread, for `rows` rows of activations already rounded
     /// to bf16 pairs by [`round`] (`inputs / 2` pairs each, `a_stride` pairs apart), into rows
     /// of `out` (`outputs` values, `out_stride` apart), finished as with
