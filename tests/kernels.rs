@@ -314,6 +314,140 @@ fn a_bf16_block_equals_its_bf16_layers_run_one_by_one_to_the_bit() {
     }
 }
 
+/// Channels `range` of every tap of depthwise weights `[taps, channels]`.
+fn channels_of(w: &[f32], channels: usize, range: std::ops::Range<usize>) -> Vec<f32> {
+    w.chunks_exact(channels)
+        .flat_map(|tap| &tap[range.clone()])
+        .copied()
+        .collect()
+}
+
+#[test]
+fn a_block_cut_into_pieces_by_channels_matches_the_whole_block() {
+    // (batch, height, width, inputs, hidden, outputs, kernel, stride, skip): Lite0's 7×7 and
+    // 14×14 blocks, and a small one whose last piece is narrower than a register.
+    let cases = [
+        (1, 7, 7, 192, 1152, 192, 5, 1, true),
+        (1, 7, 7, 192, 1152, 320, 3, 1, false),
+        (1, 14, 14, 112, 672, 192, 5, 2, false),
+        (2, 14, 14, 80, 480, 80, 3, 1, true),
+        (1, 5, 6, 8, 40, 8, 3, 1, true),
+    ];
+    let mut precisions = vec![Precision::F32];
+    if lookalike::model::bf16::supported() {
+        precisions.push(Precision::Bf16);
+    }
+    for precision in precisions {
+        for (i, &(n, h, w, cin, hidden, cout, k, s, skip)) in cases.iter().enumerate() {
+            let g = ConvGeometry::same(n, h, w, hidden, k, s);
+            let seed = 90 + 10 * i as u64;
+            let x = noise(n * h * w * cin, seed);
+            let scaled = |len: usize, seed: u64, by: f32| -> Vec<f32> {
+                noise(len, seed).into_iter().map(|v| v * by).collect()
+            };
+            let expand_w =
+                kernels::Weights::new(scaled(cin * hidden, seed + 1, 0.2), cin, hidden, precision);
+            let project_w = kernels::Weights::new(
+                scaled(hidden * cout, seed + 5, 0.05),
+                hidden,
+                cout,
+                precision,
+            );
+            let (expand_b, dw, db, project_b) = (
+                noise(hidden, seed + 2),
+                noise(k * k * hidden, seed + 3),
+                noise(hidden, seed + 4),
+                noise(cout, seed + 6),
+            );
+            let whole = kernels::inverted_residual(
+                &x,
+                &g,
+                kernels::Expansion::Pointwise(kernels::Pointwise {
+                    w: expand_w.matrix(),
+                    bias: &expand_b,
+                }),
+                kernels::Depthwise { w: &dw, bias: &db },
+                kernels::Pointwise {
+                    w: project_w.matrix(),
+                    bias: &project_b,
+                },
+                skip,
+            );
+            for count in [2, 3] {
+                // Pieces of whole registers of 16 channels, the last one taking the rest.
+                let step = hidden.div_ceil(16).div_ceil(count) * 16;
+                let ranges: Vec<_> = (0..hidden)
+                    .step_by(step)
+                    .map(|from| from..(from + step).min(hidden))
+                    .collect();
+                let expand_parts =
+                    expand_w.parts(hidden, ranges.iter().map(|r| (0..cin, r.clone())));
+                let project_parts =
+                    project_w.parts(cout, ranges.iter().map(|r| (r.clone(), 0..cout)));
+                let depthwise_parts: Vec<_> = ranges
+                    .iter()
+                    .map(|r| (channels_of(&dw, hidden, r.clone()), &db[r.clone()]))
+                    .collect();
+                let pieces: Vec<_> = (0..ranges.len())
+                    .map(|p| kernels::BlockPiece {
+                        expand: kernels::Pointwise {
+                            w: expand_parts[p].matrix(),
+                            bias: &expand_b[ranges[p].clone()],
+                        },
+                        depthwise: kernels::Depthwise {
+                            w: &depthwise_parts[p].0,
+                            bias: depthwise_parts[p].1,
+                        },
+                        project: project_parts[p].matrix(),
+                    })
+                    .collect();
+                let cut = kernels::inverted_residual_in_pieces(&x, &g, &pieces, &project_b, skip);
+                // The same products, only the projection's sums added up in another order.
+                let diff = max_abs_diff(&cut, &whole);
+                let scale = whole.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+                assert!(
+                    diff < 1e-5 * scale,
+                    "case {i}, {precision:?}, {count} pieces: differs by {diff} (scale {scale})"
+                );
+                assert!(cut != vec![0.0; cut.len()]);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_layer_cut_into_pieces_by_columns_equals_the_whole_layer_to_the_bit() {
+    let mut precisions = vec![Precision::F32];
+    if lookalike::model::bf16::supported() {
+        precisions.push(Precision::Bf16);
+    }
+    let (inputs, outputs) = (1280, 1000);
+    let w = noise(inputs * outputs, 7);
+    let bias = noise(outputs, 8);
+    for precision in precisions {
+        let whole_w = kernels::Weights::new(w.clone(), inputs, outputs, precision);
+        for rows in [1, 3] {
+            let x = noise(rows * inputs, 9 + rows as u64);
+            let whole = kernels::dense(&x, rows, whole_w.matrix(), &bias, Activation::Relu, None);
+            for edges in [vec![0, 512, 1000], vec![0, 336, 672, 1000]] {
+                let columns: Vec<_> = edges.windows(2).map(|e| e[0]..e[1]).collect();
+                let parts = whole_w.parts(outputs, columns.iter().map(|c| (0..inputs, c.clone())));
+                let pieces: Vec<_> = parts
+                    .iter()
+                    .zip(&columns)
+                    .map(|(w, c)| kernels::Pointwise {
+                        w: w.matrix(),
+                        bias: &bias[c.clone()],
+                    })
+                    .collect();
+                let cut = kernels::dense_in_pieces(&x, rows, &pieces, Activation::Relu);
+                // Each column's sum is made in the same order whatever panel it falls in.
+                assert!(cut == whole, "{precision:?}, {rows} rows, {edges:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn a_block_fused_with_the_stem_matches_the_stem_then_the_block() {
     // (batch, height, width of the image; stem kernel and stride; hidden, outputs; the

@@ -95,6 +95,26 @@ impl PackedBf16 {
         self.outputs
     }
 
+    /// The matrix back in row-major order (`inputs × outputs`), each value the bf16 one the
+    /// products use, widened to f32: packing it again gives the same matrix.
+    pub fn unpack(&self) -> Vec<f32> {
+        let mut w = vec![0.0; self.inputs * self.outputs];
+        let pairs = self.inputs.div_ceil(2);
+        let mut panel_at = 0;
+        for first in (0..self.outputs).step_by(PANEL) {
+            let width = panel_width(self.outputs, first);
+            for i in 0..self.inputs {
+                let (pair, half) = (i / 2, i % 2);
+                for col in 0..(self.outputs - first).min(PANEL) {
+                    let at = panel_at + (pair * width + col) * 2 + half;
+                    w[i * self.outputs + first + col] = from_bf16(self.data[at]);
+                }
+            }
+            panel_at += pairs * 2 * width;
+        }
+        w
+    }
+
     /// `out = x · w` on the calling thread, for `rows` rows of `x` (`inputs` f32 values each,
     /// `x_stride` apart) into rows of `out` (`outputs` values, `out_stride` apart).
     ///

@@ -11,6 +11,8 @@
 //!
 //! Every kernel runs on the current rayon pool, so the caller decides how many threads it gets.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use super::bf16::{self, PackedBf16};
@@ -32,7 +34,7 @@ pub fn on_this_thread<R>(work: impl FnOnce() -> R) -> R {
 }
 
 /// Threads a kernel may split its work over.
-fn threads() -> usize {
+pub fn threads() -> usize {
     match ON_THIS_THREAD.get() {
         true => 1,
         false => rayon::current_num_threads(),
@@ -163,6 +165,35 @@ pub fn dense(
     out
 }
 
+/// [`dense`] for a layer cut by output columns into `pieces`, each multiplied on a thread of
+/// its own: for so few rows that a split by rows would leave threads without work.
+pub fn dense_in_pieces(x: &[f32], rows: usize, pieces: &[Pointwise], act: Activation) -> Vec<f32> {
+    let outputs: usize = pieces.iter().map(|p| p.bias.len()).sum();
+    let columns: Vec<Vec<f32>> = pieces
+        .par_iter()
+        .with_max_len(1)
+        .map(|piece| {
+            let mut out = vec![0.0; rows * piece.bias.len()];
+            let inputs = piece.w.inputs(piece.bias.len());
+            let finish = Finishing {
+                bias: piece.bias,
+                residual: None,
+                act,
+            };
+            multiply(x, piece.w, &mut out, (rows, inputs), finish);
+            out
+        })
+        .collect();
+    let mut out = Vec::with_capacity(rows * outputs);
+    for row in 0..rows {
+        for (piece, piece_out) in pieces.iter().zip(&columns) {
+            let width = piece.bias.len();
+            out.extend_from_slice(&piece_out[row * width..][..width]);
+        }
+    }
+    out
+}
+
 /// Fewer rows than this per task, and splitting costs more than it saves.
 const MIN_ROWS_PER_TASK: usize = 16;
 
@@ -248,6 +279,29 @@ impl Weights {
         } else {
             Weights::F32(w)
         }
+    }
+
+    /// Blocks of this matrix of `columns` columns, each given as its rows and its columns, as
+    /// matrices of their own in the same precision, with the same values.
+    pub fn parts(
+        &self,
+        columns: usize,
+        blocks: impl IntoIterator<Item = (Range<usize>, Range<usize>)>,
+    ) -> Vec<Weights> {
+        let (all, precision) = match self {
+            Weights::F32(w) => (std::borrow::Cow::Borrowed(w), Precision::F32),
+            Weights::PackedF32(p) => (std::borrow::Cow::Owned(p.unpack()), Precision::F32),
+            Weights::Bf16(p) => (std::borrow::Cow::Owned(p.unpack()), Precision::Bf16),
+        };
+        let part = |(inputs, outputs): (Range<usize>, Range<usize>)| {
+            let rows = all.chunks_exact(columns.max(1)).skip(inputs.start);
+            let values = rows
+                .take(inputs.len())
+                .flat_map(|row| &row[outputs.clone()]);
+            let values: Vec<f32> = values.copied().collect();
+            Weights::new(values, inputs.len(), outputs.len(), precision)
+        };
+        blocks.into_iter().map(part).collect()
     }
 
     pub fn matrix(&self) -> Matrix<'_> {
@@ -1138,6 +1192,87 @@ pub fn inverted_residual(
                 block_rows(image_x, g, &layers, first_row, rows, &mut scratch);
             });
         });
+    out
+}
+
+/// One piece of an inverted-residual block: the weights of a range of its expanded channels
+/// (see [`inverted_residual_in_pieces`]). Its projection is the rows of those channels.
+#[derive(Clone, Copy)]
+pub struct BlockPiece<'a> {
+    pub expand: Pointwise<'a>,
+    pub depthwise: Depthwise<'a>,
+    pub project: Matrix<'a>,
+}
+
+/// [`inverted_residual`] for an image whose expanded channels are cut into `pieces`, one for
+/// each thread: each thread expands every pixel for its piece's channels, runs the depthwise
+/// convolution on them and projects them, and the projections are added up. So no thread
+/// waits for another, none expands a row twice, and the work is shared out evenly, where a
+/// split by rows cannot on a small image (on 7 rows of 7, one thread would make 4 output rows
+/// and, for a 5×5 kernel, expand 6 input rows). `project_bias` is the whole projection's;
+/// `g` is the whole block's depthwise geometry.
+pub fn inverted_residual_in_pieces(
+    x: &[f32],
+    g: &ConvGeometry,
+    pieces: &[BlockPiece],
+    project_bias: &[f32],
+    skip: bool,
+) -> Vec<f32> {
+    let hidden: usize = pieces.iter().map(|p| p.depthwise.bias.len()).sum();
+    assert_eq!(hidden, g.channels, "inverted_residual_in_pieces: pieces");
+    let outputs = project_bias.len();
+    let out_len = g.out_height * g.out_width * outputs;
+    let mut out = output_buffer(g.batch * out_len);
+    let Some(first) = pieces.first() else {
+        return out;
+    };
+    let inputs = first.expand.w.inputs(first.expand.bias.len());
+    let image_len = g.height * g.width * inputs;
+    assert_eq!(
+        x.len(),
+        g.batch * image_len,
+        "inverted_residual: input shape"
+    );
+    let mut sums = output_buffer((pieces.len() - 1) * out_len);
+    let no_bias = vec![0.0; outputs];
+    for (image_x, image_out) in x.chunks_exact(image_len).zip(out.chunks_exact_mut(out_len)) {
+        // The first piece's projection writes the output, with the bias and the input added
+        // back; the others' go to `sums`, and are added to it after.
+        let targets = std::iter::once(&mut *image_out).chain(sums.chunks_exact_mut(out_len));
+        let targets: Vec<&mut [f32]> = targets.collect();
+        targets
+            .into_par_iter()
+            .zip(pieces)
+            .enumerate()
+            .for_each(|(i, (target, piece))| {
+                let layers = BlockLayers {
+                    expand: Expansion::Pointwise(piece.expand),
+                    depthwise: piece.depthwise,
+                    project: Pointwise {
+                        w: piece.project,
+                        bias: if i == 0 { project_bias } else { &no_bias },
+                    },
+                    skip: skip && i == 0,
+                };
+                let piece_g = ConvGeometry {
+                    batch: 1,
+                    channels: piece.depthwise.bias.len(),
+                    ..*g
+                };
+                check_block_shapes(image_x, &piece_g, &layers);
+                BAND_SCRATCH.with(|scratch| {
+                    let mut scratch = scratch.borrow_mut();
+                    block_rows(image_x, &piece_g, &layers, 0, target, &mut scratch);
+                });
+            });
+        for piece_sums in sums.chunks_exact(out_len) {
+            image_out
+                .iter_mut()
+                .zip(piece_sums)
+                .for_each(|(o, s)| *o += s);
+        }
+    }
+    give_back(sums);
     out
 }
 

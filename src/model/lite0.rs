@@ -7,6 +7,8 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use rayon::prelude::*;
 
 use super::kernels::{self, Activation, ConvGeometry, Weights};
@@ -107,6 +109,25 @@ impl Pointwise {
         kernels::dense(x, rows, self.w.matrix(), &self.bias, act, residual)
     }
 
+    /// The layer cut by output columns into `count` pieces.
+    fn by_columns(&self, count: usize) -> Vec<Pointwise> {
+        let outputs = self.bias.len();
+        let inputs = self.w.matrix().inputs(outputs);
+        let edge = |i: usize| piece_edge(i, count, outputs.div_ceil(16), outputs);
+        let columns = (0..count).map(|i| edge(i)..edge(i + 1));
+        let weights = self
+            .w
+            .parts(outputs, columns.clone().map(|c| (0..inputs, c)));
+        weights
+            .into_iter()
+            .zip(columns)
+            .map(|(w, c)| Pointwise {
+                w,
+                bias: self.bias[c].to_vec(),
+            })
+            .collect()
+    }
+
     fn weights(&self) -> kernels::Pointwise<'_> {
         kernels::Pointwise {
             w: self.w.matrix(),
@@ -131,7 +152,58 @@ struct Block {
     depthwise: Spatial,
     project: Pointwise,
     skip: bool,
+    /// The block cut into pieces by expanded channels, one per thread, for images split
+    /// between threads (see [`Block::forward_in_pieces`]).
+    pieces: OnePerThread<Piece>,
 }
+
+/// A layer cut into one piece per thread, made the first time it is needed and kept: only
+/// single images run split this way, and most callers never do.
+struct OnePerThread<T>(Mutex<Option<Arc<Vec<T>>>>);
+
+impl<T> Default for OnePerThread<T> {
+    fn default() -> Self {
+        OnePerThread(Mutex::new(None))
+    }
+}
+
+impl<T> OnePerThread<T> {
+    /// The `count` pieces that `cut` makes, made again only if `count` changed.
+    fn get(&self, count: usize, cut: impl FnOnce() -> Vec<T>) -> Arc<Vec<T>> {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*kept {
+            Some(pieces) if pieces.len() == count => pieces.clone(),
+            _ => {
+                let pieces = Arc::new(cut());
+                *kept = Some(pieces.clone());
+                pieces
+            }
+        }
+    }
+}
+
+/// Where piece `i` of `count` starts (and piece `i - 1` ends), for pieces of whole
+/// registers of 16 channels out of the `registers` that hold `channels`: pieces differ by one
+/// register at most.
+fn piece_edge(i: usize, count: usize, registers: usize, channels: usize) -> usize {
+    (i * registers / count * 16).min(channels)
+}
+
+/// The weights of a range of a block's expanded channels (see
+/// [`kernels::inverted_residual_in_pieces`]).
+struct Piece {
+    expand: Pointwise,
+    depthwise: Spatial,
+    project: Weights,
+}
+
+/// Images of this many rows or fewer are split between threads by expanded channels rather
+/// than by rows, when there are fewer images than threads: on so few rows, the rows each
+/// thread expands for the kernel to reach past its edge are a large share of the work (with a
+/// 5×5 kernel on 2 threads, 18 rows for 14 at 14×14, 11 for 7 at 7×7), and 7 rows do not
+/// split evenly. Measured on 2 threads, Lite0 at batch 1, the 7×7 blocks took 0.66 of their
+/// time on one thread split by rows, 0.52 in pieces; the 14×14 ones 0.58 and 0.52.
+const PIECES_UP_TO: usize = 14;
 
 /// EfficientNet-Lite0 with folded weights, ready for inference.
 pub struct Lite0 {
@@ -139,6 +211,9 @@ pub struct Lite0 {
     blocks: Vec<Block>,
     head: Pointwise,
     classifier: Pointwise,
+    /// The classifier cut by classes, for fewer images than threads (see
+    /// [`Lite0::classify`]).
+    classifier_pieces: OnePerThread<Pointwise>,
     precision: Precision,
 }
 
@@ -203,6 +278,7 @@ impl Lite0 {
             blocks,
             head,
             classifier,
+            classifier_pieces: OnePerThread::default(),
             precision,
         })
     }
@@ -230,11 +306,27 @@ impl Lite0 {
                 .collect(),
         };
         let pooled = pooled.concat();
-        let logits = self
-            .classifier
-            .forward(&pooled, batch, Activation::None, None);
+        let logits = self.classify(&pooled, batch);
         debug_assert_eq!(logits.len(), batch * CLASSES);
         (pooled, logits)
+    }
+
+    /// The logits of `batch` pooled features. With fewer images than threads, the threads
+    /// share out the classes: split by images, one thread would read all of the weights (5 MB
+    /// in f32, from memory rather than cache: 270 µs an image on one thread) while the others
+    /// wait, and fall asleep.
+    fn classify(&self, pooled: &[f32], batch: usize) -> Vec<f32> {
+        let threads = kernels::threads();
+        if batch >= threads {
+            return self
+                .classifier
+                .forward(pooled, batch, Activation::None, None);
+        }
+        let pieces = self
+            .classifier_pieces
+            .get(threads, || self.classifier.by_columns(threads));
+        let views: Vec<_> = pieces.iter().map(Pointwise::weights).collect();
+        kernels::dense_in_pieces(pooled, batch, &views, Activation::None)
     }
 
     /// The stem's output, for a first block that has an expansion.
@@ -337,7 +429,64 @@ impl Block {
             depthwise,
             project,
             skip: stride == 1 && inputs == stage.output_channels,
+            pieces: OnePerThread::default(),
         })
+    }
+
+    /// `count` pieces of about as many expanded channels each, in whole registers of 16.
+    fn cut(&self, expand: &Pointwise, count: usize) -> Vec<Piece> {
+        let dw = &self.depthwise;
+        let hidden = dw.bias.len();
+        let inputs = expand.w.matrix().inputs(hidden);
+        let outputs = self.project.bias.len();
+        let edge = |i: usize| piece_edge(i, count, hidden.div_ceil(16), hidden);
+        let channels: Vec<_> = (0..count).map(|i| edge(i)..edge(i + 1)).collect();
+        let expand_w = expand
+            .w
+            .parts(hidden, channels.iter().map(|c| (0..inputs, c.clone())));
+        let project_w =
+            (self.project.w).parts(outputs, channels.iter().map(|c| (c.clone(), 0..outputs)));
+        let weights = expand_w.into_iter().zip(project_w);
+        weights
+            .zip(channels)
+            .map(|((expand_w, project_w), channels)| {
+                let taps = dw.w.chunks_exact(hidden);
+                let depthwise_w = taps.flat_map(|tap| &tap[channels.clone()]).copied();
+                Piece {
+                    expand: Pointwise {
+                        w: expand_w,
+                        bias: expand.bias[channels.clone()].to_vec(),
+                    },
+                    depthwise: Spatial {
+                        w: depthwise_w.collect(),
+                        bias: dw.bias[channels].to_vec(),
+                        kernel: dw.kernel,
+                        stride: dw.stride,
+                    },
+                    project: project_w,
+                }
+            })
+            .collect()
+    }
+
+    /// The block on fewer images than threads, each image cut into one piece per thread by
+    /// expanded channels (see [`PIECES_UP_TO`]).
+    fn forward_in_pieces(&self, x: &Activations, g: &ConvGeometry, expand: &Pointwise) -> Vec<f32> {
+        let threads = kernels::threads().min(g.channels.div_ceil(16));
+        let pieces = self.pieces.get(threads, || self.cut(expand, threads));
+        let views: Vec<kernels::BlockPiece> = pieces
+            .iter()
+            .map(|piece| kernels::BlockPiece {
+                expand: piece.expand.weights(),
+                depthwise: kernels::Depthwise {
+                    w: &piece.depthwise.w,
+                    bias: &piece.depthwise.bias,
+                },
+                project: piece.project.matrix(),
+            })
+            .collect();
+        let bias = &self.project.bias;
+        kernels::inverted_residual_in_pieces(&x.data, g, &views, bias, self.skip)
     }
 
     /// A block without expansion (nor skip), run on the stem's input `nhwc` with the stem
@@ -374,6 +523,9 @@ impl Block {
         let channels = dw.bias.len();
         let g = ConvGeometry::same(batch, x.height, x.width, channels, dw.kernel, dw.stride);
         let data = match &self.expand {
+            Some(expand) if batch < kernels::threads() && x.height <= PIECES_UP_TO => {
+                self.forward_in_pieces(x, &g, expand)
+            }
             // Expansion, depthwise and projection fused, band by band (see the kernel).
             Some(expand) => kernels::inverted_residual(
                 &x.data,

@@ -63,6 +63,22 @@ impl PackedF32 {
         self.outputs
     }
 
+    /// The matrix back in row-major order (`inputs × outputs`), as [`Self::new`] took it.
+    pub fn unpack(&self) -> Vec<f32> {
+        let mut w = vec![0.0; self.inputs * self.outputs];
+        let mut panel_at = 0;
+        for first in (0..self.outputs).step_by(PANEL) {
+            let width = panel_width(self.outputs, first);
+            let columns = (self.outputs - first).min(PANEL);
+            for (i, row) in w.chunks_exact_mut(self.outputs.max(1)).enumerate() {
+                let packed = &self.data[panel_at + i * width..][..columns];
+                row[first..first + columns].copy_from_slice(packed);
+            }
+            panel_at += self.inputs * width;
+        }
+        w
+    }
+
     /// `out = act(x · w + bias (+ residual))` (or the bare product without `finish`) on the
     /// calling thread, for `rows` rows of `x` (`inputs` values each, `x_stride` apart) into
     /// rows of `out` (`outputs` values, `out_stride` apart).
