@@ -1223,6 +1223,9 @@ pub fn inverted_residual_in_pieces(
     };
     let inputs = first.expand.w.inputs(first.expand.bias.len());
     let image_len = g.height * g.width * inputs;
+    if out.is_empty() || image_len == 0 {
+        return out;
+    }
     assert_eq!(
         x.len(),
         g.batch * image_len,
@@ -1240,25 +1243,8 @@ pub fn inverted_residual_in_pieces(
             .zip(pieces)
             .enumerate()
             .for_each(|(i, (target, piece))| {
-                let layers = BlockLayers {
-                    expand: Expansion::Pointwise(piece.expand),
-                    depthwise: piece.depthwise,
-                    project: Pointwise {
-                        w: piece.project,
-                        bias: if i == 0 { project_bias } else { &no_bias },
-                    },
-                    skip: skip && i == 0,
-                };
-                let piece_g = ConvGeometry {
-                    batch: 1,
-                    channels: piece.depthwise.bias.len(),
-                    ..*g
-                };
-                check_block_shapes(image_x, &piece_g, &layers);
-                BAND_SCRATCH.with(|scratch| {
-                    let mut scratch = scratch.borrow_mut();
-                    block_rows(image_x, &piece_g, &layers, 0, target, &mut scratch);
-                });
+                let bias = if i == 0 { project_bias } else { &no_bias };
+                piece_rows(image_x, g, piece, (bias, skip && i == 0), target);
             });
         for piece_sums in sums.chunks_exact(out_len) {
             image_out
@@ -1269,6 +1255,36 @@ pub fn inverted_residual_in_pieces(
     }
     give_back(sums);
     out
+}
+
+/// One image's block output from one piece of its channels, into `out`: the projection of
+/// the piece's channels, plus `bias` and, with `skip`, the input.
+fn piece_rows(
+    image_x: &[f32],
+    g: &ConvGeometry,
+    piece: &BlockPiece,
+    (bias, skip): (&[f32], bool),
+    out: &mut [f32],
+) {
+    let layers = BlockLayers {
+        expand: Expansion::Pointwise(piece.expand),
+        depthwise: piece.depthwise,
+        project: Pointwise {
+            w: piece.project,
+            bias,
+        },
+        skip,
+    };
+    let piece_g = ConvGeometry {
+        batch: 1,
+        channels: piece.depthwise.bias.len(),
+        ..*g
+    };
+    check_block_shapes(image_x, &piece_g, &layers);
+    BAND_SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        block_rows(image_x, &piece_g, &layers, 0, out, &mut scratch);
+    });
 }
 
 struct BlockLayers<'a> {
