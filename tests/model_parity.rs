@@ -102,6 +102,34 @@ fn a_batch_gives_the_same_answer_as_single_images() {
     );
 }
 
+#[test]
+fn a_single_image_shared_out_between_any_number_of_threads_gives_the_same_answer() {
+    // One image on several threads runs its small blocks and its classifier cut into one
+    // piece per thread; 3 and 7 do not divide their channels evenly.
+    let model = Lite0::bundled(Precision::F32).unwrap();
+    let one = synthetic_input();
+    let pool = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+    };
+    let (alone_pooled, alone_logits) = pool(1).install(|| model.forward_slices(&one, 1));
+    for threads in [2, 3, 7] {
+        let (pooled, logits) = pool(threads).install(|| model.forward_slices(&one, 1));
+        let pooled_diff = max_abs_diff(&pooled, &alone_pooled);
+        let logits_diff = max_abs_diff(&logits, &alone_logits);
+        assert!(
+            pooled_diff < 1e-4,
+            "{threads} threads: features differ by {pooled_diff}"
+        );
+        assert!(
+            logits_diff < 1e-4,
+            "{threads} threads: logits differ by {logits_diff}"
+        );
+    }
+}
+
 /// Whether the bf16 tests can run here; says so when they cannot.
 fn cpu_has_bf16() -> bool {
     let has = lookalike::model::bf16::supported();

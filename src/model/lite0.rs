@@ -322,9 +322,12 @@ impl Lite0 {
                 .classifier
                 .forward(pooled, batch, Activation::None, None);
         }
+        // No piece may be empty: a piece of no columns would take its matrix for one of no
+        // inputs.
+        let count = threads.min(CLASSES.div_ceil(16));
         let pieces = self
             .classifier_pieces
-            .get(threads, || self.classifier.by_columns(threads));
+            .get(count, || self.classifier.by_columns(count));
         let views: Vec<_> = pieces.iter().map(Pointwise::weights).collect();
         kernels::dense_in_pieces(pooled, batch, &views, Activation::None)
     }
