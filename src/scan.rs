@@ -4,8 +4,16 @@
 //! is found and a text file called `.png` is reported rather than fed to a decoder. Symlink
 //! loops, unreadable entries and files that vanish are reported and skipped; they never stop
 //! the walk.
+//!
+//! One file on disk is one picture, however many paths reach it: a folder linked into the
+//! tree, a linked file or a hard link would otherwise show the same file twice, as a perfect
+//! duplicate of itself, and removing the "copy" would remove the original. The walk keeps a
+//! file under the first path it meets it by, and each entry carries the file's identity
+//! (device and inode) so that the trash can check, just before a move, that it still is the
+//! file the user saw.
 
-use std::fs::File;
+use std::collections::HashSet;
+use std::fs::{File, Metadata};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -25,6 +33,64 @@ pub struct ImageEntry {
     pub path: PathBuf,
     pub size: u64,
     pub modified: Option<SystemTime>,
+    /// Which file on disk this is, where the platform says (device and inode on Unix).
+    pub file_id: Option<FileId>,
+}
+
+impl ImageEntry {
+    /// An entry for `path` as `meta` describes it.
+    pub fn from_metadata(path: PathBuf, meta: &Metadata) -> Self {
+        ImageEntry {
+            path,
+            size: meta.len(),
+            modified: meta.modified().ok(),
+            file_id: FileId::of(meta),
+        }
+    }
+}
+
+/// A file's identity on disk, the same through every path (links included) that reaches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileId {
+    pub device: u64,
+    pub inode: u64,
+}
+
+impl FileId {
+    /// The identity of the file `meta` describes.
+    #[cfg(unix)]
+    pub fn of(meta: &Metadata) -> Option<FileId> {
+        use std::os::unix::fs::MetadataExt;
+        Some(FileId {
+            device: meta.dev(),
+            inode: meta.ino(),
+        })
+    }
+
+    /// Stable Rust offers no file identity here; callers fall back to canonical paths, which
+    /// tell linked folders and files apart but not hard links.
+    #[cfg(not(unix))]
+    pub fn of(_meta: &Metadata) -> Option<FileId> {
+        None
+    }
+}
+
+/// How the walk recognises a file it has already met.
+#[derive(PartialEq, Eq, Hash)]
+enum SeenKey {
+    Id(FileId),
+    Canonical(PathBuf),
+}
+
+impl SeenKey {
+    fn of(entry: &ImageEntry) -> SeenKey {
+        match entry.file_id {
+            Some(id) => SeenKey::Id(id),
+            None => SeenKey::Canonical(
+                std::fs::canonicalize(&entry.path).unwrap_or_else(|_| entry.path.clone()),
+            ),
+        }
+    }
 }
 
 /// Everything a scan found: the images, in path order, and the entries it could not use.
@@ -53,14 +119,16 @@ pub fn scan_folder(root: &Path) -> Result<ScanResult, Error> {
         reason: e.to_string(),
     })?;
     let mut result = ScanResult::default();
+    let mut seen = HashSet::new();
     let walker = walkdir::WalkDir::new(root)
         .follow_links(true)
         .sort_by_file_name();
     for entry in walker {
         match entry {
             Ok(entry) if entry.file_type().is_file() => match classify_file(entry.path()) {
-                Ok(Some(image)) => result.images.push(image),
-                Ok(None) => {}
+                // A file met again through another path stays under its first one.
+                Ok(Some(image)) if seen.insert(SeenKey::of(&image)) => result.images.push(image),
+                Ok(_) => {}
                 Err(problem) => result.problems.push(problem),
             },
             Ok(_) => {}
@@ -105,11 +173,7 @@ fn classify_file(path: &Path) -> Result<Option<ImageEntry>, Error> {
         };
     }
     let meta = std::fs::metadata(path).map_err(|e| Error::unreadable(path, "cannot read", e))?;
-    Ok(Some(ImageEntry {
-        path: path.to_path_buf(),
-        size: meta.len(),
-        modified: meta.modified().ok(),
-    }))
+    Ok(Some(ImageEntry::from_metadata(path.to_path_buf(), &meta)))
 }
 
 fn has_image_extension(path: &Path) -> bool {

@@ -1,19 +1,22 @@
 //! The app's Duplicates view: open a folder, open the view, move between levels and see the
 //! groups change, mark a file and move it to the trash, which here is a test-controlled
-//! folder (`XDG_DATA_HOME`). The file must be in the trash, not deleted, the move logged, and
-//! the index must no longer list it. (Its own test binary: it points the data folder at a
-//! temporary one.)
+//! folder (`XDG_DATA_HOME`, set for a child process only: see `own_data`). The file must be in
+//! the trash, not deleted, the move logged, and the index must no longer list it. Marks belong
+//! to pictures and survive regrouping, a group always keeps a picture, and the confirmation
+//! lists what will move.
 
 mod common;
+mod own_data;
 
 use std::time::Duration;
 
 use common::*;
 use eframe::egui::accesskit::Role;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{By, Queryable};
 use egui_kittest::Harness;
 use lookalike::gui::LookalikeApp;
 use lookalike::index::{CacheLocation, SqliteIndex, Store};
+use own_data::own_data;
 
 /// Seed photos plus two edited copies: a half-size Tiger and a darker elephant.
 fn folder_with_copies() -> tempfile::TempDir {
@@ -52,6 +55,49 @@ fn group_headings(harness: &Harness<'_, LookalikeApp>) -> Vec<String> {
         .collect()
 }
 
+/// The groups the view shows: each picture's name and mark ("keep" or "remove"), in order.
+fn groups(harness: &Harness<'_, LookalikeApp>) -> Vec<Vec<(String, String)>> {
+    let wanted = By::new().predicate(|n| {
+        let value = n.value().unwrap_or_default();
+        n.role() == Role::Image
+            || n.role() == Role::Label
+                && (value.starts_with("Group ") || value == "keep" || value == "remove")
+    });
+    let mut groups: Vec<Vec<(String, String)>> = Vec::new();
+    for node in harness.query_all(wanted) {
+        let node = node.accesskit_node();
+        let value = node.value().unwrap_or_default();
+        match (node.role(), groups.last_mut()) {
+            (Role::Image, Some(group)) => group.push((node.label().unwrap(), String::new())),
+            (_, _) if value.starts_with("Group ") => groups.push(Vec::new()),
+            (_, Some(group)) => group.last_mut().unwrap().1 = value,
+            _ => panic!("a mark before any group"),
+        }
+    }
+    groups
+}
+
+/// The group that holds `name`.
+fn group_of(harness: &Harness<'_, LookalikeApp>, name: &str) -> Vec<(String, String)> {
+    let groups = groups(harness);
+    let found = groups.iter().find(|g| g.iter().any(|(n, _)| n == name));
+    found
+        .cloned()
+        .unwrap_or_else(|| panic!("{name} is in no group: {groups:?}"))
+}
+
+fn mark_of(harness: &Harness<'_, LookalikeApp>, name: &str) -> String {
+    let group = group_of(harness, name);
+    group.into_iter().find(|(n, _)| n == name).unwrap().1
+}
+
+/// Every group keeps at least one picture.
+fn assert_each_group_keeps_one(harness: &Harness<'_, LookalikeApp>) {
+    for group in groups(harness) {
+        assert!(group.iter().any(|(_, mark)| mark == "keep"), "{group:?}");
+    }
+}
+
 fn wait_for_groups(harness: &mut Harness<'_, LookalikeApp>, what: &str) {
     step_until(harness, Duration::from_secs(30), what, |h| {
         !group_headings(h).is_empty()
@@ -66,7 +112,16 @@ fn open_duplicates_view() -> (
     tempfile::TempDir,
     Harness<'static, LookalikeApp>,
 ) {
-    let folder = folder_with_copies();
+    open_duplicates_view_of(folder_with_copies())
+}
+
+fn open_duplicates_view_of(
+    folder: tempfile::TempDir,
+) -> (
+    tempfile::TempDir,
+    tempfile::TempDir,
+    Harness<'static, LookalikeApp>,
+) {
     let cache = tempfile::tempdir().unwrap();
     let mut harness = open_app_with_cache(
         folder.path(),
@@ -80,8 +135,10 @@ fn open_duplicates_view() -> (
 
 #[test]
 fn duplicates_view_groups_marks_and_moves_to_the_trash() {
-    let data = tempfile::tempdir().unwrap();
-    std::env::set_var("XDG_DATA_HOME", data.path());
+    let Some(own) = own_data("duplicates_view_groups_marks_and_moves_to_the_trash") else {
+        return;
+    };
+    let data = own.data;
     let (folder, cache, mut harness) = open_duplicates_view();
     assert_eq!(
         group_headings(&harness),
@@ -89,15 +146,15 @@ fn duplicates_view_groups_marks_and_moves_to_the_trash() {
         "the two edited copies with their originals"
     );
 
-    // The same subject takes in more: the three tigers, at least.
+    // The same subject takes in more: the other tigers join the tiger and its copy.
     harness.get_by_label("Same subject").click();
     harness.run();
-    let loose = group_headings(&harness);
-    assert_ne!(
-        loose,
-        ["Group 1 · 2 pictures", "Group 2 · 2 pictures"],
-        "{loose:?}"
-    );
+    let tigers: Vec<String> = (group_of(&harness, "Tiger.jpg").into_iter())
+        .map(|(name, _)| name)
+        .collect();
+    for tiger in ["Tiger small.jpg", "Tiger2.jpg", "Tiger3.jpg"] {
+        assert!(tigers.iter().any(|n| n == tiger), "{tigers:?}");
+    }
     harness.get_by_label("Same photo").click();
     harness.run();
     assert_eq!(group_headings(&harness).len(), 2);
@@ -131,19 +188,22 @@ fn duplicates_view_groups_marks_and_moves_to_the_trash() {
         folder.path().join("elephant dark.jpg").exists(),
         "the unmarked copy stays"
     );
-    let trashed = data.path().join("Trash/files/Tiger small.jpg");
+    let trashed = data.join("Trash/files/Tiger small.jpg");
     assert_eq!(std::fs::metadata(&trashed).unwrap().len(), small_bytes);
-    assert!(data
-        .path()
-        .join("Trash/info/Tiger small.jpg.trashinfo")
-        .exists());
-    // Logged, and forgotten by the index.
-    let log = std::fs::read_to_string(data.path().join("lookalike/trash-log.jsonl")).unwrap();
-    assert_eq!(log.lines().count(), 1);
-    assert!(
-        log.contains("Tiger small.jpg") && log.contains("\"group\":"),
-        "{log}"
-    );
+    assert!(data.join("Trash/info/Tiger small.jpg.trashinfo").exists());
+    // Logged before and after, and forgotten by the index.
+    let log = std::fs::read_to_string(data.join("lookalike/trash-log.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert_eq!(lines[0]["event"], "moving to the trash", "{log}");
+    assert_eq!(lines[1]["event"], "moved", "{log}");
+    for line in &lines {
+        assert_eq!(line["path"], *canonical.to_string_lossy(), "{log}");
+    }
+    assert!(lines[0]["group"].is_u64(), "{log}");
     let mut index = SqliteIndex::open(cache.path()).unwrap();
     assert!(
         index.lookup(&canonical).unwrap().is_none(),
@@ -203,4 +263,88 @@ fn marks_follow_their_files_when_the_folder_changes() {
         harness.query_by_label("Move marked to trash (1)").is_some(),
         "the kept elephant is still kept"
     );
+}
+
+/// Regression: marks were kept as "flipped from the proposal", so a picture marked keep at
+/// one level could read "remove" at another, where another picture was the proposed keeper,
+/// and a click could leave a group with nothing kept.
+#[test]
+fn marks_belong_to_pictures_and_a_group_always_keeps_one() {
+    // A larger copy of another tiger photo: at the same-subject level, it is the proposed
+    // keeper of the tigers' group; at the same-photo level, Tiger.jpg is.
+    let folder = folder_with_copies();
+    let tiger2 = image::open(folder.path().join("Tiger2.jpg")).unwrap();
+    let (w, h) = (tiger2.width() * 3, tiger2.height() * 3);
+    tiger2
+        .resize(w, h, image::imageops::FilterType::Triangle)
+        .to_rgb8()
+        .save_with_format(
+            folder.path().join("Tiger big.jpg"),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    let (_folder, _cache, mut harness) = open_duplicates_view_of(folder);
+    assert_eq!(group_of(&harness, "Tiger.jpg")[0].0, "Tiger.jpg");
+    assert_eq!(mark_of(&harness, "Tiger.jpg"), "keep");
+    assert_eq!(mark_of(&harness, "Tiger small.jpg"), "remove");
+
+    // The only kept picture of its group cannot be marked for removal.
+    let marked = |h: &Harness<'_, LookalikeApp>| {
+        (groups(h).iter().flatten())
+            .filter(|(_, m)| m == "remove")
+            .count()
+    };
+    let before = marked(&harness);
+    harness
+        .get_by_role_and_label(Role::Image, "Tiger.jpg")
+        .click();
+    harness.run();
+    assert_eq!(mark_of(&harness, "Tiger.jpg"), "keep");
+    assert_eq!(marked(&harness), before);
+    assert!(harness
+        .query_by_label_contains("keeps at least one picture")
+        .is_some());
+    assert_each_group_keeps_one(&harness);
+
+    // Another level, another proposed keeper: the tiger the user saw kept is still kept.
+    harness.get_by_label("Same subject").click();
+    harness.run();
+    let tigers = group_of(&harness, "Tiger.jpg");
+    assert_eq!(tigers[0].0, "Tiger big.jpg", "{tigers:?}");
+    assert_eq!(mark_of(&harness, "Tiger.jpg"), "keep", "{tigers:?}");
+    assert_eq!(mark_of(&harness, "Tiger small.jpg"), "remove", "{tigers:?}");
+    assert_each_group_keeps_one(&harness);
+    harness.get_by_label("Same photo").click();
+    harness.run();
+    assert_eq!(mark_of(&harness, "Tiger.jpg"), "keep");
+    assert_eq!(mark_of(&harness, "Tiger small.jpg"), "remove");
+    assert_each_group_keeps_one(&harness);
+}
+
+#[test]
+fn the_confirmation_lists_each_file_with_its_size_and_the_total() {
+    let (folder, _cache, mut harness) = open_duplicates_view();
+    harness.get_by_label("Move marked to trash (2)").click();
+    harness.run();
+    let mut total = 0;
+    for name in ["Tiger small.jpg", "elephant dark.jpg"] {
+        let path = folder.path().join(name);
+        let bytes = std::fs::metadata(&path).unwrap().len();
+        total += bytes;
+        let row = format!(
+            "{} · {}",
+            path.display(),
+            lookalike::duplicates::human_bytes(bytes)
+        );
+        assert!(harness.query_by_label_contains(&row).is_some(), "{row}");
+    }
+    let total = format!(
+        "Total: 2 files, {}",
+        lookalike::duplicates::human_bytes(total)
+    );
+    assert!(harness.query_by_label(&total).is_some(), "{total}");
+    harness.get_by_label("Cancel").click();
+    harness.run();
+    assert!(folder.path().join("Tiger small.jpg").exists());
+    assert!(folder.path().join("elephant dark.jpg").exists());
 }

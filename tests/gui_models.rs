@@ -1,8 +1,10 @@
 //! The app's model picker: VGG16 without weights asks before downloading; with a weights file
 //! in the models folder it loads and re-indexes the folder with 512-d vectors.
-//! (Its own test binary: it points the data and Hugging Face folders at temporary ones.)
+//! The first test runs in a child process whose data and Hugging Face folders are temporary
+//! ones (see `own_data`), so that no test changes the environment of a running process.
 
 mod common;
+mod own_data;
 mod vgg16_file;
 
 use std::time::Duration;
@@ -12,6 +14,7 @@ use eframe::egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
 use lookalike::index::CacheLocation;
 use lookalike::ModelKind;
+use own_data::own_data;
 
 fn pick_model(harness: &mut egui_kittest::Harness<'_, lookalike::gui::LookalikeApp>, title: &str) {
     harness
@@ -26,11 +29,11 @@ fn pick_model(harness: &mut egui_kittest::Harness<'_, lookalike::gui::LookalikeA
 
 #[test]
 fn choosing_vgg16_asks_before_downloading_and_uses_weights_from_the_models_folder() {
-    let data = tempfile::tempdir().unwrap();
-    let hf = tempfile::tempdir().unwrap();
-    std::env::set_var("XDG_DATA_HOME", data.path());
-    std::env::set_var("HF_HOME", hf.path());
-    std::env::remove_var("HF_HUB_CACHE");
+    let Some(own) =
+        own_data("choosing_vgg16_asks_before_downloading_and_uses_weights_from_the_models_folder")
+    else {
+        return;
+    };
     let folder = folder_with(true, &[]);
     let cache = tempfile::tempdir().unwrap();
     let mut harness = open_app_with_cache(
@@ -54,7 +57,7 @@ fn choosing_vgg16_asks_before_downloading_and_uses_weights_from_the_models_folde
     );
 
     // Weights in the models folder: VGG16 loads and the folder is indexed again with it.
-    let models = data.path().join("lookalike/models");
+    let models = own.data.join("lookalike/models");
     std::fs::create_dir_all(&models).unwrap();
     vgg16_file::write_features_only(&models.join("vgg16.safetensors"));
     pick_model(&mut harness, "VGG16");

@@ -493,7 +493,7 @@ impl LookalikeApp {
         if let Some(view) = &mut self.duplicates {
             for action in view.ui(ui, &self.gallery) {
                 match action {
-                    DuplicatesAction::MoveToTrash(files) => self.move_to_trash(&files),
+                    DuplicatesAction::MoveToTrash(request) => self.move_to_trash(&request),
                 }
             }
             return 1;
@@ -543,12 +543,13 @@ impl LookalikeApp {
         }
     }
 
-    /// Moves confirmed duplicates to the trash; they leave the grid and the index.
-    fn move_to_trash(&mut self, files: &[(usize, usize)]) {
+    /// Moves confirmed duplicates to the trash; they leave the grid and the index. What the
+    /// trash refused shows in Problems, with its reason.
+    fn move_to_trash(&mut self, request: &super::trash::TrashRequest) {
         let Some(folder) = self.folder.clone() else {
             return;
         };
-        let outcome = super::trash::move_to_trash(&self.gallery, files, &self.cache, &folder);
+        let outcome = super::trash::move_to_trash(&self.gallery, request, &self.cache, &folder);
         self.gallery.remove(&outcome.moved);
         if let Some(view) = &mut self.duplicates {
             view.images_changed();

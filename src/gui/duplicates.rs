@@ -5,10 +5,17 @@
 //!
 //! The neighbours of every analysed image are found once, on a background thread, down to the
 //! loosest threshold the slider allows; moving the slider then only regroups (see
-//! [`crate::duplicates`]). A new search starts when more images have been analysed.
+//! [`crate::duplicates`]). A new search starts when more images have been analysed. A search
+//! whose thread died is said so, with a Retry, rather than awaited for ever.
+//!
+//! Each picture's mark (keep or remove) is stored for that file, not as a change to the
+//! proposal: groups change with the slider and the level, and so do their proposed keepers,
+//! and a mark that meant "keep" must not come to mean "remove". A picture gets the proposal
+//! when it first shows in a group, and keeps its mark from then on. A group always keeps at
+//! least one picture: the view will not take the last keep away, and the trash checks again.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::mpsc::{channel, Receiver, TryRecvError};
 use std::time::SystemTime;
 
 use eframe::egui;
@@ -18,6 +25,7 @@ use super::compare::Compare;
 use super::histogram::Histogram;
 use super::state::{Gallery, Item};
 use super::texture_for;
+use super::trash::{GroupMarks, TrashRequest};
 use crate::duplicates::pixels::PixelMatches;
 use crate::duplicates::{
     groups_confirmed, human_bytes, FileFacts, Group, Level, Neighbours, NEIGHBOURS_PER_IMAGE, SLACK,
@@ -34,9 +42,15 @@ const BINS: usize = 50;
 /// What the user asked for in the view.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DuplicatesAction {
-    /// Move these images to the trash, as (gallery index, group number); the user has
-    /// confirmed.
-    MoveToTrash(Vec<(usize, usize)>),
+    /// Move the images marked for removal to the trash; the user has confirmed.
+    MoveToTrash(TrashRequest),
+}
+
+/// What the user wants done with one picture of a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    Keep,
+    Remove,
 }
 
 /// The neighbours of the images analysed when the search started.
@@ -57,15 +71,19 @@ pub struct DuplicatesView {
     check_pixels: bool,
     found: Option<Found>,
     searching: Option<Receiver<Found>>,
+    /// Why the last search did not finish; a new one starts only when the user retries.
+    failed: Option<String>,
     groups: Vec<Group>,
     /// The threshold and pixel check the groups were made with.
     grouped_at: Option<(f32, bool)>,
-    /// Images whose mark the user flipped (keep ↔ remove).
-    toggled: HashSet<usize>,
+    /// Each grouped image's mark, by gallery index.
+    marks: HashMap<usize, Mark>,
+    /// Why the last click on a tile changed nothing.
+    note: Option<String>,
     textures: HashMap<usize, TextureHandle>,
     compare: Option<Compare>,
-    /// Images (and their group numbers) waiting for the user to confirm the move to the trash.
-    confirm: Option<Vec<(usize, usize)>>,
+    /// The marks waiting for the user to confirm the move to the trash.
+    confirm: Option<TrashRequest>,
 }
 
 impl Default for DuplicatesView {
@@ -75,9 +93,11 @@ impl Default for DuplicatesView {
             check_pixels: Level::Photo.checks_pixels(),
             found: None,
             searching: None,
+            failed: None,
             groups: Vec::new(),
             grouped_at: None,
-            toggled: HashSet::new(),
+            marks: HashMap::new(),
+            note: None,
             textures: HashMap::new(),
             compare: None,
             confirm: None,
@@ -114,11 +134,13 @@ impl DuplicatesView {
     }
 
     /// The gallery was renumbered (the folder changed): the groups are found again, and the
-    /// marks the user flipped follow their files.
+    /// marks follow their files.
     pub fn renumber(&mut self, follow: &dyn Fn(usize) -> Option<usize>) {
-        let toggled = self.toggled.iter().filter_map(|&i| follow(i)).collect();
+        let marks = (self.marks.iter())
+            .filter_map(|(&i, &mark)| Some((follow(i)?, mark)))
+            .collect();
         self.reset();
-        self.toggled = toggled;
+        self.marks = marks;
     }
 
     /// Regroups on the next frame: images have left the gallery.
@@ -129,15 +151,14 @@ impl DuplicatesView {
     /// Starts a search when there are new vectors, takes in a finished one, and regroups when
     /// the threshold moved.
     fn update(&mut self, ctx: &egui::Context, gallery: &Gallery) {
-        if let Some(found) = self.searching.as_ref().and_then(|r| r.try_recv().ok()) {
-            self.found = Some(found);
-            self.searching = None;
-            self.grouped_at = None;
-        }
+        self.take_search_result();
         let analysed = gallery.analysed();
         let stale = self.found.as_ref().is_none_or(|f| f.analysed != analysed);
-        if stale && self.searching.is_none() && analysed > 0 {
-            self.searching = Some(search(ctx, gallery));
+        if stale && self.searching.is_none() && self.failed.is_none() && analysed > 0 {
+            match search(ctx, gallery) {
+                Ok(receiver) => self.searching = Some(receiver),
+                Err(reason) => self.failed = Some(reason),
+            }
         }
         if self.searching.is_some() {
             ctx.request_repaint_after(std::time::Duration::from_millis(50));
@@ -145,6 +166,24 @@ impl DuplicatesView {
         if self.grouped_at != Some((self.threshold, self.check_pixels)) {
             self.regroup(gallery);
         }
+    }
+
+    /// Takes in a finished search; notices one whose thread ended without a result.
+    fn take_search_result(&mut self) {
+        let Some(receiver) = &self.searching else {
+            return;
+        };
+        match receiver.try_recv() {
+            Ok(found) => {
+                self.found = Some(found);
+                self.grouped_at = None;
+            }
+            Err(TryRecvError::Empty) => return,
+            Err(TryRecvError::Disconnected) => {
+                self.failed = Some("the search stopped before it finished".into());
+            }
+        }
+        self.searching = None;
     }
 
     fn regroup(&mut self, gallery: &Gallery) {
@@ -167,21 +206,74 @@ impl DuplicatesView {
             })
             .filter(|g| g.members.iter().all(|&i| !gallery.items[i].removed))
             .collect();
+        self.settle_marks();
     }
 
-    /// Whether image `index` of `group` is marked for the trash.
-    fn marked(&self, group: &Group, index: usize) -> bool {
-        (index != group.keeper()) != self.toggled.contains(&index)
-    }
-
-    /// Every image marked for the trash, with its group number, in group order.
-    fn marked_images(&self) -> Vec<(usize, usize)> {
-        let mut marked = Vec::new();
+    /// Gives each newly grouped picture the proposal (the keeper kept, the others removed),
+    /// and keeps the proposed keeper of any group that would keep nothing.
+    fn settle_marks(&mut self) {
         for (number, group) in self.groups.iter().enumerate() {
-            let members = group.members.iter().filter(|&&m| self.marked(group, m));
-            marked.extend(members.map(|&m| (m, number + 1)));
+            for &member in &group.members {
+                let proposed = match member == group.keeper() {
+                    true => Mark::Keep,
+                    false => Mark::Remove,
+                };
+                self.marks.entry(member).or_insert(proposed);
+            }
+            if !group.members.iter().any(|m| self.marks[m] == Mark::Keep) {
+                self.marks.insert(group.keeper(), Mark::Keep);
+                self.note = Some(format!(
+                    "Group {} had no picture marked keep: its best copy is kept",
+                    number + 1
+                ));
+            }
         }
-        marked
+    }
+
+    /// Whether image `index` is marked for the trash.
+    fn marked(&self, index: usize) -> bool {
+        self.marks.get(&index) == Some(&Mark::Remove)
+    }
+
+    /// Flips the mark of image `index`, unless that would leave its group with nothing kept.
+    fn flip(&mut self, index: usize) {
+        let Some(number) = self.groups.iter().position(|g| g.members.contains(&index)) else {
+            return;
+        };
+        let group = &self.groups[number];
+        let others_kept =
+            (group.members.iter()).any(|&m| m != index && self.marks.get(&m) == Some(&Mark::Keep));
+        self.note = None;
+        match self.marks.get(&index) {
+            Some(Mark::Keep) if !others_kept => {
+                self.note = Some(format!(
+                    "Group {} keeps at least one picture: mark another one keep first",
+                    number + 1
+                ));
+            }
+            Some(Mark::Keep) => {
+                self.marks.insert(index, Mark::Remove);
+            }
+            _ => {
+                self.marks.insert(index, Mark::Keep);
+            }
+        }
+    }
+
+    /// What the marks ask for: each group that removes something, with what it keeps.
+    fn request(&self) -> TrashRequest {
+        let groups = (self.groups.iter().enumerate())
+            .map(|(number, group)| {
+                let (remove, keep) = (group.members.iter().copied()).partition(|&m| self.marked(m));
+                GroupMarks {
+                    number: number + 1,
+                    keep,
+                    remove,
+                }
+            })
+            .filter(|g: &GroupMarks| !g.remove.is_empty() && !g.keep.is_empty())
+            .collect();
+        TrashRequest { groups }
     }
 
     fn controls_ui(&mut self, ui: &mut egui::Ui, gallery: &Gallery) {
@@ -211,27 +303,47 @@ impl DuplicatesView {
                 );
             ui.separator();
             ui.label(self.summary(gallery));
-            let marked = self.marked_images();
+            let request = self.request();
+            let count = request.removals().count();
             let move_button = ui.add_enabled(
-                !marked.is_empty(),
-                egui::Button::new(format!("Move marked to trash ({})", marked.len())),
+                count > 0,
+                egui::Button::new(format!("Move marked to trash ({count})")),
             );
             if move_button.clicked() {
-                self.confirm = Some(marked);
+                self.confirm = Some(request);
             }
         });
+        self.failure_ui(ui);
+        if let Some(note) = &self.note {
+            ui.colored_label(ui.visuals().warn_fg_color, note);
+        }
+    }
+
+    /// Says why the search stopped, and offers to start it again.
+    fn failure_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(reason) = &self.failed else { return };
+        let mut retry = false;
+        ui.horizontal(|ui| {
+            let text = format!("Could not look for look-alikes: {reason}.");
+            ui.colored_label(ui.visuals().error_fg_color, text);
+            retry = ui.button("Retry").clicked();
+        });
+        if retry {
+            self.failed = None;
+        }
     }
 
     /// "3 groups, 8 pictures · 5 marked (12.4 MB)", or what is being done.
     fn summary(&self, gallery: &Gallery) -> String {
         if self.found.is_none() {
-            return match self.searching {
-                Some(_) => "Looking for look-alikes…".into(),
-                None => "No analysed images yet.".into(),
+            return match (&self.searching, &self.failed) {
+                (Some(_), _) => "Looking for look-alikes…".into(),
+                (None, Some(_)) => "The search for look-alikes stopped.".into(),
+                (None, None) => "No analysed images yet.".into(),
             };
         }
         let pictures: usize = self.groups.iter().map(|g| g.members.len()).sum();
-        let marked = self.marked_images();
+        let marked: Vec<(usize, usize)> = self.request().removals().collect();
         let bytes: u64 = marked.iter().map(|&(i, _)| gallery.items[i].bytes).sum();
         let searching = if self.searching.is_some() {
             " · updating…"
@@ -287,11 +399,7 @@ impl DuplicatesView {
         self.groups = groups;
         for click in clicks {
             match click {
-                TileClick::Toggle(i) => {
-                    if !self.toggled.remove(&i) {
-                        self.toggled.insert(i);
-                    }
-                }
+                TileClick::Toggle(i) => self.flip(i),
                 TileClick::Compare(a, b) => {
                     self.compare = Some(Compare::open(ui.ctx(), gallery, a, b));
                 }
@@ -315,7 +423,7 @@ impl DuplicatesView {
                     index: member,
                     score,
                     keeper: member == group.keeper(),
-                    marked: self.marked(group, member),
+                    marked: self.marked(member),
                 };
                 clicks.extend(tile.ui(ui, self.textures.get(&member), group.keeper()));
             }
@@ -342,14 +450,34 @@ impl DuplicatesView {
         }
     }
 
+    /// Asks before moving: every file to move is listed (the list scrolls), with its size,
+    /// and the total, so that the user sees what goes, not just how many.
     fn confirm_ui(&mut self, ctx: &egui::Context, gallery: &Gallery) -> Option<DuplicatesAction> {
-        let files = self.confirm.take()?;
-        let bytes: u64 = files.iter().map(|&(i, _)| gallery.items[i].bytes).sum();
+        let request = self.confirm.take()?;
+        let files: Vec<(&Item, usize)> = (request.removals())
+            .filter_map(|(i, group)| Some((gallery.items.get(i)?, group)))
+            .collect();
+        let bytes: u64 = files.iter().map(|(item, _)| item.bytes).sum();
+        let noun = if files.len() == 1 { "file" } else { "files" };
         let (mut go, mut cancel) = (false, false);
         egui::Modal::new(egui::Id::unique("confirm-trash")).show(ctx, |ui| {
-            let noun = if files.len() == 1 { "file" } else { "files" };
+            ui.set_max_width(640.0);
             ui.heading(format!(
                 "Move {} {noun} ({}) to the trash?",
+                files.len(),
+                human_bytes(bytes)
+            ));
+            egui::ScrollArea::vertical()
+                .id_salt("files-to-trash")
+                .max_height(260.0)
+                .show(ui, |ui| {
+                    for (item, group) in &files {
+                        let size = human_bytes(item.bytes);
+                        ui.label(format!("{} · {size} · group {group}", item.path.display()));
+                    }
+                });
+            ui.strong(format!(
+                "Total: {} {noun}, {}",
                 files.len(),
                 human_bytes(bytes)
             ));
@@ -360,21 +488,19 @@ impl DuplicatesView {
             });
         });
         match (go, cancel) {
-            (true, _) => {
-                self.toggled.retain(|i| !files.iter().any(|f| f.0 == *i));
-                Some(DuplicatesAction::MoveToTrash(files))
-            }
+            (true, _) => Some(DuplicatesAction::MoveToTrash(request)),
             (_, true) => None,
             _ => {
-                self.confirm = Some(files);
+                self.confirm = Some(request);
                 None
             }
         }
     }
 }
 
-/// Finds the neighbours of every analysed image on a background thread.
-fn search(ctx: &egui::Context, gallery: &Gallery) -> Receiver<Found> {
+/// Finds the neighbours of every analysed image on a background thread; fails only when the
+/// thread cannot start.
+fn search(ctx: &egui::Context, gallery: &Gallery) -> Result<Receiver<Found>, String> {
     let mut items = Vec::new();
     let mut vectors = Vec::new();
     let mut thumbnails = Vec::new();
@@ -403,11 +529,10 @@ fn search(ctx: &egui::Context, gallery: &Gallery) -> Receiver<Found> {
             });
             wake.request_repaint();
         });
-    if let Err(e) = spawned {
-        // Nothing to wait for: the receiver reports no result and the search is tried again.
-        eprintln!("cannot start looking for duplicates: {e}");
+    match spawned {
+        Ok(_) => Ok(receive),
+        Err(e) => Err(format!("the search could not start: {e}")),
     }
-    receive
 }
 
 fn facts_of(item: &Item) -> FileFacts {
@@ -459,7 +584,7 @@ impl Tile<'_> {
                 clicks.push(TileClick::Toggle(self.index));
             }
             self.captions_ui(ui);
-            if !self.keeper && ui.small_button("Compare with kept").clicked() {
+            if !self.keeper && ui.small_button("Compare with best copy").clicked() {
                 clicks.push(TileClick::Compare(self.index, keeper));
             }
         });
@@ -476,7 +601,9 @@ impl Tile<'_> {
                 .map_or_else(|| "date unknown".into(), format_date),
         );
         match self.keeper {
-            true => ui.label("kept image"),
+            true => ui.label("best copy").on_hover_text(
+                "Proposed to keep: the most pixels, then the largest file, then the oldest",
+            ),
             false => ui.label(format!("similarity {:.3}", self.score)),
         };
         match self.marked {
@@ -510,6 +637,115 @@ pub fn format_date(time: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scan::ImageEntry;
+    use egui_kittest::kittest::Queryable;
+    use egui_kittest::Harness;
+
+    /// A gallery of images with these vectors and pixel counts (as width × 1).
+    fn gallery(images: &[([f32; 2], u32)]) -> Gallery {
+        let entries: Vec<ImageEntry> = (0..images.len())
+            .map(|i| ImageEntry {
+                path: format!("{i}.jpg").into(),
+                size: 1,
+                modified: None,
+                file_id: None,
+            })
+            .collect();
+        let mut gallery = Gallery::new(&entries);
+        for (item, (vector, width)) in gallery.items.iter_mut().zip(images) {
+            item.embedding = Some(vector.to_vec());
+            item.size = Some((*width, 1));
+        }
+        gallery
+    }
+
+    /// A unit vector at `degrees` in the plane.
+    fn at(degrees: f32) -> [f32; 2] {
+        let r = degrees.to_radians();
+        [r.cos(), r.sin()]
+    }
+
+    /// The view's neighbours for `gallery`, found as the app finds them, on its thread.
+    fn found(gallery: &Gallery) -> Found {
+        let ctx = egui::Context::default();
+        let receiver = search(&ctx, gallery).unwrap();
+        receiver.recv().unwrap()
+    }
+
+    fn marks_at(view: &mut DuplicatesView, gallery: &Gallery, threshold: f32) -> Vec<Vec<Mark>> {
+        view.threshold = threshold;
+        view.regroup(gallery);
+        let mark = |m: &usize| view.marks[m];
+        (view
+            .groups
+            .iter()
+            .map(|g| g.members.iter().map(mark).collect()))
+        .collect()
+    }
+
+    /// Regression: a mark was stored as "flipped from the proposal", so a picture marked keep
+    /// read "remove" once a regrouping made it the proposed keeper.
+    #[test]
+    fn a_mark_keeps_its_meaning_when_the_proposed_keeper_changes() {
+        use Mark::{Keep, Remove};
+        // 0 and 1 are near copies (1 has more pixels); 2, a little further, has the most.
+        let gallery = gallery(&[(at(0.0), 10), (at(5.0), 20), (at(30.0), 30)]);
+        let mut view = DuplicatesView {
+            check_pixels: false,
+            found: Some(found(&gallery)),
+            ..Default::default()
+        };
+        // Loosely, 2 is the proposed keeper: the user keeps 1 too.
+        assert_eq!(marks_at(&mut view, &gallery, 0.8), [[Keep, Remove, Remove]]);
+        assert_eq!(view.groups[0].members, [2, 1, 0]);
+        view.flip(1);
+        assert_eq!(view.marks[&1], Keep);
+        // Strictly, 1 is the proposed keeper of 0 and 1: it stays kept, 0 stays removed.
+        assert_eq!(marks_at(&mut view, &gallery, 0.98), [[Keep, Remove]]);
+        assert_eq!(view.groups[0].members, [1, 0]);
+        assert_eq!(view.request().removals().collect::<Vec<_>>(), [(0, 1)]);
+        // The only kept picture of a group cannot be marked for removal.
+        view.flip(1);
+        assert_eq!(view.marks[&1], Keep);
+        assert!(view
+            .note
+            .as_ref()
+            .is_some_and(|n| n.contains("keeps at least one")));
+    }
+
+    /// Regression: a search whose thread died left "Looking for look-alikes…" for good.
+    #[test]
+    fn a_search_whose_thread_died_says_so_and_can_be_retried() {
+        let gallery = gallery(&[(at(0.0), 10), (at(1.0), 20)]);
+        let (send, receive) = channel::<Found>();
+        drop(send);
+        let view = DuplicatesView {
+            check_pixels: false,
+            searching: Some(receive),
+            ..Default::default()
+        };
+        let mut harness = Harness::new_ui_state(
+            |ui, (view, gallery): &mut (DuplicatesView, Gallery)| {
+                view.ui(ui, gallery);
+            },
+            (view, gallery),
+        );
+        harness.run();
+        assert!(harness
+            .query_by_label_contains("stopped before it finished")
+            .is_some());
+        assert!(harness.state().0.searching.is_none(), "no search waits");
+        harness.get_by_label("Retry").click();
+        let start = std::time::Instant::now();
+        while harness.state().0.found.is_none() {
+            assert!(start.elapsed().as_secs() < 30, "the retried search ends");
+            harness.step();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        harness.run();
+        assert!(harness.query_by_label("Group 1 · 2 pictures").is_some());
+        assert!(harness.query_by_label_contains("stopped").is_none());
+    }
 
     #[test]
     fn dates_read_as_people_write_them() {

@@ -262,6 +262,7 @@ mod tests {
             path: PathBuf::from("a.jpg"),
             size: 1,
             modified: None,
+            file_id: None,
         }];
         let job = Job::ended_early(vec![Message::Scanned {
             images,

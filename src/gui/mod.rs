@@ -29,6 +29,7 @@ pub use indexing::Progress;
 pub use screenshot::ScreenshotPlan;
 pub use settings::Settings;
 pub use trash::log_path as trash_log_path;
+pub use trash::{move_to_trash, GroupMarks, TrashOutcome, TrashRequest};
 
 use crate::decode::Thumbnail;
 

@@ -1,9 +1,10 @@
 //! The model picker, and what happens when VGG16's weights are not on this machine: a dialog
 //! that asks before downloading about 553 MB (with a progress bar), or lets the user choose a
-//! weights file they already have.
+//! weights file they already have. A download whose thread dies ends in the "could not be
+//! loaded" dialog with "Try again", never in a progress bar that waits for ever.
 
 use std::path::PathBuf;
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::mpsc::{channel, Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
 
 use eframe::egui;
@@ -105,14 +106,16 @@ impl ModelDialog {
             ModelDialog::Downloading { progress, done } => match done.try_recv() {
                 Ok(Ok(path)) => switch(path),
                 Ok(Err(reason)) => stay(ModelDialog::Failed(reason)),
-                Err(_) => stay(downloading_ui(ctx, progress, done)),
+                Err(TryRecvError::Empty) => stay(downloading_ui(ctx, progress, done)),
+                // The download's thread ended without a word: say so, and offer to try again.
+                Err(TryRecvError::Disconnected) => stay(ModelDialog::Failed(
+                    "the download stopped before it finished".into(),
+                )),
             },
             ModelDialog::ChoosingFile(picked) => match picked.try_recv() {
                 Ok(Some(path)) => switch(path),
-                Ok(None) | Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                    stay(ModelDialog::Missing)
-                }
-                Err(std::sync::mpsc::TryRecvError::Empty) => {
+                Ok(None) | Err(TryRecvError::Disconnected) => stay(ModelDialog::Missing),
+                Err(TryRecvError::Empty) => {
                     ctx.request_repaint_after(std::time::Duration::from_millis(100));
                     stay(ModelDialog::ChoosingFile(picked))
                 }
@@ -238,5 +241,43 @@ fn failed_ui(ctx: &egui::Context, reason: String) -> Option<ModelDialog> {
         (true, _) => Some(ModelDialog::Missing),
         (_, true) => None,
         _ => Some(ModelDialog::Failed(reason)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use egui_kittest::kittest::Queryable;
+    use egui_kittest::Harness;
+
+    /// Regression: a download whose thread died left its progress bar on screen for good.
+    #[test]
+    fn a_download_that_dies_says_so_and_offers_to_try_again() {
+        let (send, done) = channel::<Result<PathBuf, String>>();
+        drop(send);
+        let dialog = ModelDialog::Downloading {
+            progress: Arc::new(Mutex::new((10, 100))),
+            done,
+        };
+        let mut harness = Harness::new_ui_state(
+            |ui, dialog: &mut Option<ModelDialog>| {
+                if let Some(shown) = dialog.take() {
+                    *dialog = shown.ui(ui.ctx()).next;
+                }
+            },
+            Some(dialog),
+        );
+        harness.run();
+        assert!(harness
+            .query_by_label_contains("the download stopped before it finished")
+            .is_some());
+        assert!(matches!(harness.state(), Some(ModelDialog::Failed(_))));
+        harness.get_by_label("Try again").click();
+        harness.run();
+        assert!(
+            matches!(harness.state(), Some(ModelDialog::Missing)),
+            "trying again offers the download again"
+        );
+        assert!(harness.query_by_label("Download (553 MB)").is_some());
     }
 }

@@ -10,7 +10,7 @@ use crate::decode::Thumbnail;
 use crate::engine::Analysis;
 use crate::model::labels::Prediction;
 use crate::query::Query;
-use crate::scan::ImageEntry;
+use crate::scan::{FileId, ImageEntry};
 use crate::similarity::similarity_order;
 
 /// One image of the open folder.
@@ -27,6 +27,8 @@ pub struct Item {
     /// File size, as scanned.
     pub bytes: u64,
     pub modified: Option<SystemTime>,
+    /// Which file on disk it was when scanned, so that the trash moves only that file.
+    pub file_id: Option<FileId>,
     /// Moved to the trash: no longer shown anywhere.
     pub removed: bool,
 }
@@ -47,6 +49,7 @@ impl Item {
             failed: false,
             bytes: entry.size,
             modified: entry.modified,
+            file_id: entry.file_id,
             removed: false,
         }
     }
@@ -440,6 +443,7 @@ mod tests {
                 path: PathBuf::from(n),
                 size: 0,
                 modified: None,
+                file_id: None,
             })
             .collect();
         Gallery::new(&entries)
@@ -476,6 +480,7 @@ mod tests {
                 path: i.path.clone(),
                 size: 0,
                 modified: None,
+                file_id: None,
             })
             .collect();
         let moved_to = g.merge_scan(&entries);
