@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use eframe::egui::accesskit::Role;
-use egui_kittest::kittest::{By, Queryable};
+use egui_kittest::kittest::{By, NodeT, Queryable};
 use egui_kittest::Harness;
 use lookalike::gui::LookalikeApp;
 use lookalike::index::{CacheLocation, SqliteIndex, Store};
@@ -46,12 +46,17 @@ fn folder_with_copies() -> tempfile::TempDir {
     folder
 }
 
+/// Whether a label is a group's heading ("Group 1 · 2 pictures"), not a note about one.
+fn is_heading(label: &str) -> bool {
+    label.starts_with("Group ") && label.ends_with(" pictures")
+}
+
 /// The group headings the view shows ("Group 1 · 2 pictures", ...).
 fn group_headings(harness: &Harness<'_, LookalikeApp>) -> Vec<String> {
     harness
         .query_all_by_role(Role::Label)
         .filter_map(|n| n.value())
-        .filter(|v| v.starts_with("Group "))
+        .filter(|v| is_heading(v))
         .collect()
 }
 
@@ -61,7 +66,7 @@ fn groups(harness: &Harness<'_, LookalikeApp>) -> Vec<Vec<(String, String)>> {
         let value = n.value().unwrap_or_default();
         n.role() == Role::Image
             || n.role() == Role::Label
-                && (value.starts_with("Group ") || value == "keep" || value == "remove")
+                && (is_heading(&value) || value == "keep" || value == "remove")
     });
     let mut groups: Vec<Vec<(String, String)>> = Vec::new();
     for node in harness.query_all(wanted) {
@@ -69,7 +74,7 @@ fn groups(harness: &Harness<'_, LookalikeApp>) -> Vec<Vec<(String, String)>> {
         let value = node.value().unwrap_or_default();
         match (node.role(), groups.last_mut()) {
             (Role::Image, Some(group)) => group.push((node.label().unwrap(), String::new())),
-            (_, _) if value.starts_with("Group ") => groups.push(Vec::new()),
+            (_, _) if is_heading(&value) => groups.push(Vec::new()),
             (_, Some(group)) => group.last_mut().unwrap().1 = value,
             _ => panic!("a mark before any group"),
         }
