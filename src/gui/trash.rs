@@ -43,10 +43,6 @@ impl TrashRequest {
     pub fn removals(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         (self.groups.iter()).flat_map(|g| g.remove.iter().map(move |&i| (i, g.number)))
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.groups.iter().all(|g| g.remove.is_empty())
-    }
 }
 
 /// What a move to the trash did.
