@@ -158,6 +158,51 @@ fn index_reports_every_bad_file_keeps_every_good_one_and_stays_small() {
     );
 }
 
+/// A `side × side` RGB PNG of one colour: a few hundred KB on disk, `3 × side²` bytes decoded,
+/// written a row at a time so that the test never holds the picture.
+fn flat_png(path: &Path, side: u32) {
+    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut encoder = png::Encoder::new(file, side, side);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Fast);
+    let mut writer = encoder.write_header().unwrap();
+    let mut stream = writer.stream_writer().unwrap();
+    let row: Vec<u8> = (0..side).flat_map(|_| [200u8, 120, 40]).collect();
+    for _ in 0..side {
+        std::io::Write::write_all(&mut stream, &row).unwrap();
+    }
+    stream.finish().unwrap();
+}
+
+/// Eight threads decoding eight pictures just under the cap of one decode (243 MB each, so
+/// 1.9 GB together) hold no more than the decode budget between them: the whole program stays
+/// under 1 GiB, and every picture is still classified.
+#[test]
+fn eight_threads_of_the_largest_pictures_stay_under_a_gibibyte() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("large-0.png");
+    flat_png(&first, 9_000);
+    let mut files = vec![first.clone()];
+    for i in 1..8 {
+        let copy = dir.path().join(format!("large-{i}.png"));
+        std::fs::copy(&first, &copy).unwrap();
+        files.push(copy);
+    }
+    let mut cmd = lookalike();
+    cmd.args(["classify", "--json", "--threads", "8", "--batch", "8"])
+        .args(&files);
+    let (stdout, stderr, code, peak_mib) = run_measured(cmd);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout.lines().count(), 8, "{stdout}");
+    let budget_mib = lookalike::decode::DECODE_BUDGET_BYTES >> 20;
+    assert!(
+        peak_mib < 1024,
+        "peak RSS {peak_mib} MiB with a decode budget of {budget_mib} MiB"
+    );
+    eprintln!("peak RSS of eight threads of large pictures: {peak_mib} MiB");
+}
+
 #[test]
 fn classify_and_similar_report_bad_files_and_carry_on() {
     let corpus = corpus::build();
