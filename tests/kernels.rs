@@ -121,7 +121,7 @@ fn depthwise_matches_candle(
 
 #[test]
 fn depthwise_matches_candle_grouped_conv() {
-    depthwise_matches_candle(|x, g, w, bias, act| kernels::depthwise(x, g, w, bias, act));
+    depthwise_matches_candle(kernels::depthwise);
 }
 
 /// One variant of the depthwise kernel, called directly, against Candle: the model runs only
