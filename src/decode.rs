@@ -549,6 +549,27 @@ mod tests {
         assert_eq!(resized_size(20000, 1, 256, 224), (5120000, 256));
     }
 
+    /// What a decode reserves: the file, the decoder's pixels, and an RGB copy of pixels
+    /// that are not RGB; only the file for what is no image or is refused before allocating.
+    #[test]
+    fn a_decode_reserves_its_file_and_the_pixels_its_header_promises() {
+        let dir = tempfile::tempdir().unwrap();
+        let save = |name: &str, image: DynamicImage| {
+            let path = dir.path().join(name);
+            image.save_with_format(&path, ImageFormat::Png).unwrap();
+            let len = std::fs::metadata(&path).unwrap().len();
+            (path, len)
+        };
+        let (rgb, len) = save("rgb.png", DynamicImage::new_rgb8(100, 50));
+        assert_eq!(decode_cost(&rgb), len + 100 * 50 * 3);
+        let (grey, len) = save("grey.png", DynamicImage::new_luma8(100, 50));
+        assert_eq!(decode_cost(&grey), len + 100 * 50 + 100 * 50 * 3);
+        let text = dir.path().join("notes.png");
+        std::fs::write(&text, "not a picture").unwrap();
+        assert_eq!(decode_cost(&text), 13);
+        assert_eq!(decode_cost(&dir.path().join("gone.png")), 0);
+    }
+
     #[test]
     fn sniffing_ignores_names_and_rejects_text() {
         assert_eq!(

@@ -8,6 +8,10 @@
 //! a large picture is only slower, never refused for being unlucky in its neighbours. A
 //! decode that needs more than the whole budget waits until it has the whole budget, and runs
 //! alone.
+//!
+//! A decoded image keeps its share (its pixels' bytes) until it is dropped: a caller that kept
+//! decoded images while it decoded more could wait for itself. The engine drops each one once
+//! its model input and thumbnail are made, and no decode waits inside another.
 
 use std::sync::{Condvar, Mutex, PoisonError};
 
