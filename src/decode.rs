@@ -5,6 +5,12 @@
 //! clear error instead of allocating gigabytes. Preprocessing follows the reference model's
 //! contract: shorter side to `resize_shorter` with antialiased bilinear filtering (Pillow's
 //! algorithm), centre crop, then the model's normalisation, laid out CHW.
+//!
+//! A file's decode first reserves what its header says it will hold from one budget for the
+//! whole process ([`budget`]), so that many threads of large pictures cannot add up to more
+//! memory than one machine has.
+
+mod budget;
 
 use std::io::{BufRead, BufReader, Read, Seek};
 use std::path::Path;
@@ -16,6 +22,9 @@ use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
 
 use crate::error::{Error, Result};
 use crate::model::{Normalisation, Preprocess};
+
+use budget::Reservation;
+pub use budget::DECODE_BUDGET_BYTES;
 
 /// The most memory one decode may ask for. A 12-megapixel photo needs 36 MB as RGB; this
 /// admits about 85 megapixels and refuses decompression bombs before they allocate.
@@ -31,6 +40,8 @@ pub struct DecodedImage {
     /// The upright image's full size. It is larger than `rgb` when a JPEG was decoded at a
     /// fraction of its size (see [`decode_file_for`]).
     pub full_size: (u32, u32),
+    /// The part of the decode budget that `rgb` holds, given back with it (for a file).
+    held: Option<Reservation>,
 }
 
 /// Which formats lookalike reads.
@@ -63,18 +74,112 @@ pub fn files_decoded() -> usize {
 
 /// Reads, decodes and orients one image file.
 pub fn decode_file(path: &Path) -> Result<DecodedImage> {
-    FILES_DECODED.fetch_add(1, Ordering::Relaxed);
-    let bytes = read_file(path)?;
-    decode_bytes(&bytes).map_err(|reason| Error::unusable(path, reason))
+    decode_file_within_budget(path, decode_bytes)
 }
 
 /// Reads and decodes one image file for a use that needs at least `min_shorter` pixels on the
 /// shorter side. A JPEG far larger than that is decoded at a half, a quarter or an eighth of its
 /// size (see [`decode_jpeg_reduced`]); anything else decodes in full, as [`decode_file`] does.
 pub fn decode_file_for(path: &Path, min_shorter: u32) -> Result<DecodedImage> {
+    decode_file_within_budget(path, |bytes| decode_bytes_for(bytes, min_shorter))
+}
+
+/// Reads `path` and decodes it with `decode`, once the decode budget has room for what the
+/// file's header says the decode will hold; the decoded image keeps its part of the budget.
+fn decode_file_within_budget(
+    path: &Path,
+    decode: impl FnOnce(&[u8]) -> std::result::Result<DecodedImage, String>,
+) -> Result<DecodedImage> {
     FILES_DECODED.fetch_add(1, Ordering::Relaxed);
+    let mut held = Reservation::take(decode_cost(path));
     let bytes = read_file(path)?;
-    decode_bytes_for(&bytes, min_shorter).map_err(|reason| Error::unusable(path, reason))
+    let mut decoded = decode(&bytes).map_err(|reason| Error::unusable(path, reason))?;
+    drop(bytes);
+    held.shrink_to(decoded.rgb.as_raw().len() as u64);
+    decoded.held = Some(held);
+    Ok(decoded)
+}
+
+/// The most memory a decode of `path` holds at once, from its header: the file's bytes, and
+/// what [`header_cost`] says. A file whose header cannot be read costs the most any decode
+/// may allocate, in case the decoder reads what this could not.
+fn decode_cost(path: &Path) -> u64 {
+    let Ok(file) = std::fs::File::open(path) else {
+        return 0; // reading it fails at once, and names the file
+    };
+    let len = file.metadata().map_or(0, |m| m.len());
+    if len > MAX_FILE_BYTES {
+        return 0; // refused before reading
+    }
+    let mut reader = BufReader::new(file);
+    let format = match reader.fill_buf() {
+        Ok(head) => sniff_format(head),
+        Err(_) => return len,
+    };
+    let pixels = match format {
+        Some(ImageFormat::Jpeg) => jpeg_cost(reader, len),
+        Some(_) => header_cost(reader),
+        None => Some(0), // not an image: refused from its first bytes
+    };
+    len.saturating_add(pixels.unwrap_or(MAX_DECODE_BYTES))
+}
+
+/// What decoding a picture holds besides its file, from its header: the decoder's pixels,
+/// their RGB copy where the decoder's are not RGB, and a turned copy where EXIF turns it.
+/// Nothing where the pixels exceed [`MAX_DECODE_BYTES`]: such a decode is refused before it
+/// allocates them. `None` where the header cannot be read.
+fn header_cost<R: BufRead + Seek>(reader: R) -> Option<u64> {
+    let mut reader = ImageReader::new(reader).with_guessed_format().ok()?;
+    reader.limits(decode_limits());
+    let mut decoder = reader.into_decoder().ok()?;
+    let (width, height) = decoder.dimensions();
+    let native = decoder.total_bytes();
+    if native > MAX_DECODE_BYTES {
+        return Some(0);
+    }
+    let rgb = u64::from(width) * u64::from(height) * 3;
+    let converted = match decoder.color_type() {
+        image::ColorType::Rgb8 => 0,
+        _ => rgb,
+    };
+    let turned = match decoder.orientation() {
+        Ok(image::metadata::Orientation::NoTransforms) => 0,
+        _ => native,
+    };
+    Some(native + converted + turned)
+}
+
+/// [`header_cost`] for a JPEG, whose decoder also holds a copy of the file, and for a
+/// progressive one the coefficients of every block (two bytes a value).
+fn jpeg_cost<R: Read>(reader: R, len: u64) -> Option<u64> {
+    let mut decoder = jpeg_decoder::Decoder::new(reader);
+    decoder.read_info().ok()?;
+    let info = decoder.info()?;
+    let (width, height) = (u64::from(info.width), u64::from(info.height));
+    let rgb = width * height * 3;
+    if rgb > MAX_DECODE_BYTES {
+        return Some(len);
+    }
+    let components = match info.pixel_format {
+        jpeg_decoder::PixelFormat::L8 => 1,
+        jpeg_decoder::PixelFormat::L16 => 2,
+        jpeg_decoder::PixelFormat::RGB24 => 3,
+        jpeg_decoder::PixelFormat::CMYK32 => 4,
+    };
+    let coefficients = match info.coding_process {
+        jpeg_decoder::CodingProcess::DctProgressive => {
+            width.next_multiple_of(16) * height.next_multiple_of(16) * components * 2
+        }
+        _ => 0,
+    };
+    let turned = decoder
+        .exif_data()
+        .and_then(image::metadata::Orientation::from_exif_chunk)
+        .is_some_and(|o| o != image::metadata::Orientation::NoTransforms);
+    // The decoder's own pixels, then the RGB copy (the same buffer for RGB, one more else).
+    let native = width * height * components.min(3);
+    let converted = if components == 3 { 0 } else { rgb };
+    Some(len + native + converted + coefficients + if turned { rgb } else { 0 })
 }
 
 /// [`decode_bytes`], at reduced size where a JPEG allows it.
@@ -136,6 +241,7 @@ pub fn decode_jpeg_reduced(bytes: &[u8], min_shorter: u32) -> Option<DecodedImag
     let turned = rgb.width() != w;
     Some(DecodedImage {
         rgb,
+        held: None,
         format: ImageFormat::Jpeg,
         full_size: if turned {
             (height, width)
@@ -259,6 +365,7 @@ pub fn decode_reader<R: BufRead + Seek>(reader: R) -> std::result::Result<Decode
         rgb,
         format,
         full_size,
+        held: None,
     })
 }
 
@@ -428,10 +535,39 @@ mod tests {
         assert_eq!(resized_size(500, 375, 256, 224), (341, 256));
         // Portrait.
         assert_eq!(resized_size(375, 500, 256, 224), (256, 341));
-        // Python rounds half to even: 300×200 → 384×256 exactly; 257×256 → 257.
+        // Exact scales keep exact sizes: 300×200 → 384×256.
         assert_eq!(resized_size(300, 200, 256, 224), (384, 256));
+        // Python rounds half to even. 513×512 halves to 256.5, a true tie: to even, 256
+        // (rounding half up would give 257); 515×512 gives 257.5, to 258; and ×1.5, 257 gives
+        // 385.5, to 386, and 259 gives 388.5, to 388.
+        assert_eq!(resized_size(513, 512, 256, 224), (256, 256));
+        assert_eq!(resized_size(512, 513, 256, 224), (256, 256));
+        assert_eq!(resized_size(515, 512, 256, 224), (258, 256));
+        assert_eq!(resized_size(257, 256, 384, 224), (386, 384));
+        assert_eq!(resized_size(259, 256, 384, 224), (388, 384));
         // A tall strip never goes below the crop.
         assert_eq!(resized_size(20000, 1, 256, 224), (5120000, 256));
+    }
+
+    /// What a decode reserves: the file, the decoder's pixels, and an RGB copy of pixels
+    /// that are not RGB; only the file for what is no image or is refused before allocating.
+    #[test]
+    fn a_decode_reserves_its_file_and_the_pixels_its_header_promises() {
+        let dir = tempfile::tempdir().unwrap();
+        let save = |name: &str, image: DynamicImage| {
+            let path = dir.path().join(name);
+            image.save_with_format(&path, ImageFormat::Png).unwrap();
+            let len = std::fs::metadata(&path).unwrap().len();
+            (path, len)
+        };
+        let (rgb, len) = save("rgb.png", DynamicImage::new_rgb8(100, 50));
+        assert_eq!(decode_cost(&rgb), len + 100 * 50 * 3);
+        let (grey, len) = save("grey.png", DynamicImage::new_luma8(100, 50));
+        assert_eq!(decode_cost(&grey), len + 100 * 50 + 100 * 50 * 3);
+        let text = dir.path().join("notes.png");
+        std::fs::write(&text, "not a picture").unwrap();
+        assert_eq!(decode_cost(&text), 13);
+        assert_eq!(decode_cost(&dir.path().join("gone.png")), 0);
     }
 
     #[test]

@@ -92,7 +92,8 @@ fn index_reports_every_bad_file_keeps_every_good_one_and_stays_small() {
     let cache = tempfile::tempdir().unwrap();
     let before = listing(corpus.dir.path());
     let mut cmd = lookalike();
-    cmd.args(["index", "--json"])
+    // Two threads whatever the machine, so that the bound below does not grow with its cores.
+    cmd.args(["index", "--json", "--threads", "2"])
         .arg(corpus.dir.path())
         .arg("--cache-dir")
         .arg(cache.path());
@@ -149,13 +150,47 @@ fn index_reports_every_bad_file_keeps_every_good_one_and_stays_small() {
             case.what
         );
     }
-    assert!(peak_mib < 1024, "peak RSS {peak_mib} MiB");
+    // About 85 MiB here. The bombs each need more than the 256 MiB one decode may allocate,
+    // one of them only just: a bound under that cap fails if any got as far as allocating.
+    let cap_mib = lookalike::decode::MAX_DECODE_BYTES >> 20;
+    assert!(
+        peak_mib < 192 && 192 < cap_mib,
+        "peak RSS {peak_mib} MiB, where no decode may allocate {cap_mib} MiB"
+    );
     eprintln!("peak RSS of index over the corpus: {peak_mib} MiB");
     assert_eq!(
         listing(corpus.dir.path()),
         before,
         "the browsed folder was written to"
     );
+}
+
+/// Eight threads decoding eight pictures just under the cap of one decode (243 MB each, so
+/// 1.9 GB together) hold no more than the decode budget between them: the whole program stays
+/// under 1 GiB, and every picture is still classified.
+#[test]
+fn eight_threads_of_the_largest_pictures_stay_under_a_gibibyte() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("large-0.png");
+    corpus::flat_png(&first, 9_000);
+    let mut files = vec![first.clone()];
+    for i in 1..8 {
+        let copy = dir.path().join(format!("large-{i}.png"));
+        std::fs::copy(&first, &copy).unwrap();
+        files.push(copy);
+    }
+    let mut cmd = lookalike();
+    cmd.args(["classify", "--json", "--threads", "8", "--batch", "8"])
+        .args(&files);
+    let (stdout, stderr, code, peak_mib) = run_measured(cmd);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout.lines().count(), 8, "{stdout}");
+    let budget_mib = lookalike::decode::DECODE_BUDGET_BYTES >> 20;
+    assert!(
+        peak_mib < 1024,
+        "peak RSS {peak_mib} MiB with a decode budget of {budget_mib} MiB"
+    );
+    eprintln!("peak RSS of eight threads of large pictures: {peak_mib} MiB");
 }
 
 #[test]

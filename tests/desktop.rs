@@ -91,3 +91,22 @@ fn version_names_the_model_precision_index_and_licences() {
         assert!(shown.contains(needed), "{needed} missing from:\n{shown}");
     }
 }
+
+#[test]
+fn uninstall_leaves_an_entry_the_user_edited_and_says_so() {
+    let data = tempfile::tempdir().unwrap();
+    let installed = lookalike(&["--install-desktop"], data.path());
+    assert!(installed.status.success(), "{}", text(&installed));
+    let entry_path = data.path().join("applications/io.github.lookalike.desktop");
+    let edited = std::fs::read_to_string(&entry_path).unwrap() + "X-Mine=kept\n";
+    std::fs::write(&entry_path, &edited).unwrap();
+    let removed = lookalike(&["--uninstall-desktop"], data.path());
+    assert!(removed.status.success(), "{}", text(&removed));
+    assert_eq!(std::fs::read_to_string(&entry_path).unwrap(), edited);
+    assert!(
+        text(&removed).contains(&format!("left {} in place", entry_path.display())),
+        "{}",
+        text(&removed)
+    );
+    assert!(ICONS.iter().all(|icon| !data.path().join(icon).exists()));
+}

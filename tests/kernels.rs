@@ -1,7 +1,7 @@
 //! The NHWC convolution kernels against Candle's own (slow but plain) convolutions.
 
 use candle_core::{Device, Tensor};
-use lookalike::model::kernels::{self, Activation, ConvGeometry, Matrix};
+use lookalike::model::kernels::{self, Activation, ConvGeometry, DepthwiseVariant, Matrix};
 use lookalike::model::Precision;
 
 /// Deterministic pseudo-random values in [-1, 1).
@@ -28,6 +28,13 @@ fn to_nhwc(t: &Tensor) -> Vec<f32> {
         .unwrap()
 }
 
+/// Whether the bf16 tests can run here; where they cannot, says so in the test output (see
+/// `test_runs_on_this_cpu`).
+fn cpu_has_bf16(test: &str) -> bool {
+    let has = lookalike::model::bf16::supported();
+    lookalike::model::test_runs_on_this_cpu(has, test, "AVX512_BF16")
+}
+
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "output sizes differ");
     a.iter()
@@ -50,40 +57,152 @@ fn candle_depthwise(x: &Tensor, w: &Tensor, bias: &[f32], g: &ConvGeometry) -> T
     out.broadcast_add(&b).unwrap()
 }
 
-#[test]
-fn depthwise_matches_candle_grouped_conv() {
-    // (batch, height, width, channels, kernel, stride): kernel 3 and 5, stride 1 and 2,
-    // odd and even sizes, batches above 1; channel counts that use every block size of the
-    // portable kernel (64, 16, 1); rows that the sliding kernel takes in groups of eight
-    // pixels, inside the image and at its edges, and end with a group of four (12 wide) or
-    // of one (9 wide at stride 2).
-    let cases = [
-        (1, 14, 14, 144, 5, 1),
-        (2, 12, 21, 97, 3, 2),
-        (1, 9, 30, 64, 3, 1),
-        (1, 7, 7, 8, 3, 1),
-        (3, 9, 11, 16, 3, 2),
-        (2, 15, 13, 24, 5, 1),
-        (2, 17, 17, 32, 5, 2),
-        (1, 28, 28, 40, 5, 2),
-        (4, 5, 6, 3, 3, 2),
-        (2, 1, 1, 8, 5, 1),
-        (1, 5, 12, 32, 3, 1),
-    ];
-    for (i, &(n, h, w, c, k, s)) in cases.iter().enumerate() {
+/// Shapes for the depthwise kernels: (batch, height, width, channels, kernel, stride).
+///
+/// Kernel 3 and 5, stride 1 and 2, odd and even sizes, batches above 1; channel counts that
+/// use every block size of the portable kernel (64, 16, 1); rows that the sliding kernel takes
+/// in groups of eight pixels, inside the image and at its edges, and end with a group of four
+/// (12 wide) or of one (9 wide at stride 2).
+const DEPTHWISE_CASES: [(usize, usize, usize, usize, usize, usize); 11] = [
+    (1, 14, 14, 144, 5, 1),
+    (2, 12, 21, 97, 3, 2),
+    (1, 9, 30, 64, 3, 1),
+    (1, 7, 7, 8, 3, 1),
+    (3, 9, 11, 16, 3, 2),
+    (2, 15, 13, 24, 5, 1),
+    (2, 17, 17, 32, 5, 2),
+    (1, 28, 28, 40, 5, 2),
+    (4, 5, 6, 3, 3, 2),
+    (2, 1, 1, 8, 5, 1),
+    (1, 5, 12, 32, 3, 1),
+];
+
+/// `run` (input, geometry, weights, bias, activation) on every shape of [`DEPTHWISE_CASES`]
+/// against Candle's grouped convolution, without an activation and with ReLU6.
+fn depthwise_matches_candle(
+    run: impl Fn(&[f32], &ConvGeometry, &[f32], &[f32], Activation) -> Vec<f32>,
+) {
+    let (mut low, mut high) = (0, 0);
+    for (i, &(n, h, w, c, k, s)) in DEPTHWISE_CASES.iter().enumerate() {
         let g = ConvGeometry::same(n, h, w, c, k, s);
         let x =
             Tensor::from_vec(noise(n * c * h * w, i as u64), (n, c, h, w), &Device::Cpu).unwrap();
+        // Large enough that ReLU6 clamps at both ends.
         let weight =
-            Tensor::from_vec(noise(c * k * k, 100 + i as u64), (c, 1, k, k), &Device::Cpu).unwrap();
+            (Tensor::from_vec(noise(c * k * k, 100 + i as u64), (c, 1, k, k), &Device::Cpu)
+                .unwrap()
+                * 4.0)
+                .unwrap();
         let bias = noise(c, 200 + i as u64);
         let expected = to_nhwc(&candle_depthwise(&x, &weight, &bias, &g));
         // Our layout is [k, k, c].
         let w_taps = to_nhwc(&weight.permute((1, 0, 2, 3)).unwrap()); // [1, k, k, c]
-        let got = kernels::depthwise(&to_nhwc(&x), &g, &w_taps, &bias, Activation::None);
+        let x = to_nhwc(&x);
+        let got = run(&x, &g, &w_taps, &bias, Activation::None);
         let diff = max_abs_diff(&got, &expected);
-        assert!(diff < 1e-4, "case {i} {:?}: differs by {diff}", cases[i]);
+        assert!(
+            diff < 1e-4,
+            "case {i} {:?}: differs by {diff}",
+            DEPTHWISE_CASES[i]
+        );
+        low += expected.iter().filter(|v| **v < 0.0).count();
+        high += expected.iter().filter(|v| **v > 6.0).count();
+        let clamped: Vec<f32> = expected.iter().map(|v| v.clamp(0.0, 6.0)).collect();
+        let got = run(&x, &g, &w_taps, &bias, Activation::Relu6);
+        let diff = max_abs_diff(&got, &clamped);
+        assert!(
+            diff < 1e-4,
+            "case {i} {:?} ReLU6: differs by {diff}",
+            DEPTHWISE_CASES[i]
+        );
     }
+    assert!(low > 0 && high > 0, "ReLU6 clamps at both ends");
+}
+
+#[test]
+fn depthwise_matches_candle_grouped_conv() {
+    depthwise_matches_candle(kernels::depthwise);
+}
+
+/// One variant of the depthwise kernel, called directly, against Candle: the model runs only
+/// the widest one the CPU has, so on a CPU with AVX-512 the others would never run at all.
+fn depthwise_variant_matches_candle(variant: DepthwiseVariant, test: &str, feature: &str) {
+    if !lookalike::model::test_runs_on_this_cpu(variant.runs_here(), test, feature) {
+        return;
+    }
+    depthwise_matches_candle(|x, g, w, bias, act| {
+        kernels::depthwise_on(variant, x, g, (w, bias), act).expect("the CPU runs it")
+    });
+}
+
+#[test]
+fn the_avx512_depthwise_variant_matches_candle() {
+    let test = "the_avx512_depthwise_variant_matches_candle";
+    depthwise_variant_matches_candle(DepthwiseVariant::Avx512, test, "AVX-512F");
+}
+
+#[test]
+fn the_avx2_depthwise_variant_matches_candle() {
+    let test = "the_avx2_depthwise_variant_matches_candle";
+    depthwise_variant_matches_candle(DepthwiseVariant::Avx2, test, "AVX2 and FMA");
+}
+
+#[test]
+fn the_portable_depthwise_variant_matches_candle() {
+    let test = "the_portable_depthwise_variant_matches_candle";
+    depthwise_variant_matches_candle(DepthwiseVariant::Portable, test, "nothing");
+}
+
+/// A packed weight matrix, whose products run AVX-512 (f32) or AVX512_BF16 instructions, is
+/// made only where the CPU has them: safe code cannot reach those instructions elsewhere.
+#[test]
+fn packed_matrices_are_made_only_where_the_cpu_runs_them() {
+    use lookalike::model::{bf16, packed_f32};
+    let w = [0.5f32, -1.0, 2.0, 0.25, 3.0, -0.5];
+    let low = bf16::PackedBf16::new(&w, 2, 3);
+    assert_eq!(low.is_some(), bf16::supported());
+    let full = packed_f32::PackedF32::new(&w, 2, 3);
+    assert_eq!(full.is_some(), packed_f32::supported());
+    // Where they are made, they hold the matrix.
+    assert!(full.is_none_or(|p| p.unpack() == w));
+    assert!(low.is_none_or(|p| p.unpack() == w));
+}
+
+/// Every `unsafe fn` in the source says, in a `# Safety` section, what its callers must keep,
+/// and the crate makes each unsafe operation inside one sit in an `unsafe` block of its own.
+#[test]
+fn every_unsafe_fn_says_what_its_callers_must_keep() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
+    assert!(lib.contains("#![deny(unsafe_op_in_unsafe_fn)]"));
+    let mut missing = Vec::new();
+    let mut folders = vec![src];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let lines: Vec<&str> = text.lines().collect();
+                for (at, line) in lines.iter().enumerate() {
+                    if line.contains("unsafe fn ") && !line.trim_start().starts_with("//") {
+                        // The doc comment above the attributes.
+                        let docs = lines[..at]
+                            .iter()
+                            .rev()
+                            .map(|l| l.trim_start())
+                            .skip_while(|l| l.starts_with("#[") || l.starts_with("// "))
+                            .take_while(|l| l.starts_with("///"));
+                        if !docs.into_iter().any(|l| l == "/// # Safety") {
+                            missing.push(format!("{}:{}", path.display(), at + 1));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "no # Safety section: {missing:?}");
 }
 
 #[test]
@@ -248,8 +367,7 @@ fn the_fused_block_matches_its_layers_run_one_by_one() {
 
 #[test]
 fn a_bf16_block_equals_its_bf16_layers_run_one_by_one_to_the_bit() {
-    if !lookalike::model::bf16::supported() {
-        eprintln!("skipped: this CPU has no AVX512_BF16");
+    if !cpu_has_bf16("a_bf16_block_equals_its_bf16_layers_run_one_by_one_to_the_bit") {
         return;
     }
     // Fused, the depthwise kernel rounds its output to bf16 as it stores it, and the
@@ -548,8 +666,7 @@ fn winograd_and_direct(
 /// add up to 4 values before rounding), and the cosine between the two is above 0.999.
 #[test]
 fn winograd_in_bf16_stays_close_to_direct_convolution() {
-    if !lookalike::model::bf16::supported() {
-        eprintln!("skipped: this CPU has no AVX512_BF16");
+    if !cpu_has_bf16("winograd_in_bf16_stays_close_to_direct_convolution") {
         return;
     }
     let cases = [

@@ -130,13 +130,11 @@ fn a_single_image_shared_out_between_any_number_of_threads_gives_the_same_answer
     }
 }
 
-/// Whether the bf16 tests can run here; says so when they cannot.
-fn cpu_has_bf16() -> bool {
+/// Whether the bf16 tests can run here; where they cannot, says so in the test output (see
+/// `test_runs_on_this_cpu`).
+fn cpu_has_bf16(test: &str) -> bool {
     let has = lookalike::model::bf16::supported();
-    if !has {
-        eprintln!("skipped: this CPU has no AVX512_BF16");
-    }
-    has
+    lookalike::model::test_runs_on_this_cpu(has, test, "AVX512_BF16")
 }
 
 fn engine_in(precision: Precision) -> Engine {
@@ -181,7 +179,7 @@ fn every_seed_image_matches_reference_label_and_embedding() {
 
 #[test]
 fn in_bf16_every_seed_image_keeps_the_reference_label_and_embedding() {
-    if !cpu_has_bf16() {
+    if !cpu_has_bf16("in_bf16_every_seed_image_keeps_the_reference_label_and_embedding") {
         return;
     }
     seed_images_match_reference(Precision::Bf16);
@@ -191,7 +189,7 @@ fn in_bf16_every_seed_image_keeps_the_reference_label_and_embedding() {
 /// more (what lets the index keep one set of vectors for both) and the labels agree.
 #[test]
 fn bf16_embeddings_agree_with_f32_on_every_test_image() {
-    if !cpu_has_bf16() {
+    if !cpu_has_bf16("bf16_embeddings_agree_with_f32_on_every_test_image") {
         return;
     }
     let (low, full) = (engine_in(Precision::Bf16), engine_in(Precision::F32));
@@ -228,7 +226,7 @@ fn bf16_embeddings_agree_with_f32_on_every_test_image() {
 /// looser than f32's 1e-3).
 #[test]
 fn bf16_synthetic_input_stays_close_to_the_reference() {
-    if !cpu_has_bf16() {
+    if !cpu_has_bf16("bf16_synthetic_input_stays_close_to_the_reference") {
         return;
     }
     let reference = load_json("lite0-synthetic-input.json");

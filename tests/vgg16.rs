@@ -145,8 +145,11 @@ fn embedding_and_logits_match_torchvision() {
 /// its negation: the embeddings agree to a cosine of 0.99 or more.
 #[test]
 fn bf16_embeddings_agree_with_f32() {
-    if !lookalike::model::bf16::supported() {
-        eprintln!("skipped: this CPU has no AVX512_BF16");
+    if !lookalike::model::test_runs_on_this_cpu(
+        lookalike::model::bf16::supported(),
+        "bf16_embeddings_agree_with_f32",
+        "AVX512_BF16",
+    ) {
         return;
     }
     let low = open_vgg16(full_weights(), Precision::Bf16).unwrap();

@@ -142,6 +142,12 @@ pub struct BlockShape {
     pub stride: usize,
 }
 
+/// One tile of 8-bit scores: `TILE_ROWS` rows of `rows` against the panel, `padded_dim`
+/// bytes each.
+///
+/// # Safety
+/// The CPU has AVX-512F and AVX-512 VNNI; `rows` holds `TILE_ROWS` rows and `panel`
+/// `padded_dim / 4` groups of 128 bytes.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vnni")]
 unsafe fn tile_vnni(
@@ -188,8 +194,8 @@ mod tests {
 
     #[test]
     fn eight_bit_scores_stay_close_to_f32_ones() {
-        if !Quantised::available() {
-            eprintln!("skipped: this CPU has no AVX-512 VNNI");
+        let test = "duplicates::int8::tests::eight_bit_scores_stay_close_to_f32_ones";
+        if !crate::model::test_runs_on_this_cpu(Quantised::available(), test, "AVX-512 VNNI") {
             return;
         }
         let (n, dim) = (45, 1281);

@@ -10,6 +10,9 @@
 //! length `k`, since the roundings are as often up as down.
 //!
 //! Where the CPU lacks AVX512_BF16, [`supported`] says so and callers use their f32 path.
+//! A [`PackedBf16`] is only made where the CPU has it ([`PackedBf16::new`] checks), so holding
+//! one is the proof that its products may run: no safe call reaches these instructions on a
+//! CPU without them.
 
 use super::kernels::Activation;
 
@@ -59,8 +62,13 @@ pub struct PackedBf16 {
 }
 
 impl PackedBf16 {
-    /// Packs row-major `w` (`inputs × outputs`).
-    pub fn new(w: &[f32], inputs: usize, outputs: usize) -> Self {
+    /// Packs row-major `w` (`inputs × outputs`), or `None` where this CPU lacks AVX512_BF16:
+    /// the products of a packed matrix run its instructions, so none is made where they
+    /// would fault.
+    pub fn new(w: &[f32], inputs: usize, outputs: usize) -> Option<Self> {
+        if !supported() {
+            return None;
+        }
         assert_eq!(w.len(), inputs * outputs, "bf16: weight shape");
         let pairs = inputs.div_ceil(2);
         let padded = outputs.div_ceil(LANES) * LANES;
@@ -80,11 +88,11 @@ impl PackedBf16 {
                 }
             }
         }
-        PackedBf16 {
+        Some(PackedBf16 {
             data,
             inputs,
             outputs,
-        }
+        })
     }
 
     pub fn inputs(&self) -> usize {
@@ -119,8 +127,8 @@ impl PackedBf16 {
     /// `x_stride` apart) into rows of `out` (`outputs` values, `out_stride` apart).
     ///
     /// # Safety
-    /// [`supported`] must be true, and every row of `x` and `out` so described must be inside
-    /// one live allocation that nothing else writes (or, for `out`, reads) meanwhile.
+    /// Every row of `x` and `out` so described must be inside one live allocation that nothing
+    /// else writes (or, for `out`, reads) meanwhile. (The CPU runs the kernel: `self` exists.)
     pub unsafe fn multiply_strided(
         &self,
         rows: usize,
@@ -129,7 +137,8 @@ impl PackedBf16 {
         out: *mut f32,
         out_stride: usize,
     ) {
-        self.multiply_finishing(rows, x, x_stride, out, out_stride, None);
+        // SAFETY: the caller keeps the same contract.
+        unsafe { self.multiply_finishing(rows, x, x_stride, out, out_stride, None) };
     }
 
     /// Like [`Self::multiply_strided`], and then, while the sums are still in registers,
@@ -155,7 +164,9 @@ impl PackedBf16 {
                 stride: out_stride,
                 finish,
             };
-            avx512::multiply(self, rows, x, x_stride, ends, &mut rounded);
+            // SAFETY: `self` exists, so the CPU has AVX-512F and AVX512_BF16 (`new`); the rows
+            // are as the caller promised.
+            unsafe { avx512::multiply(self, rows, x, x_stride, ends, &mut rounded) };
             cell.replace(rounded);
         });
         #[cfg(not(target_arch = "x86_64"))]
@@ -169,8 +180,9 @@ impl PackedBf16 {
     /// round them while they are in cache.
     ///
     /// # Safety
-    /// [`supported`] must be true, `inputs` even, and every row of `a` and `out` so described
-    /// inside one live allocation that nothing else writes (or, for `out`, reads) meanwhile.
+    /// Every row of `a` and `out` so described must be inside one live allocation that nothing
+    /// else writes (or, for `out`, reads) meanwhile; `finish` as for
+    /// [`Self::multiply_finishing`].
     pub unsafe fn multiply_rounded(
         &self,
         rows: usize,
@@ -191,7 +203,9 @@ impl PackedBf16 {
                 stride: out_stride,
                 finish,
             };
-            avx512::multiply_rounded(self, rows, (a, a_stride), ends);
+            // SAFETY: `self` exists, so the CPU has the features (`new`); the rows are as the
+            // caller promised, and `inputs` is even (asserted).
+            unsafe { avx512::multiply_rounded(self, rows, (a, a_stride), ends) };
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("bf16 kernels exist only on x86_64; `supported()` is false elsewhere");
@@ -244,6 +258,10 @@ mod avx512 {
     const ROW_BLOCK: usize = 48;
 
     /// See [`PackedBf16::multiply_strided`]; `rounded` is scratch space.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F and AVX512_BF16; `x` and `ends` as
+    /// [`PackedBf16::multiply_finishing`] says.
     #[target_feature(enable = "avx512f,avx512bf16")]
     pub(super) unsafe fn multiply(
         w: &PackedBf16,
@@ -253,6 +271,8 @@ mod avx512 {
         ends: Ends,
         rounded: &mut Vec<u32>,
     ) {
+        // SAFETY (every block below): row `first_row + r < rows` of `x` is inside it, as the
+        // caller promised; `rounded` holds `block * pairs` pairs (grown just before).
         let pairs = w.inputs.div_ceil(2);
         let mut first_row = 0;
         while first_row < rows {
@@ -263,15 +283,21 @@ mod avx512 {
                 rounded.resize(block * pairs, 0);
             }
             for r in 0..block {
-                let row = x.add((first_row + r) * x_stride);
-                round_row(row, w.inputs, rounded.as_mut_ptr().add(r * pairs));
+                unsafe {
+                    let row = x.add((first_row + r) * x_stride);
+                    round_row(row, w.inputs, rounded.as_mut_ptr().add(r * pairs));
+                }
             }
-            every_panel(w, (rounded.as_ptr(), pairs), block, &ends, first_row);
+            unsafe { every_panel(w, (rounded.as_ptr(), pairs), block, &ends, first_row) };
             first_row += block;
         }
     }
 
     /// See [`PackedBf16::multiply_rounded`].
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F and AVX512_BF16; `a` and `ends` as
+    /// [`PackedBf16::multiply_rounded`] says.
     #[target_feature(enable = "avx512f,avx512bf16")]
     pub(super) unsafe fn multiply_rounded(
         w: &PackedBf16,
@@ -284,19 +310,23 @@ mod avx512 {
         let mut first_row = 0;
         while first_row < rows {
             let block = (rows - first_row).min(ROW_BLOCK);
-            every_panel(
-                w,
-                (a.add(first_row * a_stride), a_stride),
-                block,
-                &ends,
-                first_row,
-            );
+            // SAFETY: rows `first_row..first_row + block` are inside `a` and `out`, as the
+            // caller promised for all `rows`.
+            unsafe {
+                let a = a.add(first_row * a_stride);
+                every_panel(w, (a, a_stride), block, &ends, first_row);
+            }
             first_row += block;
         }
     }
 
     /// Rows `first_row..first_row + rows` of the product, from their rounded activations
     /// (`a`, rows `a_stride` pairs apart), panel by panel.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F and AVX512_BF16; `rows` rows of `a` of `w.inputs / 2` pairs
+    /// (rounded up), and rows `first_row..first_row + rows` of `ends`, lie inside their
+    /// allocations.
     #[target_feature(enable = "avx512f,avx512bf16")]
     unsafe fn every_panel(
         w: &PackedBf16,
@@ -309,22 +339,27 @@ mod avx512 {
         let mut panel_at = 0;
         for first_col in (0..w.outputs).step_by(PANEL) {
             let width = panel_width(w.outputs, first_col);
-            let panel = w.data.as_ptr().add(panel_at);
             let at = first_row * ends.stride + first_col;
-            let target = Target {
-                out: ends.out.add(at),
-                stride: ends.stride,
-                columns: (w.outputs - first_col).min(PANEL),
-                finish: ends.finish.map(|f| Finish {
-                    bias: f.bias.add(first_col),
-                    residual: match f.residual.is_null() {
-                        true => f.residual,
-                        false => f.residual.add(at),
-                    },
-                    act: f.act,
-                }),
-            };
-            panel_rows((a, a_stride), rows, pairs, (panel, width), target);
+            // SAFETY: `panel_at` is where this panel starts in `w.data` (`pairs * 2 * width`
+            // values a panel, as `new` packed them); column `first_col < outputs` of row
+            // `first_row` is inside `out`, the bias and the residual, as the caller promised.
+            unsafe {
+                let panel = w.data.as_ptr().add(panel_at);
+                let target = Target {
+                    out: ends.out.add(at),
+                    stride: ends.stride,
+                    columns: (w.outputs - first_col).min(PANEL),
+                    finish: ends.finish.map(|f| Finish {
+                        bias: f.bias.add(first_col),
+                        residual: match f.residual.is_null() {
+                            true => f.residual,
+                            false => f.residual.add(at),
+                        },
+                        act: f.act,
+                    }),
+                };
+                panel_rows((a, a_stride), rows, pairs, (panel, width), target);
+            }
             panel_at += pairs * 2 * width;
         }
     }
@@ -348,6 +383,11 @@ mod avx512 {
     }
 
     /// Every row of a rounded block against one panel, [`ROWS`] rows at a time.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F and AVX512_BF16; `rows` rows of `a` (`pairs` pairs each), the
+    /// panel (`pairs * 2 * width` values) and `rows` rows of `target` lie inside their
+    /// allocations.
     #[target_feature(enable = "avx512f,avx512bf16")]
     unsafe fn panel_rows(
         (a, a_stride): (*const u32, usize),
@@ -359,45 +399,55 @@ mod avx512 {
         let mut r = 0;
         while r < rows {
             let take = (rows - r).min(ROWS);
-            let a = Rows {
-                at: a.add(r * a_stride),
-                stride: a_stride,
-                pairs,
-            };
-            let t = Target {
-                out: target.out.add(r * target.stride),
-                finish: target.finish.map(|f| Finish {
-                    residual: match f.residual.is_null() {
-                        true => f.residual,
-                        false => f.residual.add(r * target.stride),
-                    },
-                    ..f
-                }),
-                ..target
-            };
-            match (width / LANES, take) {
-                (4, 6) => tile::<6, 4>(a, panel, t),
-                (4, n) => tile_rows::<4>(a, n, panel, t),
-                (3, 6) => tile::<6, 3>(a, panel, t),
-                (3, n) => tile_rows::<3>(a, n, panel, t),
-                (2, 6) => tile::<6, 2>(a, panel, t),
-                (2, n) => tile_rows::<2>(a, n, panel, t),
-                (_, 6) => tile::<6, 1>(a, panel, t),
-                (_, n) => tile_rows::<1>(a, n, panel, t),
+            // SAFETY: row `r < rows` of `a`, `out` and the residual is inside them, as the
+            // caller promised, and each tile reads and writes `take` rows from there.
+            unsafe {
+                let a = Rows {
+                    at: a.add(r * a_stride),
+                    stride: a_stride,
+                    pairs,
+                };
+                let t = Target {
+                    out: target.out.add(r * target.stride),
+                    finish: target.finish.map(|f| Finish {
+                        residual: match f.residual.is_null() {
+                            true => f.residual,
+                            false => f.residual.add(r * target.stride),
+                        },
+                        ..f
+                    }),
+                    ..target
+                };
+                match (width / LANES, take) {
+                    (4, 6) => tile::<6, 4>(a, panel, t),
+                    (4, n) => tile_rows::<4>(a, n, panel, t),
+                    (3, 6) => tile::<6, 3>(a, panel, t),
+                    (3, n) => tile_rows::<3>(a, n, panel, t),
+                    (2, 6) => tile::<6, 2>(a, panel, t),
+                    (2, n) => tile_rows::<2>(a, n, panel, t),
+                    (_, 6) => tile::<6, 1>(a, panel, t),
+                    (_, n) => tile_rows::<1>(a, n, panel, t),
+                }
             }
             r += take;
         }
     }
 
     /// A tile of fewer than [`ROWS`] rows.
+    ///
+    /// # Safety
+    /// As for [`tile`], with `rows` rows.
     #[target_feature(enable = "avx512f,avx512bf16")]
     unsafe fn tile_rows<const V: usize>(a: Rows, rows: usize, panel: *const u16, t: Target) {
-        match rows {
-            5 => tile::<5, V>(a, panel, t),
-            4 => tile::<4, V>(a, panel, t),
-            3 => tile::<3, V>(a, panel, t),
-            2 => tile::<2, V>(a, panel, t),
-            _ => tile::<1, V>(a, panel, t),
+        // SAFETY: the caller's promise, for `rows` rows.
+        unsafe {
+            match rows {
+                5 => tile::<5, V>(a, panel, t),
+                4 => tile::<4, V>(a, panel, t),
+                3 => tile::<3, V>(a, panel, t),
+                2 => tile::<2, V>(a, panel, t),
+                _ => tile::<1, V>(a, panel, t),
+            }
         }
     }
 
@@ -411,24 +461,32 @@ mod avx512 {
 
     /// `R` rows × `V` registers of columns: for each pair of inputs, one `vdpbf16ps` per sum,
     /// with the row's pair broadcast and the panel's `V` registers loaded once for all rows.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F and AVX512_BF16; `R` rows of `a` (`a.pairs` pairs each), the
+    /// panel (`a.pairs * V * 32` values) and `R` rows of `t` lie inside their allocations.
     #[target_feature(enable = "avx512f,avx512bf16")]
     #[inline]
     unsafe fn tile<const R: usize, const V: usize>(a: Rows, panel: *const u16, t: Target) {
-        let mut sums = first_sums::<R, V>(t.finish, t.columns);
-        for p in 0..a.pairs {
-            let w = panel.add(p * V * 2 * LANES);
-            let mut weights = [_mm512_setzero_si512(); V];
-            for (v, reg) in weights.iter_mut().enumerate() {
-                *reg = _mm512_loadu_si512(w.add(v * 2 * LANES) as *const __m512i);
-            }
-            for (r, row_sums) in sums.iter_mut().enumerate() {
-                let pair = _mm512_set1_epi32(*a.at.add(r * a.stride + p) as i32);
-                for (s, reg) in row_sums.iter_mut().zip(&weights) {
-                    *s = _mm512_dpbf16_ps(*s, as_bf16(pair), as_bf16(*reg));
+        // SAFETY: every offset below stays inside the rows and the panel the caller vouched
+        // for: pair `p < a.pairs` of row `r < R`, register `v < V` of the panel's pair `p`.
+        unsafe {
+            let mut sums = first_sums::<R, V>(t.finish, t.columns);
+            for p in 0..a.pairs {
+                let w = panel.add(p * V * 2 * LANES);
+                let mut weights = [_mm512_setzero_si512(); V];
+                for (v, reg) in weights.iter_mut().enumerate() {
+                    *reg = _mm512_loadu_si512(w.add(v * 2 * LANES) as *const __m512i);
+                }
+                for (r, row_sums) in sums.iter_mut().enumerate() {
+                    let pair = _mm512_set1_epi32(*a.at.add(r * a.stride + p) as i32);
+                    for (s, reg) in row_sums.iter_mut().zip(&weights) {
+                        *s = _mm512_dpbf16_ps(*s, as_bf16(pair), as_bf16(*reg));
+                    }
                 }
             }
+            store_tile(&sums, t.out, t.stride, t.columns, t.finish);
         }
-        store_tile(&sums, t.out, t.stride, t.columns, t.finish);
     }
 
     /// The sums a tile starts from: the bias of its columns (`columns` of them valid) when
@@ -436,19 +494,24 @@ mod avx512 {
     /// at the end, where the narrow layers (16 to 40 inputs) spend a good part of their time.
     ///
     /// # Safety
-    /// As for [`store_tile`].
+    /// As for [`store_tile`]: only from code compiled for AVX-512F, and `finish`'s bias holds
+    /// `columns` values, `columns > (V - 1) * 16`.
     #[inline(always)]
     pub(crate) unsafe fn first_sums<const R: usize, const V: usize>(
         finish: Option<Finish>,
         columns: usize,
     ) -> [[__m512; V]; R] {
-        let mut bias = [_mm512_setzero_ps(); V];
-        if let Some(f) = finish {
-            for (v, reg) in bias.iter_mut().enumerate() {
-                *reg = _mm512_maskz_loadu_ps(column_mask(columns, v), f.bias.add(v * LANES));
+        // SAFETY: the caller compiles this for AVX-512F; register `v < V` starts at column
+        // `16 v < columns`, inside the bias, and its mask reads only the valid columns.
+        unsafe {
+            let mut bias = [_mm512_setzero_ps(); V];
+            if let Some(f) = finish {
+                for (v, reg) in bias.iter_mut().enumerate() {
+                    *reg = _mm512_maskz_loadu_ps(column_mask(columns, v), f.bias.add(v * LANES));
+                }
             }
+            [bias; R]
         }
-        [bias; R]
     }
 
     /// The lanes of register `v` of a tile that hold one of its `columns` valid columns.
@@ -470,7 +533,9 @@ mod avx512 {
     /// time, the layers with few inputs paying the most).
     ///
     /// # Safety
-    /// Only from code compiled for AVX-512F; `out` and `finish` as the tile kernels say.
+    /// Only from code compiled for AVX-512F; `R` rows of `columns` values from `out`, `stride`
+    /// apart, lie inside one allocation, and so do those of `finish`'s residual (if any);
+    /// `columns > (V - 1) * 16`.
     #[inline(always)]
     pub(crate) unsafe fn store_tile<const R: usize, const V: usize>(
         sums: &[[__m512; V]; R],
@@ -479,32 +544,43 @@ mod avx512 {
         columns: usize,
         finish: Option<Finish>,
     ) {
-        for (r, row_sums) in sums.iter().enumerate() {
-            let row = out.add(r * stride);
-            for (v, s) in row_sums.iter().enumerate() {
-                let mask = column_mask(columns, v);
-                let value = match finish {
-                    Some(f) => finished(*s, f, mask, r * stride + v * LANES),
-                    None => *s,
-                };
-                _mm512_mask_storeu_ps(row.add(v * LANES), mask, value);
+        // SAFETY: register `v < V` of row `r < R` starts at column `16 v < columns` of a row
+        // the caller vouched for, and its mask touches only the valid columns.
+        unsafe {
+            for (r, row_sums) in sums.iter().enumerate() {
+                let row = out.add(r * stride);
+                for (v, s) in row_sums.iter().enumerate() {
+                    let mask = column_mask(columns, v);
+                    let value = match finish {
+                        Some(f) => finished(*s, f, mask, r * stride + v * LANES),
+                        None => *s,
+                    };
+                    _mm512_mask_storeu_ps(row.add(v * LANES), mask, value);
+                }
             }
         }
     }
 
     /// `act(sums (+ residual))` for the lanes in `mask`, at `at` in the residual's rows (the
     /// bias is in the sums already). Inlined as [`store_tile`] is.
+    ///
+    /// # Safety
+    /// Only from code compiled for AVX-512F; a residual holds the lanes of `mask` from `at`.
     #[inline(always)]
     unsafe fn finished(sums: __m512, f: Finish, mask: __mmask16, at: usize) -> __m512 {
-        let mut v = sums;
-        if !f.residual.is_null() {
-            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, f.residual.add(at)));
-        }
-        match f.act {
-            Activation::None => v,
-            Activation::Relu => _mm512_max_ps(v, _mm512_setzero_ps()),
-            Activation::Relu6 => {
-                _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(6.0))
+        // SAFETY: the caller compiles this for AVX-512F and vouches for the residual's lanes
+        // in `mask`; the others are not read.
+        unsafe {
+            let mut v = sums;
+            if !f.residual.is_null() {
+                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, f.residual.add(at)));
+            }
+            match f.act {
+                Activation::None => v,
+                Activation::Relu => _mm512_max_ps(v, _mm512_setzero_ps()),
+                Activation::Relu6 => {
+                    _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(6.0))
+                }
             }
         }
     }
@@ -517,13 +593,20 @@ mod avx512 {
 
     /// Rounds `inputs` f32 values at `x` to bf16 pairs at `dst`, 32 values per instruction,
     /// padding an odd count with zero.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F and AVX512_BF16; `x` holds `inputs` values and `dst`
+    /// `inputs.div_ceil(2)` pairs.
     #[target_feature(enable = "avx512f,avx512bf16")]
     pub(super) unsafe fn round_row(x: *const f32, inputs: usize, dst: *mut u32) {
         let mut i = 0;
         while i + 2 * LANES <= inputs {
-            let low = _mm512_loadu_ps(x.add(i));
-            let high = _mm512_loadu_ps(x.add(i + LANES));
-            store_pairs(dst.add(i / 2), 0xffff, _mm512_cvtne2ps_pbh(high, low));
+            // SAFETY: values `i..i + 32` are inside `x`, pairs `i / 2..i / 2 + 16` inside `dst`.
+            unsafe {
+                let low = _mm512_loadu_ps(x.add(i));
+                let high = _mm512_loadu_ps(x.add(i + LANES));
+                store_pairs(dst.add(i / 2), 0xffff, _mm512_cvtne2ps_pbh(high, low));
+            }
             i += 2 * LANES;
         }
         if i < inputs {
@@ -531,21 +614,35 @@ mod avx512 {
             // count is paired with zero, and only whole pairs are stored.
             let left = inputs - i;
             let mask = |n: usize| -> __mmask16 { ((1u32 << n.min(LANES)) - 1) as u16 };
-            let low = _mm512_maskz_loadu_ps(mask(left), x.add(i));
-            let high = _mm512_maskz_loadu_ps(mask(left.saturating_sub(LANES)), x.add(i + LANES));
-            store_pairs(
-                dst.add(i / 2),
-                mask(left.div_ceil(2)),
-                _mm512_cvtne2ps_pbh(high, low),
-            );
+            // The second half may start past the row's end (with an empty mask): `add` would
+            // make a pointer outside the allocation, which is undefined even unused, so it is
+            // computed with `wrapping_add`, and the mask keeps every lane outside unread.
+            let high_at = x.wrapping_add(i + LANES);
+            // SAFETY: value `i < inputs` and pair `i / 2` are inside `x` and `dst`; the masks
+            // read only the `left` values and write only the `left.div_ceil(2)` pairs left.
+            unsafe {
+                let low = _mm512_maskz_loadu_ps(mask(left), x.add(i));
+                let high = _mm512_maskz_loadu_ps(mask(left.saturating_sub(LANES)), high_at);
+                store_pairs(
+                    dst.add(i / 2),
+                    mask(left.div_ceil(2)),
+                    _mm512_cvtne2ps_pbh(high, low),
+                );
+            }
         }
     }
 
     /// Stores the pairs of `packed` whose bits are set in `mask`.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; `dst` holds the pairs in `mask`.
     #[target_feature(enable = "avx512f,avx512bf16")]
     unsafe fn store_pairs(dst: *mut u32, mask: __mmask16, packed: __m512bh) {
-        let bits = std::mem::transmute::<__m512bh, __m512i>(packed);
-        _mm512_mask_storeu_epi32(dst as *mut i32, mask, bits);
+        // SAFETY: the two vector types are 512 plain bits; `dst` as the caller promised.
+        unsafe {
+            let bits = std::mem::transmute::<__m512bh, __m512i>(packed);
+            _mm512_mask_storeu_epi32(dst as *mut i32, mask, bits);
+        }
     }
 }
 
@@ -568,8 +665,8 @@ mod tests {
     /// residual and ReLU6, with rows wider than the product and a column tail.
     #[test]
     fn finishing_adds_bias_and_residual_and_clamps() {
-        if !supported() {
-            eprintln!("skipped: this CPU has no AVX512_BF16");
+        let test = "bf16::tests::finishing_adds_bias_and_residual_and_clamps";
+        if !crate::model::test_runs_on_this_cpu(supported(), test, "AVX512_BF16") {
             return;
         }
         let (rows, inputs, outputs, stride) = (9, 40, 70, 75);
@@ -577,7 +674,7 @@ mod tests {
         let w: Vec<f32> = noise(2, inputs * outputs).iter().map(|v| v * 4.0).collect();
         let bias = noise(3, outputs);
         let residual: Vec<f32> = noise(4, rows * stride).iter().map(|v| v * 3.0).collect();
-        let packed = PackedBf16::new(&w, inputs, outputs);
+        let packed = PackedBf16::new(&w, inputs, outputs).expect("the CPU runs bf16");
         let mut plain = vec![0.0; rows * stride];
         let mut finished = vec![0.0; rows * stride];
         let finish = Finish {
@@ -617,8 +714,8 @@ mod tests {
     /// of the rounded inputs to f32 accuracy.
     #[test]
     fn products_match_f32_within_the_stated_bound() {
-        if !supported() {
-            eprintln!("skipped: this CPU has no AVX512_BF16");
+        let test = "bf16::tests::products_match_f32_within_the_stated_bound";
+        if !crate::model::test_runs_on_this_cpu(supported(), test, "AVX512_BF16") {
             return;
         }
         let shapes = [
@@ -634,7 +731,7 @@ mod tests {
         for (seed, &(rows, inputs, outputs)) in shapes.iter().enumerate() {
             let x = noise(seed as u64, rows * inputs);
             let w = noise(100 + seed as u64, inputs * outputs);
-            let packed = PackedBf16::new(&w, inputs, outputs);
+            let packed = PackedBf16::new(&w, inputs, outputs).expect("the CPU runs bf16");
             // Rows of `out` are wider than the product, to check that nothing else is written.
             let stride = outputs + 3;
             let mut out = vec![f32::MAX; rows * stride];

@@ -212,3 +212,26 @@ pub(crate) fn test_noise(seed: u64, len: usize) -> Vec<f32> {
         })
         .collect()
 }
+
+/// For tests of code that needs a CPU feature: whether the test may run here.
+///
+/// Where the CPU lacks the feature, writes `SKIPPED: <test> needs <feature>` straight to the
+/// terminal, past the test harness's capture (which hides what a passing test prints), so
+/// that `cargo test`'s output shows every test that did not really run and
+/// `grep -c '^SKIPPED:'` counts them. With `LOOKALIKE_REQUIRE_CPU` set, the test fails
+/// instead: for a machine that is meant to run them all.
+#[doc(hidden)]
+pub fn test_runs_on_this_cpu(present: bool, test: &str, feature: &str) -> bool {
+    if present {
+        return true;
+    }
+    let line = format!("SKIPPED: {test} needs {feature}");
+    assert!(
+        std::env::var_os("LOOKALIKE_REQUIRE_CPU").is_none(),
+        "{line}, and LOOKALIKE_REQUIRE_CPU asks that every test run"
+    );
+    use std::io::Write;
+    // Not `eprintln!`: the harness captures that, and shows it only when a test fails.
+    let _ = writeln!(std::io::stderr(), "{line}");
+    false
+}

@@ -5,6 +5,9 @@
 //! registers. The layers of Lite0 are small products (a few thousand rows at most, often 16 to
 //! 40 columns), where a general matrix library spends much of its time packing and splitting;
 //! here the weights are packed once and the activations are read in place.
+//!
+//! A [`PackedF32`] is only made where the CPU has AVX-512 ([`PackedF32::new`] checks), so
+//! holding one is the proof that its products may run.
 
 use super::bf16::Finish;
 
@@ -37,8 +40,13 @@ pub struct PackedF32 {
 }
 
 impl PackedF32 {
-    /// Packs row-major `w` (`inputs × outputs`).
-    pub fn new(w: &[f32], inputs: usize, outputs: usize) -> Self {
+    /// Packs row-major `w` (`inputs × outputs`), or `None` where this CPU lacks AVX-512: the
+    /// products of a packed matrix run its instructions, so none is made where they would
+    /// fault.
+    pub fn new(w: &[f32], inputs: usize, outputs: usize) -> Option<Self> {
+        if !supported() {
+            return None;
+        }
         assert_eq!(w.len(), inputs * outputs, "packed f32: weight shape");
         let padded = outputs.div_ceil(LANES) * LANES;
         let mut data = Vec::with_capacity(inputs * padded);
@@ -48,11 +56,11 @@ impl PackedF32 {
                 data.extend((first..first + width).map(|o| row.get(o).copied().unwrap_or(0.0)));
             }
         }
-        PackedF32 {
+        Some(PackedF32 {
             data,
             inputs,
             outputs,
-        }
+        })
     }
 
     pub fn inputs(&self) -> usize {
@@ -84,9 +92,9 @@ impl PackedF32 {
     /// rows of `out` (`outputs` values, `out_stride` apart).
     ///
     /// # Safety
-    /// [`supported`] must be true; every row of `x` and `out` so described must be inside one
-    /// live allocation that nothing else writes (or, for `out`, reads) meanwhile; `finish`'s
-    /// bias holds `outputs` values and its residual, if any, the same rows as `out`.
+    /// Every row of `x` and `out` so described must be inside one live allocation that nothing
+    /// else writes (or, for `out`, reads) meanwhile; `finish`'s bias holds `outputs` values and
+    /// its residual, if any, the same rows as `out`. (The CPU runs the kernel: `self` exists.)
     pub unsafe fn multiply_finishing(
         &self,
         rows: usize,
@@ -96,8 +104,12 @@ impl PackedF32 {
         out_stride: usize,
         finish: Option<Finish>,
     ) {
+        // SAFETY: `self` exists, so the CPU has AVX-512F (`new`); the rows are as the caller
+        // promised.
         #[cfg(target_arch = "x86_64")]
-        avx512::multiply(self, rows, (x, x_stride), (out, out_stride), finish);
+        unsafe {
+            avx512::multiply(self, rows, (x, x_stride), (out, out_stride), finish)
+        };
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("packed f32 kernels exist only on x86_64; `supported()` is false elsewhere");
     }
@@ -128,6 +140,9 @@ mod avx512 {
     }
 
     /// See [`PackedF32::multiply_finishing`].
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; the rows as [`PackedF32::multiply_finishing`] says.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn multiply(
         w: &PackedF32,
@@ -139,27 +154,34 @@ mod avx512 {
         let mut panel_at = 0;
         for first_col in (0..w.outputs).step_by(PANEL) {
             let width = panel_width(w.outputs, first_col);
-            let panel = w.data.as_ptr().add(panel_at);
+            // SAFETY: `panel_at` is where this panel starts in `w.data` (`inputs * width`
+            // values a panel, as `new` packed them).
+            let panel = unsafe { w.data.as_ptr().add(panel_at) };
             let mut r = 0;
             while r < rows {
                 let take = (rows - r).min(ROWS);
                 let at = r * out_stride + first_col;
-                let tile = Tile {
-                    x: x.add(r * x_stride),
-                    x_stride,
-                    out: out.add(at),
-                    out_stride,
-                    columns: (w.outputs - first_col).min(PANEL),
-                    finish: finish.map(|f| Finish {
-                        bias: f.bias.add(first_col),
-                        residual: match f.residual.is_null() {
-                            true => f.residual,
-                            false => f.residual.add(at),
-                        },
-                        act: f.act,
-                    }),
-                };
-                dispatch(width / LANES, take, w.inputs, panel, tile);
+                // SAFETY: row `r < rows`, column `first_col < outputs` is inside `x`, `out`,
+                // the bias and the residual, and the tile's `take` rows too, as the caller
+                // promised.
+                unsafe {
+                    let tile = Tile {
+                        x: x.add(r * x_stride),
+                        x_stride,
+                        out: out.add(at),
+                        out_stride,
+                        columns: (w.outputs - first_col).min(PANEL),
+                        finish: finish.map(|f| Finish {
+                            bias: f.bias.add(first_col),
+                            residual: match f.residual.is_null() {
+                                true => f.residual,
+                                false => f.residual.add(at),
+                            },
+                            act: f.act,
+                        }),
+                    };
+                    dispatch(width / LANES, take, w.inputs, panel, tile);
+                }
                 r += take;
             }
             panel_at += w.inputs * width;
@@ -167,6 +189,9 @@ mod avx512 {
     }
 
     /// The tile kernel for `registers` registers of columns and `rows` rows.
+    ///
+    /// # Safety
+    /// As for [`tile`], with `R = rows` and `V = registers`.
     #[target_feature(enable = "avx512f")]
     unsafe fn dispatch(registers: usize, rows: usize, inputs: usize, panel: *const f32, t: Tile) {
         macro_rules! by_rows {
@@ -181,34 +206,46 @@ mod avx512 {
                 }
             };
         }
-        match registers {
-            4 => by_rows!(4),
-            3 => by_rows!(3),
-            2 => by_rows!(2),
-            _ => by_rows!(1),
+        // SAFETY: the caller's promise, for this shape.
+        unsafe {
+            match registers {
+                4 => by_rows!(4),
+                3 => by_rows!(3),
+                2 => by_rows!(2),
+                _ => by_rows!(1),
+            }
         }
     }
 
     /// `R` rows × `V` registers of columns: for each input, one fused multiply-add per sum,
     /// with the row's value broadcast and the panel's `V` registers loaded once for all rows.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; `R` rows of `t.x` (`inputs` values each), the panel
+    /// (`inputs * V * 16` values) and `R` rows of `t.out` (and of the residual) lie inside
+    /// their allocations.
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn tile<const R: usize, const V: usize>(inputs: usize, panel: *const f32, t: Tile) {
-        let mut sums = first_sums::<R, V>(t.finish, t.columns);
-        for i in 0..inputs {
-            let w = panel.add(i * V * LANES);
-            let mut weights = [_mm512_setzero_ps(); V];
-            for (v, reg) in weights.iter_mut().enumerate() {
-                *reg = _mm512_loadu_ps(w.add(v * LANES));
-            }
-            for (r, row_sums) in sums.iter_mut().enumerate() {
-                let value = _mm512_set1_ps(*t.x.add(r * t.x_stride + i));
-                for (s, reg) in row_sums.iter_mut().zip(&weights) {
-                    *s = _mm512_fmadd_ps(value, *reg, *s);
+        // SAFETY: every offset below stays inside what the caller vouched for: input
+        // `i < inputs` of row `r < R`, register `v < V` of the panel's row `i`.
+        unsafe {
+            let mut sums = first_sums::<R, V>(t.finish, t.columns);
+            for i in 0..inputs {
+                let w = panel.add(i * V * LANES);
+                let mut weights = [_mm512_setzero_ps(); V];
+                for (v, reg) in weights.iter_mut().enumerate() {
+                    *reg = _mm512_loadu_ps(w.add(v * LANES));
+                }
+                for (r, row_sums) in sums.iter_mut().enumerate() {
+                    let value = _mm512_set1_ps(*t.x.add(r * t.x_stride + i));
+                    for (s, reg) in row_sums.iter_mut().zip(&weights) {
+                        *s = _mm512_fmadd_ps(value, *reg, *s);
+                    }
                 }
             }
+            store_tile(&sums, t.out, t.out_stride, t.columns, t.finish);
         }
-        store_tile(&sums, t.out, t.out_stride, t.columns, t.finish);
     }
 }
 
@@ -223,8 +260,8 @@ mod tests {
     /// outside the product's columns is written.
     #[test]
     fn products_and_finished_products_match_f64() {
-        if !supported() {
-            eprintln!("skipped: this CPU has no AVX-512");
+        let test = "packed_f32::tests::products_and_finished_products_match_f64";
+        if !crate::model::test_runs_on_this_cpu(supported(), test, "AVX-512F") {
             return;
         }
         let shapes = [
@@ -241,7 +278,7 @@ mod tests {
             let bias = noise(200 + seed as u64, outputs);
             let stride = outputs + 3;
             let residual = noise(300 + seed as u64, rows * stride);
-            let packed = PackedF32::new(&w, inputs, outputs);
+            let packed = PackedF32::new(&w, inputs, outputs).expect("the CPU has AVX-512");
             let mut plain = vec![f32::MAX; rows * stride];
             let mut finished = vec![f32::MAX; rows * stride];
             let finish = Finish {

@@ -312,6 +312,10 @@ fn transform_input_row(
     transform_input_row_here(x, shape, inputs, tile_row, out_row);
 }
 
+/// The same, compiled for AVX-512.
+///
+/// # Safety
+/// The CPU has AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn transform_input_row_avx512(
@@ -499,6 +503,10 @@ fn transform_output_row(products: &[f32], layer: &Layer, two_rows: &mut [f32]) {
     transform_output_row_here(products, layer, two_rows);
 }
 
+/// The same, compiled for AVX-512.
+///
+/// # Safety
+/// The CPU has AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn transform_output_row_avx512(products: &[f32], layer: &Layer, two_rows: &mut [f32]) {

@@ -107,6 +107,23 @@ fn png_bomb(path: &Path) {
     stream.finish().unwrap();
 }
 
+/// A `side × side` RGB PNG of one colour: a few hundred KB on disk, `3 × side²` bytes decoded,
+/// written a row at a time so that the test never holds the picture.
+pub fn flat_png(path: &Path, side: u32) {
+    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut encoder = png::Encoder::new(file, side, side);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Fast);
+    let mut writer = encoder.write_header().unwrap();
+    let mut stream = writer.stream_writer().unwrap();
+    let row: Vec<u8> = (0..side).flat_map(|_| [200u8, 120, 40]).collect();
+    for _ in 0..side {
+        std::io::Write::write_all(&mut stream, &row).unwrap();
+    }
+    stream.finish().unwrap();
+}
+
 fn animated_gif() -> Vec<u8> {
     let mut out = Vec::new();
     {
@@ -262,6 +279,16 @@ pub fn build() -> Corpus {
     cases.push(Case {
         path: bomb,
         what: "50000x50000 PNG bomb",
+        expect: Expect::Bad("too large"),
+    });
+
+    // 9500 × 9500 × 3 bytes is just over the 256 MiB one decode may allocate: refused, where
+    // a looser cap would decode it.
+    let over = root.join("just-over-the-cap.png");
+    flat_png(&over, 9_500);
+    cases.push(Case {
+        path: over,
+        what: "9500x9500 RGB PNG, just over the decode cap",
         expect: Expect::Bad("too large"),
     });
 
