@@ -16,6 +16,7 @@ pub mod model;
 pub mod pipeline;
 pub mod query;
 pub mod scan;
+pub mod shown;
 pub mod similarity;
 
 pub use engine::{Analysis, Engine, EngineOptions};
