@@ -518,10 +518,52 @@ pub fn make_thumbnail(rgb: &RgbImage, max_side: u32) -> Result<Thumbnail> {
     })
 }
 
+/// The most bytes a thumbnail may take: far above what [`make_thumbnail`] makes (about 10 KB,
+/// at most a few times more for noise), far below what would hurt.
+pub const MAX_THUMBNAIL_BYTES: usize = 1 << 20;
+
 impl Thumbnail {
-    /// The thumbnail's pixels as RGB.
+    /// A thumbnail read back from an index, if its stored size is one that lookalike makes;
+    /// None otherwise (an index is input: anyone who can write a shared one chooses it).
+    pub fn from_stored(jpeg: Vec<u8>, width: i64, height: i64) -> Option<Thumbnail> {
+        let side = |n: i64| {
+            u32::try_from(n)
+                .ok()
+                .filter(|n| (1..=THUMBNAIL_SIDE).contains(n))
+        };
+        let thumbnail = Thumbnail {
+            width: side(width)?,
+            height: side(height)?,
+            jpeg,
+        };
+        (thumbnail.jpeg.len() <= MAX_THUMBNAIL_BYTES).then_some(thumbnail)
+    }
+
+    /// The thumbnail's pixels as RGB. It is decoded only if it is a JPEG of the size it
+    /// claims, within [`THUMBNAIL_SIDE`] and [`MAX_THUMBNAIL_BYTES`]: the app decodes it on
+    /// the window's thread, which a huge picture from an index would stall.
     pub fn to_rgb(&self) -> std::result::Result<RgbImage, String> {
-        decode_reader(std::io::Cursor::new(&self.jpeg)).map(|d| d.rgb)
+        let stored = (self.width, self.height);
+        let side = |n: u32| (1..=THUMBNAIL_SIDE).contains(&n);
+        if !side(self.width) || !side(self.height) || self.jpeg.len() > MAX_THUMBNAIL_BYTES {
+            return Err(format!(
+                "a thumbnail of {}×{} pixels in {} bytes is not one lookalike makes",
+                self.width,
+                self.height,
+                self.jpeg.len()
+            ));
+        }
+        let decoder = image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(&self.jpeg))
+            .map_err(|e| describe(&e))?;
+        let (width, height) = decoder.dimensions();
+        if (width, height) != stored {
+            return Err(format!(
+                "a thumbnail stored as {}×{} holds a picture of {width}×{height}",
+                self.width, self.height
+            ));
+        }
+        let image = DynamicImage::from_decoder(decoder).map_err(|e| describe(&e))?;
+        Ok(image.to_rgb8())
     }
 }
 

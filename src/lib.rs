@@ -21,6 +21,7 @@ pub mod model;
 pub mod pipeline;
 pub mod query;
 pub mod scan;
+pub mod shown;
 pub mod similarity;
 
 pub use engine::{Analysis, Engine, EngineOptions};

@@ -564,3 +564,96 @@ fn a_row_without_a_thumbnail_is_made_again() {
         .unwrap();
     assert!(images.iter().all(|i| i.thumbnail.is_some()));
 }
+
+/// Rows another indexer stores while this one scans are for files this scan could not have
+/// seen: its prune leaves them, and removes only what was stored before the scan began.
+fn concurrent_rows_survive_prune(cache: &Backend) {
+    use lookalike::index::{FileRecord, ModelStamp, Stored};
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    let mut index = cache.open(&root);
+    let store = |index: &mut dyn Store, name: &str| {
+        let path = root.join(name);
+        let file = FileRecord {
+            path: &path,
+            size: 1,
+            mtime_ns: 1,
+            fingerprint: name.as_bytes(),
+            size_px: None,
+            thumbnail: None,
+            error: Some("not a picture"),
+            content_changed: false,
+        };
+        let stamp = ModelStamp {
+            model: "lite0",
+            revision: "r1",
+        };
+        let batch = [Stored {
+            file,
+            embedding: None,
+        }];
+        index.store_batch(stamp, &batch).unwrap();
+    };
+    store(index.as_mut(), "gone.jpg");
+    let start = index.scan_start().unwrap();
+    let scan = lookalike::scan::scan_folder(&root).unwrap();
+    assert!(scan.images.is_empty());
+    // Another indexer stores a file that arrived after this scan had looked.
+    std::thread::sleep(Duration::from_millis(5));
+    store(index.as_mut(), "arrived.jpg");
+    let removed = lookalike::pipeline::prune(index.as_mut(), &root, &scan, start).unwrap();
+    assert_eq!(removed, 1);
+    let left: Vec<PathBuf> = index
+        .files_under(&root)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
+    assert_eq!(left, [root.join("arrived.jpg")]);
+}
+
+on_both_backends!(concurrent_rows_survive_prune: a_prune_keeps_rows_stored_after_its_scan_began, postgres_a_prune_keeps_rows_stored_after_its_scan_began);
+
+/// A file name with control characters in it, served from the index, is printed with them
+/// escaped: it cannot forge a line of `similar`'s list or rewrite the terminal.
+fn escaped_names(cache: &Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    copy_seeds(dir.path(), &["Tiger.jpg"]);
+    std::fs::copy(
+        seed("bird01.jpg"),
+        dir.path().join("bird\n   2. 1.0000  fake\u{1b}[2J.jpg"),
+    )
+    .unwrap();
+    summary(dir.path(), cache);
+    let out = lookalike()
+        .args(["similar", "--top", "5"])
+        .arg(dir.path().join("Tiger.jpg"))
+        .args(cache.args())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("bird\\n   2. 1.0000  fake\\u{1b}[2J.jpg"),
+        "{said}"
+    );
+    assert!(
+        !said.contains('\u{1b}') && said.lines().count() == 2,
+        "{said}"
+    );
+}
+
+on_both_backends!(escaped_names: control_characters_in_names_are_escaped, postgres_control_characters_in_names_are_escaped);
+
+/// The tests' row count reads a damaged index as a failure, never as "no rows": a check
+/// such as "nothing was stored" must not pass because the file could not be read.
+#[test]
+fn the_tests_row_count_fails_on_an_unreadable_index() {
+    let backend = Backend::sqlite();
+    let Backend::Sqlite(dir) = &backend else {
+        unreachable!()
+    };
+    std::fs::write(dir.path().join("index.sqlite3"), vec![0x5a; 8192]).unwrap();
+    let counted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| backend.rows()));
+    assert!(counted.is_err(), "read as {:?} rows", counted.ok());
+}

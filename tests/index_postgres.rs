@@ -611,3 +611,231 @@ fn a_table_altered_by_hand_gives_errors_not_a_crash() {
         );
     }
 }
+
+/// `index --library family /photos/2024` works on 2024 alone: its images keep the keys they
+/// have from the library's folder, and only 2024's rows can be pruned. Today's other machines
+/// lose nothing of 2023.
+#[test]
+fn indexing_a_folder_inside_a_library_keeps_the_rest_of_the_library() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    for (year, name) in [
+        ("2023", "Tiger.jpg"),
+        ("2024", "bird01.jpg"),
+        ("2024", "elephant.jpg"),
+    ] {
+        std::fs::create_dir_all(root.path().join(year)).unwrap();
+        std::fs::copy(seeds::seed(name), root.path().join(year).join(name)).unwrap();
+    }
+    let family = ["--library", "family"];
+    assert_eq!(report(&index_with(root.path(), &db.url, &family))["new"], 3);
+    let year = root.path().join("2024");
+    let again = report(&index_with(&year, &db.url, &family));
+    let seen = ["images", "unchanged", "new", "removed"].map(|k| again[k].as_u64());
+    assert_eq!(seen, [Some(2), Some(2), Some(0), Some(0)], "{again}");
+    std::fs::remove_file(year.join("elephant.jpg")).unwrap();
+    let pruned = report(&index_with(&year, &db.url, &family));
+    assert_eq!(pruned["removed"], 1, "{pruned}");
+    let stored: Vec<String> = db
+        .client()
+        .query(
+            "SELECT path_text FROM lookalike_files WHERE library = 'family' ORDER BY path_text",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(stored, ["2023/Tiger.jpg", "2024/bird01.jpg"]);
+}
+
+/// The tables of schema 1, as lookalike 0.1 made them.
+const SCHEMA_1: &str = "
+    CREATE EXTENSION IF NOT EXISTS vector;
+    CREATE TABLE lookalike_meta (key text PRIMARY KEY, value bigint NOT NULL);
+    CREATE TABLE lookalike_files (
+        id bigserial PRIMARY KEY, library text NOT NULL, path bytea NOT NULL,
+        path_text text NOT NULL, size bigint NOT NULL, mtime_ns bigint NOT NULL,
+        fingerprint bytea NOT NULL, width integer, height integer, thumbnail bytea,
+        thumb_width integer, thumb_height integer, error text,
+        updated_at timestamptz NOT NULL DEFAULT now(), UNIQUE (library, path));
+    CREATE INDEX lookalike_files_by_fingerprint ON lookalike_files (library, fingerprint);
+    CREATE TABLE lookalike_models (model text PRIMARY KEY, vectors text NOT NULL, dim integer NOT NULL);
+    INSERT INTO lookalike_meta VALUES ('schema_version', 1);
+    INSERT INTO lookalike_files (id, library, path, path_text, size, mtime_ns, fingerprint)
+        VALUES (7001, 'family', '\\x323032332f54696765722e6a7067', '2023/Tiger.jpg', 1, 1, '\\x00'),
+               (7002, 'other', '\\x782e6a7067', 'x.jpg', 1, 1, '\\x00');";
+
+/// A database written by the previous lookalike is upgraded where it is: every row stays,
+/// and the library's folder is recorded from then on.
+#[test]
+fn an_index_of_schema_1_is_upgraded_in_place() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    db.client().batch_execute(SCHEMA_1).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("2023")).unwrap();
+    std::fs::copy(seeds::seed("Tiger.jpg"), root.path().join("2023/Tiger.jpg")).unwrap();
+    let run = report(&index_with(root.path(), &db.url, &["--library", "family"]));
+    assert_eq!(
+        (run["images"].as_u64(), run["removed"].as_u64()),
+        (Some(1), Some(0))
+    );
+    let mut client = db.client();
+    let version: i64 = client
+        .query_one(
+            "SELECT value FROM lookalike_meta WHERE key = 'schema_version'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(version, lookalike::index::postgres::SCHEMA_VERSION);
+    let kept: Vec<(i64, String)> = client
+        .query("SELECT id, path_text FROM lookalike_files ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        kept,
+        [(7001, "2023/Tiger.jpg".into()), (7002, "x.jpg".into())]
+    );
+    let roots = db.count_where("lookalike_libraries", "library = 'family'");
+    assert_eq!(roots, 1);
+}
+
+/// Whoever can write `lookalike_models` must not run SQL as every indexer: a row naming any
+/// other table than the model's own is refused before any query uses it.
+#[test]
+fn a_hostile_row_in_the_models_table_is_refused_and_runs_nothing() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let dir = seed_folder(&["Tiger.jpg"]);
+    assert_eq!(report(&index_with(dir.path(), &db.url, &[]))["new"], 1);
+    let mut client = db.client();
+    client
+        .batch_execute(
+            "CREATE SEQUENCE lookalike_evil;
+             UPDATE lookalike_models SET vectors =
+                 '(SELECT *, setval(''lookalike_evil'', 42) AS evil FROM lookalike_vectors_lite0)'",
+        )
+        .unwrap();
+    let out = index_with(dir.path(), &db.url, &[]);
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("lookalike_models") && said.contains("refused"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("setval"),
+        "the hostile text is not echoed: {said}"
+    );
+    let evil: i64 = client
+        .query_one("SELECT last_value FROM lookalike_evil", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(evil, 1, "the row's SQL ran");
+}
+
+/// What an index holds is input: a stored path with an empty, `.` or `..` part is refused
+/// (it could lead outside the library's folder), and a thumbnail larger than lookalike makes
+/// is never decoded.
+#[test]
+fn stored_paths_and_thumbnails_are_checked_before_use() {
+    use lookalike::decode::{make_thumbnail, Thumbnail};
+    use lookalike::index::postgres::{PostgresIndex, Target};
+    use lookalike::index::{FileRecord, ModelStamp, Store, Stored};
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(root.path()).unwrap();
+    let target = Target::parse(&db.url, Some("checked".into())).unwrap();
+    let mut index = PostgresIndex::open(&target, &root).unwrap();
+    let stamp = ModelStamp {
+        model: "small",
+        revision: "r1",
+    };
+    let small = make_thumbnail(&image::RgbImage::new(40, 30), 256).unwrap();
+    let mut big = Vec::new();
+    image::RgbImage::new(1024, 1024)
+        .write_to(
+            &mut std::io::Cursor::new(&mut big),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    let thumbnails = [
+        ("small.jpg", small),
+        (
+            "big inside.jpg",
+            Thumbnail {
+                jpeg: big.clone(),
+                width: 256,
+                height: 256,
+            },
+        ),
+        (
+            "big outside.jpg",
+            Thumbnail {
+                jpeg: big,
+                width: 1024,
+                height: 1024,
+            },
+        ),
+    ];
+    let paths: Vec<_> = thumbnails.iter().map(|(name, _)| root.join(name)).collect();
+    let batch: Vec<Stored<'_>> = (thumbnails.iter().zip(&paths))
+        .map(|((_, thumbnail), path)| Stored {
+            file: FileRecord {
+                path,
+                size: 1,
+                mtime_ns: 1,
+                fingerprint: path.as_os_str().as_encoded_bytes(),
+                size_px: Some((1, 1)),
+                thumbnail: Some(thumbnail),
+                error: None,
+                content_changed: false,
+            },
+            embedding: Some((&[1.0, 0.0][..], &[][..])),
+        })
+        .collect();
+    index.store_batch(stamp, &batch).unwrap();
+    let mut client = db.client();
+    for key in ["../../outside.jpg", "a//b.jpg", "./c.jpg", "d/..", "/e.jpg"] {
+        client
+            .execute(
+                "INSERT INTO lookalike_files (library, path, path_text, size, mtime_ns, fingerprint)
+                 VALUES ('checked', $1, $2, 1, 1, '\\x00')",
+                &[&key.as_bytes(), &key],
+            )
+            .unwrap();
+    }
+    let files = index.files_under(&root).unwrap();
+    let mut names: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
+    names.sort();
+    let mut plain = paths.clone();
+    plain.sort();
+    assert_eq!(names, plain, "only the plain paths, all inside the library");
+    assert_eq!(index.take_warnings().len(), 5);
+
+    let images = index.images_under(&root, stamp).unwrap();
+    let decoded = |name: &str| {
+        let image = images.iter().find(|i| i.path == root.join(name)).unwrap();
+        image.thumbnail.as_ref().map(Thumbnail::to_rgb)
+    };
+    assert_eq!(
+        decoded("small.jpg").unwrap().unwrap().dimensions(),
+        (40, 30)
+    );
+    let refused = decoded("big inside.jpg").expect("a stored size of 256 × 256 is kept");
+    assert!(refused.is_err(), "a 1024 × 1024 picture was decoded");
+    assert!(
+        decoded("big outside.jpg").is_none(),
+        "a 1024 × 1024 size was kept"
+    );
+}

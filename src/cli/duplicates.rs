@@ -13,6 +13,7 @@ use lookalike::duplicates::{
     groups, groups_confirmed, human_bytes, FileFacts, Group, Level, Neighbours,
     NEIGHBOURS_PER_IMAGE, SLACK,
 };
+use lookalike::shown::shown_path;
 
 use super::index::{folder_images, CacheArgs, FolderImage};
 use super::{display, ModelArgs};
@@ -137,7 +138,7 @@ fn write_group(
             image.width,
             image.height,
             human_bytes(image.bytes),
-            display(&image.path)
+            shown_path(&image.path)
         )?;
     }
     Ok(())

@@ -32,8 +32,9 @@ pub struct CacheArgs {
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {
     /// Keep the index in a PostgreSQL database with pgvector, shared with other machines:
-    /// postgres://USER@HOST:PORT/DBNAME[?sslmode=verify-full&sslrootcert=CA.pem]. The password
-    /// is best kept in ~/.pgpass or PGPASSWORD; it is never shown.
+    /// postgres://USER@HOST:PORT/DBNAME[?sslmode=verify-full&sslrootcert=CA.pem], or libpq's
+    /// key=value settings ("host=HOST dbname=NAME sslmode=verify-full"). The password is best
+    /// kept in ~/.pgpass or PGPASSWORD; it is never shown.
     #[arg(long, value_name = "URL", env = "LOOKALIKE_DB", hide_env_values = true)]
     pub db: Option<String>,
     /// The library's name in the database (default: the folder's full path). Machines that
@@ -41,7 +42,8 @@ pub struct DbArgs {
     #[arg(long, value_name = "NAME", requires = "db")]
     pub library: Option<String>,
     /// The library's folder on this machine, when working on a folder inside it (default: the
-    /// folder worked on is the library's).
+    /// folder the library was indexed from before that holds this one, else the folder worked
+    /// on).
     #[arg(long, value_name = "DIR", requires = "library")]
     pub library_root: Option<PathBuf>,
 }

@@ -11,6 +11,7 @@ use clap::Args;
 use serde_json::json;
 
 use lookalike::query::Query;
+use lookalike::shown::shown_path;
 use lookalike::similarity::rank;
 use lookalike::Engine;
 
@@ -164,7 +165,8 @@ fn print_ranking(args: &SimilarArgs, dir: &Path, ranking: &Ranking) -> anyhow::R
     for (place, (path, score)) in shown.enumerate() {
         match args.json {
             true => writeln!(out, "{}", json!({"file": display(path), "score": score}))?,
-            false => writeln!(out, "{:>4}. {score:.4}  {}", place + 1, display(path))?,
+            // A name's control characters would forge lines of this list.
+            false => writeln!(out, "{:>4}. {score:.4}  {}", place + 1, shown_path(path))?,
         }
     }
     Ok(0)

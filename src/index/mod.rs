@@ -106,6 +106,12 @@ pub enum Claim {
     Done,
 }
 
+/// Where an index's own history stood when a scan began: the database's clock, or the last
+/// row id SQLite had given. A run prunes only rows stored before it, so that rows another
+/// indexer stored while this one scanned (files this scan could not have seen) survive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanStart(pub i64);
+
 /// One match of a search run inside the index.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Match {
@@ -136,6 +142,11 @@ pub trait Store: Send {
     fn store_batch(&mut self, model: ModelStamp<'_>, batch: &[Stored<'_>]) -> Result<()>;
     /// Removes files and their vectors, in one transaction.
     fn delete_files(&mut self, ids: &[i64]) -> Result<()>;
+    /// Where the index's history stands now, taken before a scan: see [`ScanStart`].
+    fn scan_start(&mut self) -> Result<ScanStart>;
+    /// Removes those of `ids` that were stored before `start`, and their vectors, in one
+    /// transaction; returns how many went.
+    fn prune_files(&mut self, ids: &[i64], start: ScanStart) -> Result<usize>;
     /// Sizes and counts, for `lookalike cache info`.
     fn info(&mut self) -> Result<CacheInfo>;
 

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 
-use super::{CacheInfo, CachedImage, FileRecord, FileRow, ModelStamp, Store, Stored};
+use super::{CacheInfo, CachedImage, FileRecord, FileRow, ModelStamp, ScanStart, Store, Stored};
 use crate::decode::Thumbnail;
 use crate::error::{Error, Result};
 use crate::model::labels::Prediction;
@@ -234,6 +234,28 @@ impl Store for SqliteIndex {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    fn scan_start(&mut self) -> Result<ScanStart> {
+        let last: i64 = self
+            .conn
+            .query_row("SELECT coalesce(max(id), 0) FROM files", [], |r| r.get(0))?;
+        Ok(ScanStart(last))
+    }
+
+    /// Rows are told apart by id: a row another indexer added after `start` has a larger one.
+    fn prune_files(&mut self, ids: &[i64], start: ScanStart) -> Result<usize> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut removed = 0;
+        for id in ids.iter().filter(|&&id| id <= start.0) {
+            removed += tx
+                .prepare_cached("DELETE FROM files WHERE id = ?1")?
+                .execute([id])?;
+        }
+        tx.commit()?;
+        Ok(removed)
     }
 
     fn info(&mut self) -> Result<CacheInfo> {

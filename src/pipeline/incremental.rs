@@ -4,14 +4,19 @@
 //! - unchanged files (same size and mtime) are not read at all;
 //! - a touched file (new mtime, same content) or a moved one (same fingerprint at a new path)
 //!   keeps its vector;
-//! - changed files are embedded again, new ones added, and files gone from the folder pruned.
+//! - changed files are embedded again, new ones added, and files gone from the folder pruned:
+//!   only rows under the folder scanned (a library's other folders are not this scan's to
+//!   judge), and only rows stored before the scan began (another indexer's fresh rows are for
+//!   files this scan could not have seen).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::engine::Analysis;
 use crate::error::{Error, Result};
-use crate::index::{fingerprint, mtime_ns, CachedImage, FileRecord, ModelStamp, Store, Stored};
+use crate::index::{
+    fingerprint, mtime_ns, CachedImage, FileRecord, ModelStamp, ScanStart, Store, Stored,
+};
 use crate::model::ModelInfo;
 use crate::scan::{ImageEntry, ScanResult};
 
@@ -136,9 +141,15 @@ pub fn store(
     index.store_batch(stamp(info), &stored)
 }
 
-/// Deletes rows under `dir` whose files were not in this scan. Rows under an entry the scan
-/// could not read (an unreadable subfolder, say) are kept: their files may well be there.
-pub fn prune(index: &mut dyn Store, dir: &Path, scan: &ScanResult) -> Result<usize> {
+/// Deletes rows under `dir` whose files were not in this scan, among those stored before
+/// `start` (taken before the scan). Rows under an entry the scan could not read (an
+/// unreadable subfolder, say) are kept: their files may well be there.
+pub fn prune(
+    index: &mut dyn Store,
+    dir: &Path,
+    scan: &ScanResult,
+    start: ScanStart,
+) -> Result<usize> {
     let Ok(canonical_dir) = std::fs::canonicalize(dir) else {
         return Ok(0);
     };
@@ -160,6 +171,5 @@ pub fn prune(index: &mut dyn Store, dir: &Path, scan: &ScanResult) -> Result<usi
         })
         .map(|row| row.id)
         .collect();
-    index.delete_files(&gone)?;
-    Ok(gone.len())
+    index.prune_files(&gone, start)
 }

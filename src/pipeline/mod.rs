@@ -30,7 +30,7 @@ use std::time::Instant;
 
 use crate::engine::{Analysis, Engine};
 use crate::error::{Error, Result};
-use crate::index::{CachedImage, Claim, ClaimRequest, Store};
+use crate::index::{CachedImage, Claim, ClaimRequest, ScanStart, Store};
 use crate::scan::{scan_folder, ImageEntry, ScanResult};
 
 /// What one indexing run did.
@@ -167,6 +167,8 @@ impl<'a> Indexer<'a> {
     /// are events and lines in the report.
     pub fn run(mut self, dir: &Path, sink: &mut Sink<'_>) -> Result<IndexReport> {
         let started = Instant::now();
+        // Before the scan: rows stored from here on are another indexer's news.
+        let scan_start = self.index.as_deref_mut().map(|i| i.scan_start());
         let scan = scan_folder(dir)?;
         let mut report = IndexReport {
             failed: scan.problems.iter().map(Failure::from_error).collect(),
@@ -190,7 +192,7 @@ impl<'a> Indexer<'a> {
         if self.cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
-        self.prune(dir, &scan, &mut |e| tell(e, &mut report))?;
+        self.prune(dir, &scan, scan_start, &mut |e| tell(e, &mut report))?;
         self.tidy(&mut |e| tell(e, &mut report))?;
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
@@ -339,12 +341,19 @@ impl<'a> Indexer<'a> {
         Ok(deferred.into_inner().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Forgets the files under `dir` that this scan did not find.
-    fn prune(&mut self, dir: &Path, scan: &ScanResult, sink: &mut Sink<'_>) -> Result<()> {
-        let Some(index) = self.index.as_deref_mut() else {
+    /// Forgets the files under `dir` that this scan did not find, of those stored before
+    /// `start`. Without a start (the index could not say) nothing is pruned.
+    fn prune(
+        &mut self,
+        dir: &Path,
+        scan: &ScanResult,
+        start: Option<Result<ScanStart>>,
+        sink: &mut Sink<'_>,
+    ) -> Result<()> {
+        let (Some(index), Some(start)) = (self.index.as_deref_mut(), start) else {
             return Ok(());
         };
-        match prune(index, dir, scan) {
+        match start.and_then(|start| prune(index, dir, scan, start)) {
             Ok(removed) if sink(IndexEvent::Pruned(removed)).is_break() => Err(Error::Cancelled),
             Ok(_) => Ok(()),
             Err(e) => index_failed(e, sink),

@@ -101,16 +101,33 @@ impl Backend {
     }
 }
 
+/// Rows of `table` in the SQLite index at `db`: 0 when the index or the table is not there
+/// yet; any other failure (a damaged file, a busy database, a misspelt table) fails the test
+/// rather than passing for "no rows".
 fn sqlite_count(db: &Path, table: &str) -> u64 {
-    let Ok(conn) =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-    else {
+    if !db.exists() {
         return 0;
-    };
-    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
-        r.get::<_, i64>(0)
-    })
-    .map_or(0, |n| n as u64)
+    }
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", db.display()));
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    let exists: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [table],
+            |r| r.get(0),
+        )
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", db.display()));
+    if !exists {
+        return 0;
+    }
+    // The table name is one of this file's callers' constants, checked to exist above.
+    let n: i64 = conn
+        .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap_or_else(|e| panic!("cannot count {table} in {}: {e}", db.display()));
+    n as u64
 }
 
 /// The test server's superuser URL, or None (having said why) when none is configured.

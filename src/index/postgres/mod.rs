@@ -10,14 +10,16 @@
 //! - Every batch is one transaction, so a dropped connection leaves nothing half-written.
 //! - Everything user-supplied (paths, library names, labels, vectors) goes in as a bound
 //!   parameter. The only names formatted into SQL are the vector tables', made from the
-//!   built-in model ids and checked to be plain identifiers.
+//!   model ids, checked to be plain identifiers and quoted. What `lookalike_models` says a
+//!   table is called is only compared with that name, never run: whoever can write that
+//!   table must not run SQL as every indexer.
 
 mod schema;
 mod target;
 mod tls;
 
-pub use schema::SCHEMA_VERSION;
-pub use target::{redact, Target};
+pub use schema::{VectorTable, SCHEMA_VERSION};
+pub use target::Target;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,8 +28,8 @@ use pgvector::Vector;
 use postgres::{Client, Row};
 
 use super::{
-    CacheInfo, CachedImage, Claim, ClaimRequest, FileRecord, FileRow, Match, ModelStamp, Store,
-    Stored,
+    CacheInfo, CachedImage, Claim, ClaimRequest, FileRecord, FileRow, Match, ModelStamp, ScanStart,
+    Store, Stored,
 };
 use crate::decode::Thumbnail;
 use crate::error::{Error, Result};
@@ -53,7 +55,7 @@ pub struct PostgresIndex {
     shown: String,
     library: Option<Library>,
     /// Vector tables known to exist, by model: (table, dimensions).
-    models: HashMap<String, (String, usize)>,
+    models: HashMap<String, (VectorTable, usize)>,
     warnings: Vec<String>,
 }
 
@@ -80,31 +82,70 @@ impl PostgresIndex {
     }
 
     /// Connects for work on `folder`: the library is the one the target names, whose folder
-    /// on this machine is the target's root or else `folder`; without a name, the library is
-    /// `folder`'s canonical path.
+    /// on this machine is the target's root, else the outermost folder the library was
+    /// opened from before that holds `folder`, else `folder` itself; without a name, the
+    /// library is `folder`'s canonical path. The folder chosen is recorded, so that opening
+    /// a folder inside it later keys and prunes that folder's images only.
     pub fn open(target: &Target, folder: &Path) -> Result<PostgresIndex> {
         let canonical = |dir: &Path| {
             std::fs::canonicalize(dir).map_err(|e| Error::unreadable(dir, "cannot open", e))
         };
         let inside = canonical(folder)?;
-        let root = match &target.root {
-            Some(root) => canonical(root)?,
-            None => inside.clone(),
-        };
-        if !inside.starts_with(&root) {
+        let given = target.root.as_deref().map(canonical).transpose()?;
+        if let Some(root) = given.as_ref().filter(|root| !inside.starts_with(root)) {
             return Err(Error::Usage(format!(
                 "{} is not inside the library's folder {}",
-                folder.display(),
-                root.display()
+                crate::shown::shown_path(folder),
+                crate::shown::shown_path(root)
             )));
         }
         let mut index = Self::connect(target)?;
-        let name = target
-            .library
-            .clone()
-            .unwrap_or_else(|| root.to_string_lossy().into_owned());
+        let root = given.unwrap_or_else(|| inside.clone());
+        let Some(name) = target.library.clone() else {
+            let name = root.to_string_lossy().into_owned();
+            index.library = Some(Library { name, root });
+            return Ok(index);
+        };
+        let root = match target.root {
+            Some(_) => root,
+            None => index.recorded_root(&name, &inside)?.unwrap_or(root),
+        };
+        index.record_root(&name, &root)?;
         index.library = Some(Library { name, root });
         Ok(index)
+    }
+
+    /// The outermost folder that `library` was opened from before and that holds `folder`.
+    fn recorded_root(&mut self, library: &str, folder: &Path) -> Result<Option<PathBuf>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT root FROM lookalike_libraries WHERE library = $1",
+                &[&library],
+            )
+            .map_err(|e| self.fail(e))?;
+        let mut roots = Vec::with_capacity(rows.len());
+        for row in rows {
+            roots.push(PathBuf::from(part_os(row.try_get::<_, &[u8]>(0)?)));
+        }
+        Ok(roots
+            .into_iter()
+            .filter(|root| root.is_absolute() && folder.starts_with(root))
+            .min_by_key(|root| root.components().count()))
+    }
+
+    /// Records that `library` was opened from `root` on this machine.
+    fn record_root(&mut self, library: &str, root: &Path) -> Result<()> {
+        let bytes = component_bytes(root.as_os_str());
+        let text = root.to_string_lossy().into_owned();
+        self.client
+            .execute(
+                "INSERT INTO lookalike_libraries (library, root, root_text) VALUES ($1, $2, $3)
+                 ON CONFLICT (library, root) DO NOTHING",
+                &[&library, &bytes, &text],
+            )
+            .map(|_| ())
+            .map_err(|e| self.fail(e))
     }
 
     /// The library's name.
@@ -137,14 +178,35 @@ impl PostgresIndex {
         Ok(key)
     }
 
-    /// The canonical path on this machine of a stored key.
-    fn path_of(&self, key: &[u8]) -> PathBuf {
+    /// The canonical path on this machine of a stored key; an error for a key with an
+    /// empty, `.` or `..` part, which lookalike never writes and which could lead outside
+    /// the library's folder.
+    fn path_of(&self, key: &[u8]) -> Result<PathBuf> {
         let root = self
             .library
             .as_ref()
             .map(|l| l.root.clone())
             .unwrap_or_default();
-        key_path(&root, key)
+        key_path(&root, key).ok_or_else(|| {
+            Error::Index(format!(
+                "{}: the index holds a path that is not a plain relative path ({}): refused",
+                self.shown,
+                crate::shown::escaped(&String::from_utf8_lossy(key))
+            ))
+        })
+    }
+
+    /// Rows whose stored path is refused are left out, each with a warning, so that one
+    /// hostile or damaged row does not stop the whole library from opening.
+    fn keep_plain<T>(&mut self, rows: Vec<Result<T>>) -> Vec<T> {
+        let mut kept = Vec::with_capacity(rows.len());
+        for row in rows {
+            match row {
+                Ok(row) => kept.push(row),
+                Err(e) => self.warnings.push(e.to_string()),
+            }
+        }
+        kept
     }
 
     /// A query's failure, named after the database (never with its password).
@@ -162,15 +224,17 @@ impl PostgresIndex {
             .query("SELECT model, vectors, dim FROM lookalike_models", &[])
             .map_err(|e| self.fail(e))?;
         for row in rows {
-            let (model, table): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+            let (model, named): (String, String) = (row.try_get(0)?, row.try_get(1)?);
             let dim: i32 = row.try_get(2)?;
-            self.models.insert(model, (table, dim as usize));
+            let table = checked_model_row(&model, &named, dim)
+                .map_err(|e| Error::Index(format!("{}: lookalike_models: {e}", self.shown)))?;
+            self.models.insert(model, table);
         }
         Ok(())
     }
 
     /// The vector table of `model`, creating it for vectors of `dim` numbers if need be.
-    fn table_for(&mut self, model: &str, dim: usize) -> Result<String> {
+    fn table_for(&mut self, model: &str, dim: usize) -> Result<VectorTable> {
         if let Some((table, known)) = self.models.get(model) {
             if *known != dim {
                 return Err(Error::Index(format!(
@@ -187,57 +251,77 @@ impl PostgresIndex {
     }
 
     /// The vector table of `model`, if any vectors of it were ever stored.
-    fn table(&mut self, model: &str) -> Result<Option<String>> {
+    fn table(&mut self, model: &str) -> Result<Option<VectorTable>> {
         if !self.models.contains_key(model) {
             self.load_models()?;
         }
         Ok(self.models.get(model).map(|(table, _)| table.clone()))
     }
 
-    fn rows_to_files(&self, rows: Vec<Row>) -> Result<Vec<FileRow>> {
-        rows.iter()
-            .map(|r| {
-                Ok(FileRow {
-                    id: r.try_get(0)?,
-                    path: self.path_of(r.try_get::<_, &[u8]>(1)?),
-                    size: r.try_get::<_, i64>(2)? as u64,
-                    mtime_ns: r.try_get(3)?,
-                    fingerprint: r.try_get(4)?,
-                    error: r.try_get(5)?,
-                })
-            })
-            .collect()
+    fn rows_to_files(&mut self, rows: Vec<Row>) -> Result<Vec<FileRow>> {
+        let mut files = Vec::with_capacity(rows.len());
+        for r in &rows {
+            files.push(
+                self.path_of(r.try_get::<_, &[u8]>(1)?)
+                    .map(|path| (r, path)),
+            );
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for (r, path) in self.keep_plain(files) {
+            out.push(FileRow {
+                id: r.try_get(0)?,
+                path,
+                size: r.try_get::<_, i64>(2)? as u64,
+                mtime_ns: r.try_get(3)?,
+                fingerprint: r.try_get(4)?,
+                error: r.try_get(5)?,
+            });
+        }
+        Ok(out)
     }
 
-    fn rows_to_images(&self, rows: Vec<Row>) -> Result<Vec<CachedImage>> {
-        rows.iter().map(|r| self.cached_image(r)).collect()
+    fn rows_to_images(&mut self, rows: Vec<Row>) -> Result<Vec<CachedImage>> {
+        let mut images = Vec::with_capacity(rows.len());
+        for r in &rows {
+            images.push(
+                self.path_of(r.try_get::<_, &[u8]>(1)?)
+                    .map(|path| (r, path)),
+            );
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for (r, path) in self.keep_plain(images) {
+            out.push(cached_image(r, path)?);
+        }
+        Ok(out)
     }
+}
 
-    fn cached_image(&self, r: &Row) -> Result<CachedImage> {
-        let thumbnail = match (
-            r.try_get::<_, Option<Vec<u8>>>(4)?,
-            r.try_get::<_, Option<i32>>(5)?,
-            r.try_get::<_, Option<i32>>(6)?,
-        ) {
-            (Some(jpeg), Some(width), Some(height)) => Some(Thumbnail {
-                jpeg,
-                width: width as u32,
-                height: height as u32,
-            }),
-            _ => None,
-        };
-        let top: serde_json::Value = r.try_get(8)?;
-        Ok(CachedImage {
-            file_id: r.try_get(0)?,
-            path: self.path_of(r.try_get::<_, &[u8]>(1)?),
-            width: r.try_get::<_, Option<i32>>(2)?.unwrap_or(0) as u32,
-            height: r.try_get::<_, Option<i32>>(3)?.unwrap_or(0) as u32,
-            thumbnail,
-            embedding: r.try_get::<_, Vector>(7)?.to_vec(),
-            top: serde_json::from_value(top).unwrap_or_default(),
-        })
-    }
+/// An image row as the pipeline takes it. A thumbnail of a size lookalike does not make is
+/// dropped (the image is then analysed again from its file), never decoded.
+fn cached_image(r: &Row, path: PathBuf) -> Result<CachedImage> {
+    let thumbnail = match (
+        r.try_get::<_, Option<Vec<u8>>>(4)?,
+        r.try_get::<_, Option<i32>>(5)?,
+        r.try_get::<_, Option<i32>>(6)?,
+    ) {
+        (Some(jpeg), Some(width), Some(height)) => {
+            Thumbnail::from_stored(jpeg, width.into(), height.into())
+        }
+        _ => None,
+    };
+    let top: serde_json::Value = r.try_get(8)?;
+    Ok(CachedImage {
+        file_id: r.try_get(0)?,
+        path,
+        width: r.try_get::<_, Option<i32>>(2)?.unwrap_or(0) as u32,
+        height: r.try_get::<_, Option<i32>>(3)?.unwrap_or(0) as u32,
+        thumbnail,
+        embedding: r.try_get::<_, Vector>(7)?.to_vec(),
+        top: serde_json::from_value(top).unwrap_or_default(),
+    })
+}
 
+impl PostgresIndex {
     /// The claim key of a stored path: one 64-bit number per (library, path), as PostgreSQL's
     /// advisory locks take.
     fn claim_key(&self, key: &[u8]) -> i64 {
@@ -269,6 +353,7 @@ impl PostgresIndex {
         let Some(table) = self.table(model.model)? else {
             return Ok(vec![false; keys.len()]);
         };
+        let table = table.sql();
         let library = self.library_or_err()?.name.clone();
         let fingerprints: Vec<&[u8]> = requests.iter().map(|r| r.fingerprint).collect();
         let sizes: Vec<i64> = requests.iter().map(|r| r.size as i64).collect();
@@ -298,7 +383,7 @@ impl PostgresIndex {
     }
 
     /// Whether an HNSW search pays: the library is large and the table's index is built.
-    fn worth_hnsw(&mut self, table: &str) -> Result<bool> {
+    fn worth_hnsw(&mut self, table: &VectorTable) -> Result<bool> {
         let library = self.library_or_err()?.name.clone();
         let images: i64 = self
             .client
@@ -311,7 +396,7 @@ impl PostgresIndex {
         if images < HNSW_FROM {
             return Ok(false);
         }
-        let state = schema::search_index_state(&mut self.client, &format!("{table}_hnsw"));
+        let state = schema::search_index_state(&mut self.client, &table.search_index());
         Ok(state.map_err(|e| self.fail(e))? == Some(true))
     }
 }
@@ -362,6 +447,7 @@ impl Store for PostgresIndex {
         let Some(table) = self.table(model.model)? else {
             return Ok(None);
         };
+        let table = table.sql();
         let sql = format!(
             "SELECT f.id, f.path, f.width, f.height, f.thumbnail, f.thumb_width, f.thumb_height, v.embedding, v.top
              FROM lookalike_files f JOIN {table} v ON v.file_id = f.id
@@ -378,6 +464,7 @@ impl Store for PostgresIndex {
         let Some(table) = self.table(model.model)? else {
             return Ok(Vec::new());
         };
+        let table = table.sql();
         let library = self.library_or_err()?.name.clone();
         let prefix = self.prefix(dir)?;
         let sql = format!(
@@ -457,12 +544,13 @@ impl Store for PostgresIndex {
             keys.push(key);
         }
         let library = self.library_or_err()?.name.clone();
-        let tables: Vec<String> = self.models.values().map(|(t, _)| t.clone()).collect();
+        let tables: Vec<String> = self.models.values().map(|(t, _)| t.sql()).collect();
         let outcome = (|| {
             let mut tx = self.client.transaction()?;
             for (stored, key) in batch.iter().zip(&keys) {
                 let id = put_file(&mut tx, &library, &tables, &stored.file, key)?;
                 if let (Some((vector, top)), Some(table)) = (stored.embedding, &table) {
+                    let table = table.sql();
                     let top = serde_json::to_value(top).unwrap_or_default();
                     tx.execute(
                         &format!(
@@ -489,6 +577,33 @@ impl Store for PostgresIndex {
             .map_err(|e| self.fail(e))
     }
 
+    /// The database's clock, to the microsecond: rows carry the time they were stored.
+    fn scan_start(&mut self) -> Result<ScanStart> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT ((extract(epoch FROM clock_timestamp()) * 1000000)::int8)",
+                &[],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(ScanStart(row.try_get(0)?))
+    }
+
+    fn prune_files(&mut self, ids: &[i64], start: ScanStart) -> Result<usize> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.client
+            .execute(
+                "DELETE FROM lookalike_files
+                 WHERE id = ANY($1)
+                     AND (extract(epoch FROM updated_at) * 1000000)::int8 < $2",
+                &[&ids, &start.0],
+            )
+            .map(|n| n as usize)
+            .map_err(|e| self.fail(e))
+    }
+
     fn info(&mut self) -> Result<CacheInfo> {
         let library = self.library.as_ref().map(|l| l.name.clone());
         let count =
@@ -506,7 +621,7 @@ impl Store for PostgresIndex {
         let mut tables: Vec<(String, String)> = self
             .models
             .iter()
-            .map(|(m, (t, _))| (m.clone(), t.clone()))
+            .map(|(m, (t, _))| (m.clone(), t.sql()))
             .collect();
         tables.sort();
         for (model, table) in &tables {
@@ -556,7 +671,7 @@ impl Store for PostgresIndex {
         let library = self.library_or_err()?.name.clone();
         let prefix = self.prefix(dir)?;
         let approximate = !exact && limit.is_some_and(|k| k <= 1000) && self.worth_hnsw(&table)?;
-        let sql = search_sql(&table, !prefix.is_empty());
+        let sql = search_sql(&table.sql(), !prefix.is_empty());
         let limit = limit.map_or(i64::MAX, |k| k as i64);
         let query = Vector::from(query.to_vec());
         let shown = self.shown.clone();
@@ -573,14 +688,19 @@ impl Store for PostgresIndex {
         }
         let rows = tx.query(&sql, &params).map_err(fail)?;
         tx.commit().map_err(fail)?;
-        rows.iter()
-            .map(|r| {
-                Ok(Match {
-                    path: self.path_of(r.try_get::<_, &[u8]>(0)?),
-                    score: r.try_get(1)?,
-                })
-            })
-            .collect()
+        let mut matches = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let path = self.path_of(r.try_get::<_, &[u8]>(0)?);
+            matches.push(path.map(|path| (path, r)));
+        }
+        let mut out = Vec::with_capacity(matches.len());
+        for (path, r) in self.keep_plain(matches) {
+            out.push(Match {
+                path,
+                score: r.try_get(1)?,
+            });
+        }
+        Ok(out)
     }
 
     fn claim(&mut self, model: ModelStamp<'_>, files: &[ClaimRequest<'_>]) -> Result<Vec<Claim>> {
@@ -620,14 +740,13 @@ impl Store for PostgresIndex {
         let Some((table, dim)) = self.models.get(model.model).cloned() else {
             return Ok(());
         };
-        let index = format!("{table}_hnsw");
-        let ready = schema::search_index_state(&mut self.client, &index);
+        let ready = schema::search_index_state(&mut self.client, &table.search_index());
         if dim > schema::HNSW_MAX_DIM || ready.map_err(|e| self.fail(e))? == Some(true) {
             return Ok(());
         }
         let vectors: i64 = self
             .client
-            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .query_one(&format!("SELECT count(*) FROM {}", table.sql()), &[])
             .map_err(|e| self.fail(e))?
             .try_get(0)?;
         if vectors < HNSW_FROM {
@@ -754,6 +873,28 @@ fn put_file(
     Ok(id)
 }
 
+/// The vector table and length of a row of `lookalike_models`, checked: the model id must
+/// be one lookalike could have written, and the table the one named after it.
+fn checked_model_row(
+    model: &str,
+    named: &str,
+    dim: i32,
+) -> std::result::Result<(VectorTable, usize), String> {
+    let table = VectorTable::of(model)?;
+    if named != table.name() {
+        return Err(format!(
+            "the row of model {model} names another table than {}; refused",
+            table.name()
+        ));
+    }
+    match usize::try_from(dim) {
+        Ok(dim) if (1..=schema::MAX_DIM).contains(&dim) => Ok((table, dim)),
+        _ => Err(format!(
+            "the row of model {model} gives {dim} numbers a vector"
+        )),
+    }
+}
+
 /// A row that does not hold what lookalike wrote (a table altered by hand, say).
 impl From<postgres::Error> for Error {
     fn from(e: postgres::Error) -> Self {
@@ -788,13 +929,22 @@ fn component_bytes(part: &std::ffi::OsStr) -> Vec<u8> {
     part.to_string_lossy().into_owned().into_bytes()
 }
 
-/// The path under `root` of a stored key.
-fn key_path(root: &Path, key: &[u8]) -> PathBuf {
+/// The path under `root` of a stored key; None for a key with an empty, `.` or `..` part
+/// (or one that the system would read as more than one part), so that no stored key leads
+/// outside `root`.
+fn key_path(root: &Path, key: &[u8]) -> Option<PathBuf> {
     let mut path = root.to_path_buf();
-    for part in key.split(|&b| b == b'/').filter(|p| !p.is_empty()) {
-        path.push(part_os(part));
+    for part in key.split(|&b| b == b'/') {
+        let part = part_os(part);
+        let mut components = Path::new(&part).components();
+        match (components.next(), components.next()) {
+            (Some(std::path::Component::Normal(name)), None) if name == part.as_os_str() => {
+                path.push(name)
+            }
+            _ => return None,
+        }
     }
-    path
+    Some(path)
 }
 
 #[cfg(unix)]

@@ -5,7 +5,10 @@
 //! - `verify-ca`: the certificate must come from the CA in `sslrootcert`;
 //! - `verify-full`: that, and it must name the host connected to.
 //!
-//! `sslrootcert` is a PEM file, or `system` for the usual public CAs.
+//! `sslrootcert` is a PEM file, or `system` for the usual public CAs. As with libpq, `system`
+//! goes only with `verify-full` (and is what `sslmode` defaults to then): any public CA
+//! signs certificates for any name, so trusting them all without checking the name would
+//! let anyone with a certificate of their own pass for the server.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -44,6 +47,17 @@ impl SslMode {
         })
     }
 
+    /// The mode as `sslmode` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
     /// Whether the client asks for TLS and whether it insists.
     pub fn negotiation(self) -> postgres::config::SslMode {
         match self {
@@ -56,17 +70,20 @@ impl SslMode {
 
 /// The connector for this mode; `root` is the CA file (or `system`).
 pub fn connector(mode: SslMode, root: Option<&Path>) -> Result<MakeRustlsConnect, String> {
+    if root.is_some_and(is_system) && mode != SslMode::VerifyFull {
+        return Err(format!(
+            "sslrootcert=system trusts every public certificate authority, so it needs \
+             sslmode=verify-full (the server's name checked too), not sslmode={}",
+            mode.name()
+        ));
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier: Arc<dyn ServerCertVerifier> = match (mode, root) {
         (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
             return Err(format!(
                 "sslmode={} needs the CA that signed the server's certificate: add \
                  sslrootcert=/path/to/ca.pem to the URL (or sslrootcert=system)",
-                if mode == SslMode::VerifyCa {
-                    "verify-ca"
-                } else {
-                    "verify-full"
-                }
+                mode.name()
             ))
         }
         (SslMode::VerifyFull, Some(root)) => webpki(root, &provider)?,
@@ -84,13 +101,18 @@ pub fn connector(mode: SslMode, root: Option<&Path>) -> Result<MakeRustlsConnect
     Ok(MakeRustlsConnect::new(config))
 }
 
+/// Whether `sslrootcert` names the system's public CAs rather than a file.
+pub fn is_system(root: &Path) -> bool {
+    root == Path::new("system")
+}
+
 /// The standard verifier, trusting the CAs in `root` (or the public ones for `system`).
 fn webpki(
     root: &Path,
     provider: &Arc<CryptoProvider>,
 ) -> Result<Arc<WebPkiServerVerifier>, String> {
     let mut roots = RootCertStore::empty();
-    if root == Path::new("system") {
+    if is_system(root) {
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     } else {
         let certs = CertificateDer::pem_file_iter(root)
@@ -200,5 +222,25 @@ impl ServerCertVerifier for AnyName {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_public_authorities_are_trusted_only_when_the_name_is_checked_too() {
+        let system = Some(Path::new("system"));
+        for mode in [SslMode::Prefer, SslMode::Require, SslMode::VerifyCa] {
+            let Err(e) = connector(mode, system) else {
+                panic!(
+                    "sslmode={} with sslrootcert=system was let through",
+                    mode.name()
+                );
+            };
+            assert!(e.contains("verify-full") && e.contains(mode.name()), "{e}");
+        }
+        assert!(connector(SslMode::VerifyFull, system).is_ok());
     }
 }
