@@ -504,12 +504,13 @@ fn a_large_library_gets_a_search_index_and_is_searched_through_it() {
     let root = tempfile::tempdir().unwrap();
     let mut index =
         PostgresIndex::open(&Target::parse(&db.url, None).unwrap(), root.path()).unwrap();
+    // Short vectors, so that the test stores twenty thousand quickly.
+    let dim = 8;
     let stamp = ModelStamp {
         model: "small",
         revision: "r1",
+        dim,
     };
-    // Short vectors, so that the test stores twenty thousand quickly.
-    let dim = 8;
     let count = HNSW_FROM as usize;
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut random = move || {

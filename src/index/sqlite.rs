@@ -17,7 +17,8 @@ use crate::decode::Thumbnail;
 use crate::error::{Error, Result};
 use crate::model::labels::Prediction;
 
-/// Bump when the tables change; an index of another version is rebuilt from scratch.
+/// Bump when the tables change. An index of an older version is rebuilt from scratch; one of
+/// a newer version is refused, since the lookalike that wrote it is still using it.
 const SCHEMA_VERSION: i64 = 1;
 const FILE_NAME: &str = "index.sqlite3";
 /// How long a writer waits for another process's transaction before giving up.
@@ -26,6 +27,13 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The platform's cache folder for lookalike.
 pub fn default_cache_dir() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "lookalike").map(|d| d.cache_dir().to_path_buf())
+}
+
+/// What opening the file found.
+enum Opened {
+    Ready(SqliteIndex),
+    /// The file belongs to a newer lookalike: its schema version.
+    Newer(i64),
 }
 
 /// An open SQLite index.
@@ -38,15 +46,21 @@ pub struct SqliteIndex {
 
 impl SqliteIndex {
     /// Opens (creating if needed) the index in `dir`. A damaged file is moved aside with a
-    /// warning and a fresh one started.
+    /// warning and a fresh one started. An index written by a newer lookalike is refused and
+    /// left as it is, so that two installed versions never wipe each other's index.
     pub fn open(dir: &Path) -> Result<SqliteIndex> {
         std::fs::create_dir_all(dir).map_err(|e| index_error(dir, e))?;
         let path = dir.join(FILE_NAME);
         match Self::open_file(&path) {
-            Ok(index) => Ok(index),
+            Ok(Opened::Ready(index)) => Ok(index),
+            Ok(Opened::Newer(version)) => Err(newer_error(&path, version)),
             Err(e) if is_damage(&e) => {
                 let aside = move_aside(&path)?;
-                let mut index = Self::open_file(&path).map_err(|e| index_error(&path, e))?;
+                let mut index = match Self::open_file(&path) {
+                    Ok(Opened::Ready(index)) => index,
+                    Ok(Opened::Newer(version)) => return Err(newer_error(&path, version)),
+                    Err(e) => return Err(index_error(&path, e)),
+                };
                 index.warnings.push(format!(
                     "the index at {} was damaged ({e}); it was moved to {} and is being rebuilt",
                     path.display(),
@@ -58,7 +72,7 @@ impl SqliteIndex {
         }
     }
 
-    fn open_file(path: &Path) -> rusqlite::Result<SqliteIndex> {
+    fn open_file(path: &Path) -> rusqlite::Result<Opened> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -69,29 +83,57 @@ impl SqliteIndex {
             path: path.to_path_buf(),
             warnings: Vec::new(),
         };
-        index.migrate()?;
-        Ok(index)
+        Ok(match index.migrate()? {
+            Some(newer) => Opened::Newer(newer),
+            None => Opened::Ready(index),
+        })
     }
 
-    /// Creates the tables, or rebuilds them when they are of another schema version.
-    fn migrate(&self) -> rusqlite::Result<()> {
-        self.conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
-        )?;
-        let version: Option<i64> = self
-            .conn
+    /// The schema version stored in the file, if any.
+    fn stored_version(&self) -> rusqlite::Result<Option<i64>> {
+        self.conn
             .query_row(
                 "SELECT value FROM meta WHERE key = 'schema_version'",
                 [],
                 |r| r.get(0),
             )
-            .optional()?;
-        if version == Some(SCHEMA_VERSION) {
-            return Ok(());
+            .optional()
+    }
+
+    /// Creates the tables in a new file, or rebuilds those of an older schema version. Returns
+    /// the version of a newer schema, which is left untouched.
+    fn migrate(&self) -> rusqlite::Result<Option<i64>> {
+        self.conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+        )?;
+        if self.stored_version()? == Some(SCHEMA_VERSION) {
+            return Ok(None);
         }
+        // Decided again under the write lock: another process may have created the tables (or
+        // a newer lookalike its own) since the version was read.
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let decided = match self.stored_version() {
+            Ok(Some(v)) if v >= SCHEMA_VERSION => Ok(Some(v)),
+            Ok(_) => self.create_tables().map(|()| None),
+            Err(e) => Err(e),
+        };
+        match decided {
+            Ok(newer) => {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(newer.filter(|&v| v != SCHEMA_VERSION))
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    /// The tables of this schema version, replacing those of an older one (its vectors are
+    /// made again).
+    fn create_tables(&self) -> rusqlite::Result<()> {
         self.conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE;
-             DROP TABLE IF EXISTS embeddings;
+            "DROP TABLE IF EXISTS embeddings;
              DROP TABLE IF EXISTS files;
              CREATE TABLE files (
                  id INTEGER PRIMARY KEY,
@@ -115,8 +157,7 @@ impl SqliteIndex {
                  top TEXT NOT NULL,
                  PRIMARY KEY (file_id, model)
              );
-             INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', {SCHEMA_VERSION});
-             COMMIT;"
+             INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', {SCHEMA_VERSION});"
         ))
     }
 
@@ -194,9 +235,12 @@ impl Store for SqliteIndex {
         let prefix = dir_prefix(dir);
         let rows = stmt.query_map(
             params![prefix, prefix.len() as i64, model.model, model.revision],
-            cached_image,
+            stored_image,
         )?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|row| row.checked(&self.path, model))
+            .collect()
     }
 
     fn image(&mut self, file_id: i64, model: ModelStamp<'_>) -> Result<Option<CachedImage>> {
@@ -205,9 +249,10 @@ impl Store for SqliteIndex {
              FROM files f JOIN embeddings e ON e.file_id = f.id
              WHERE f.id = ?1 AND e.model = ?2 AND e.revision = ?3 AND f.error IS NULL",
         )?;
-        Ok(stmt
-            .query_row(params![file_id, model.model, model.revision], cached_image)
-            .optional()?)
+        let row = stmt
+            .query_row(params![file_id, model.model, model.revision], stored_image)
+            .optional()?;
+        row.map(|row| row.checked(&self.path, model)).transpose()
     }
 
     fn store_batch(&mut self, model: ModelStamp<'_>, batch: &[Stored<'_>]) -> Result<()> {
@@ -341,7 +386,38 @@ fn file_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileRow> {
     })
 }
 
-fn cached_image(r: &rusqlite::Row<'_>) -> rusqlite::Result<CachedImage> {
+/// An image row as stored, before its vector and labels are checked.
+struct StoredImage {
+    image: CachedImage,
+    vector: Vec<u8>,
+    top: String,
+}
+
+impl StoredImage {
+    /// The image, once its vector has the model's length and its labels can be read.
+    fn checked(self, index: &Path, model: ModelStamp<'_>) -> Result<CachedImage> {
+        let StoredImage { image, vector, top } = self;
+        let shown = index.display().to_string();
+        // Bytes that are not a whole number of values count as a wrong length too.
+        let values = match vector.len() % 4 {
+            0 => vector.len() / 4,
+            _ => usize::MAX,
+        };
+        super::check_stored(&shown, &image.path, model, values)?;
+        let embedding: Vec<f32> = vector
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let top = super::stored_labels(&shown, &image.path, serde_json::from_str(&top))?;
+        Ok(CachedImage {
+            embedding,
+            top,
+            ..image
+        })
+    }
+}
+
+fn stored_image(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredImage> {
     let jpeg: Option<Vec<u8>> = r.get(4)?;
     let thumbnail = match (
         jpeg,
@@ -355,19 +431,19 @@ fn cached_image(r: &rusqlite::Row<'_>) -> rusqlite::Result<CachedImage> {
         }),
         _ => None,
     };
-    let vector: Vec<u8> = r.get(7)?;
-    let top: String = r.get(8)?;
-    Ok(CachedImage {
+    let image = CachedImage {
         file_id: r.get(0)?,
         path: key_path(r.get::<_, Vec<u8>>(1)?),
         width: r.get::<_, Option<u32>>(2)?.unwrap_or(0),
         height: r.get::<_, Option<u32>>(3)?.unwrap_or(0),
         thumbnail,
-        embedding: vector
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-        top: serde_json::from_str(&top).unwrap_or_default(),
+        embedding: Vec::new(),
+        top: Vec::new(),
+    };
+    Ok(StoredImage {
+        image,
+        vector: r.get(7)?,
+        top: r.get(8)?,
     })
 }
 
@@ -412,7 +488,9 @@ fn is_damage(e: &rusqlite::Error) -> bool {
     )
 }
 
-/// Renames a damaged index (and its journal files) out of the way; returns the new name.
+/// Renames a damaged index out of the way, with its `-wal` and `-shm` files beside it (the
+/// write-ahead log may hold its latest writes, so the copy is only whole with them); returns
+/// the new name.
 fn move_aside(path: &Path) -> Result<PathBuf> {
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -421,9 +499,23 @@ fn move_aside(path: &Path) -> Result<PathBuf> {
     let aside = path.with_extension(format!("sqlite3.damaged-{stamp}"));
     std::fs::rename(path, &aside).map_err(|e| index_error(path, e))?;
     for suffix in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        let journal = PathBuf::from(format!("{}{suffix}", path.display()));
+        if journal.exists() {
+            let beside = PathBuf::from(format!("{}{suffix}", aside.display()));
+            std::fs::rename(&journal, &beside).map_err(|e| index_error(&journal, e))?;
+        }
     }
     Ok(aside)
+}
+
+/// The refusal of an index written by a newer lookalike.
+fn newer_error(path: &Path, version: i64) -> Error {
+    Error::Index(format!(
+        "{}: this index was written by a newer lookalike (index version {version}; this one \
+         reads version {SCHEMA_VERSION}). It is left as it is: use the newer lookalike, or \
+         give this one an index folder of its own with --cache-dir",
+        path.display()
+    ))
 }
 
 fn index_error(path: &Path, e: impl std::fmt::Display) -> Error {

@@ -209,11 +209,13 @@ impl PostgresIndex {
             .collect()
     }
 
-    fn rows_to_images(&self, rows: Vec<Row>) -> Result<Vec<CachedImage>> {
-        rows.iter().map(|r| self.cached_image(r)).collect()
+    fn rows_to_images(&self, rows: Vec<Row>, model: ModelStamp<'_>) -> Result<Vec<CachedImage>> {
+        rows.iter().map(|r| self.cached_image(r, model)).collect()
     }
 
-    fn cached_image(&self, r: &Row) -> Result<CachedImage> {
+    /// One image row, its vector's length and its labels checked: another machine, or a hand
+    /// in the database, may have written anything there.
+    fn cached_image(&self, r: &Row, model: ModelStamp<'_>) -> Result<CachedImage> {
         let thumbnail = match (
             r.try_get::<_, Option<Vec<u8>>>(4)?,
             r.try_get::<_, Option<i32>>(5)?,
@@ -226,15 +228,19 @@ impl PostgresIndex {
             }),
             _ => None,
         };
+        let path = self.path_of(r.try_get::<_, &[u8]>(1)?);
+        let embedding = r.try_get::<_, Vector>(7)?.to_vec();
+        super::check_stored(&self.shown, &path, model, embedding.len())?;
         let top: serde_json::Value = r.try_get(8)?;
+        let top = super::stored_labels(&self.shown, &path, serde_json::from_value(top))?;
         Ok(CachedImage {
             file_id: r.try_get(0)?,
-            path: self.path_of(r.try_get::<_, &[u8]>(1)?),
+            path,
             width: r.try_get::<_, Option<i32>>(2)?.unwrap_or(0) as u32,
             height: r.try_get::<_, Option<i32>>(3)?.unwrap_or(0) as u32,
             thumbnail,
-            embedding: r.try_get::<_, Vector>(7)?.to_vec(),
-            top: serde_json::from_value(top).unwrap_or_default(),
+            embedding,
+            top,
         })
     }
 
@@ -371,7 +377,7 @@ impl Store for PostgresIndex {
             .client
             .query(&sql, &[&file_id, &model.revision])
             .map_err(|e| self.fail(e))?;
-        Ok(self.rows_to_images(rows)?.pop())
+        Ok(self.rows_to_images(rows, model)?.pop())
     }
 
     fn images_under(&mut self, dir: &Path, model: ModelStamp<'_>) -> Result<Vec<CachedImage>> {
@@ -394,7 +400,7 @@ impl Store for PostgresIndex {
                 &[&library, &prefix, &(prefix.len() as i32), &model.revision],
             )
             .map_err(|e| self.fail(e))?;
-        self.rows_to_images(rows)
+        self.rows_to_images(rows, model)
     }
 
     fn update_location(&mut self, id: i64, path: &Path, size: u64, mtime_ns: i64) -> Result<()> {
