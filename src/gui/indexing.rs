@@ -41,6 +41,9 @@ pub struct Indexing {
     refresh: bool,
     /// Where each item went when a refresh's scan renumbered the gallery.
     renumbered: Option<Vec<Option<usize>>>,
+    /// The index's failures in this job, as put in Problems (each reason once), so that the
+    /// status bar can tell them from images that could not be read.
+    index_failures: Vec<String>,
 }
 
 impl Indexing {
@@ -85,6 +88,7 @@ impl Indexing {
             }),
             refresh,
             renumbered: None,
+            index_failures: Vec::new(),
         }
     }
 
@@ -138,7 +142,10 @@ impl Indexing {
             match message {
                 Message::Finished => {
                     self.end();
-                    return Some(finished_status(gallery, problems));
+                    return Some(finished_status(gallery, problems, &self.index_failures));
+                }
+                Message::IndexFailed(reason) => {
+                    status = index_failed(&mut self.index_failures, reason, problems).or(status);
                 }
                 Message::FolderFailed(reason) => {
                     self.end();
@@ -170,6 +177,18 @@ impl Indexing {
             p.finished = true;
         }
     }
+}
+
+/// Lists an index failure in Problems (each reason once: a failing index fails every batch)
+/// and says so in the status bar the first time.
+fn index_failed(seen: &mut Vec<String>, reason: String, problems: &mut Problems) -> Option<String> {
+    if seen.contains(&reason) {
+        return None;
+    }
+    problems.push((PathBuf::new(), format!("the index failed: {reason}")));
+    let status = format!("The index failed, images are shown but not all kept: {reason}");
+    seen.push(reason);
+    Some(status)
 }
 
 /// Applies one message that does not end the job.
@@ -210,16 +229,20 @@ fn apply(
             }
         }
         Message::Warning(warning) => problems.push((PathBuf::new(), warning)),
-        Message::Finished | Message::FolderFailed(_) => {}
+        Message::Finished | Message::FolderFailed(_) | Message::IndexFailed(_) => {}
     }
     None
 }
 
-fn finished_status(gallery: &Gallery, problems: &Problems) -> String {
+fn finished_status(gallery: &Gallery, problems: &Problems, index_failures: &[String]) -> String {
     let indexed = gallery.analysed();
-    match problems.len() {
+    let done = match problems.len().saturating_sub(index_failures.len()) {
         0 => format!("{indexed} images indexed"),
         failed => format!("{indexed} images indexed, {failed} could not be read"),
+    };
+    match index_failures.first() {
+        Some(reason) => format!("{done}; the index failed: {reason}"),
+        None => done,
     }
 }
 
@@ -278,6 +301,7 @@ mod tests {
             }),
             refresh: false,
             renumbered: None,
+            index_failures: Vec::new(),
         };
         let (mut gallery, mut problems) = (Gallery::default(), Problems::new());
         let status = indexing.drain(&mut gallery, &mut problems);

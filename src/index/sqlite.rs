@@ -51,25 +51,33 @@ impl SqliteIndex {
     pub fn open(dir: &Path) -> Result<SqliteIndex> {
         std::fs::create_dir_all(dir).map_err(|e| index_error(dir, e))?;
         let path = dir.join(FILE_NAME);
+        // SQLite deletes the `-wal` beside a file whose header it cannot read, so such a file
+        // is moved aside (journal and all) before SQLite opens it.
+        if let Some(reason) = foreign_header(&path) {
+            return Self::rebuild(&path, &reason);
+        }
         match Self::open_file(&path) {
             Ok(Opened::Ready(index)) => Ok(index),
             Ok(Opened::Newer(version)) => Err(newer_error(&path, version)),
-            Err(e) if is_damage(&e) => {
-                let aside = move_aside(&path)?;
-                let mut index = match Self::open_file(&path) {
-                    Ok(Opened::Ready(index)) => index,
-                    Ok(Opened::Newer(version)) => return Err(newer_error(&path, version)),
-                    Err(e) => return Err(index_error(&path, e)),
-                };
-                index.warnings.push(format!(
-                    "the index at {} was damaged ({e}); it was moved to {} and is being rebuilt",
-                    path.display(),
-                    aside.display()
-                ));
-                Ok(index)
-            }
+            Err(e) if is_damage(&e) => Self::rebuild(&path, &e.to_string()),
             Err(e) => Err(index_error(&path, e)),
         }
+    }
+
+    /// Moves the damaged index at `path` aside and starts a fresh one, with a warning.
+    fn rebuild(path: &Path, reason: &str) -> Result<SqliteIndex> {
+        let aside = move_aside(path)?;
+        let mut index = match Self::open_file(path) {
+            Ok(Opened::Ready(index)) => index,
+            Ok(Opened::Newer(version)) => return Err(newer_error(path, version)),
+            Err(e) => return Err(index_error(path, e)),
+        };
+        index.warnings.push(format!(
+            "the index at {} was damaged ({reason}); it was moved to {} and is being rebuilt",
+            path.display(),
+            aside.display()
+        ));
+        Ok(index)
     }
 
     fn open_file(path: &Path) -> rusqlite::Result<Opened> {
@@ -165,6 +173,18 @@ impl SqliteIndex {
         &self.path
     }
 
+    /// Names this index in an error that does not already name it, so that the user learns
+    /// which file is busy, read-only or damaged.
+    fn named<T>(&self, result: Result<T>) -> Result<T> {
+        let shown = self.path.display().to_string();
+        result.map_err(|e| match e {
+            Error::Index(reason) if !reason.starts_with(&shown) => {
+                Error::Index(format!("{shown}: {reason}"))
+            }
+            other => other,
+        })
+    }
+
     /// Checks the whole file; "ok" when sound.
     pub fn integrity_check(&self) -> Result<String> {
         Ok(self
@@ -183,128 +203,155 @@ impl Store for SqliteIndex {
     }
 
     fn lookup(&mut self, path: &Path) -> Result<Option<FileRow>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, path, size, mtime_ns, fingerprint, error FROM files WHERE path = ?1",
-        )?;
-        Ok(stmt.query_row([path_key(path)], file_row).optional()?)
+        let result = (|| -> Result<Option<FileRow>> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT id, path, size, mtime_ns, fingerprint, error FROM files WHERE path = ?1",
+            )?;
+            Ok(stmt.query_row([path_key(path)], file_row).optional()?)
+        })();
+        self.named(result)
     }
 
     fn find_moved(&mut self, fingerprint: &[u8], size: u64) -> Result<Option<FileRow>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, path, size, mtime_ns, fingerprint, error FROM files WHERE fingerprint = ?1 AND size = ?2",
-        )?;
-        let rows = stmt.query_map(params![fingerprint, size as i64], file_row)?;
-        for row in rows {
-            let row = row?;
-            if !row.path.exists() {
-                return Ok(Some(row));
+        let result = (|| -> Result<Option<FileRow>> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT id, path, size, mtime_ns, fingerprint, error FROM files WHERE fingerprint = ?1 AND size = ?2",
+            )?;
+            let rows = stmt.query_map(params![fingerprint, size as i64], file_row)?;
+            for row in rows {
+                let row = row?;
+                if !row.path.exists() {
+                    return Ok(Some(row));
+                }
             }
-        }
-        Ok(None)
+            Ok(None)
+        })();
+        self.named(result)
     }
 
     fn update_location(&mut self, id: i64, path: &Path, size: u64, mtime_ns: i64) -> Result<()> {
-        // A row already at the new path describes older content there; this one wins.
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.prepare_cached("DELETE FROM files WHERE path = ?1 AND id != ?2")?
-            .execute(params![path_key(path), id])?;
-        tx.prepare_cached("UPDATE files SET path = ?2, size = ?3, mtime_ns = ?4 WHERE id = ?1")?
-            .execute(params![id, path_key(path), size as i64, mtime_ns])?;
-        tx.commit()?;
-        Ok(())
+        let result = (|| -> Result<()> {
+            // A row already at the new path describes older content there; this one wins.
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.prepare_cached("DELETE FROM files WHERE path = ?1 AND id != ?2")?
+                .execute(params![path_key(path), id])?;
+            tx.prepare_cached("UPDATE files SET path = ?2, size = ?3, mtime_ns = ?4 WHERE id = ?1")?
+                .execute(params![id, path_key(path), size as i64, mtime_ns])?;
+            tx.commit()?;
+            Ok(())
+        })();
+        self.named(result)
     }
 
     fn files_under(&mut self, dir: &Path) -> Result<Vec<FileRow>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, path, size, mtime_ns, fingerprint, error FROM files WHERE substr(path, 1, ?2) = ?1",
-        )?;
-        let prefix = dir_prefix(dir);
-        let rows = stmt.query_map(params![prefix, prefix.len() as i64], file_row)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        let result = (|| -> Result<Vec<FileRow>> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT id, path, size, mtime_ns, fingerprint, error FROM files WHERE substr(path, 1, ?2) = ?1",
+            )?;
+            let prefix = dir_prefix(dir);
+            let rows = stmt.query_map(params![prefix, prefix.len() as i64], file_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })();
+        self.named(result)
     }
 
     fn images_under(&mut self, dir: &Path, model: ModelStamp<'_>) -> Result<Vec<CachedImage>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT f.id, f.path, f.width, f.height, f.thumbnail, f.thumb_width, f.thumb_height, e.vector, e.top
-             FROM files f JOIN embeddings e ON e.file_id = f.id
-             WHERE substr(f.path, 1, ?2) = ?1 AND e.model = ?3 AND e.revision = ?4 AND f.error IS NULL
-             ORDER BY f.path",
-        )?;
-        let prefix = dir_prefix(dir);
-        let rows = stmt.query_map(
-            params![prefix, prefix.len() as i64, model.model, model.revision],
-            stored_image,
-        )?;
-        let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-        rows.into_iter()
-            .map(|row| row.checked(&self.path, model))
-            .collect()
+        let result = (|| -> Result<Vec<CachedImage>> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT f.id, f.path, f.width, f.height, f.thumbnail, f.thumb_width, f.thumb_height, e.vector, e.top
+                 FROM files f JOIN embeddings e ON e.file_id = f.id
+                 WHERE substr(f.path, 1, ?2) = ?1 AND e.model = ?3 AND e.revision = ?4 AND f.error IS NULL
+                 ORDER BY f.path",
+            )?;
+            let prefix = dir_prefix(dir);
+            let rows = stmt.query_map(
+                params![prefix, prefix.len() as i64, model.model, model.revision],
+                stored_image,
+            )?;
+            let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter()
+                .map(|row| row.checked(&self.path, model))
+                .collect()
+        })();
+        self.named(result)
     }
 
     fn image(&mut self, file_id: i64, model: ModelStamp<'_>) -> Result<Option<CachedImage>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT f.id, f.path, f.width, f.height, f.thumbnail, f.thumb_width, f.thumb_height, e.vector, e.top
-             FROM files f JOIN embeddings e ON e.file_id = f.id
-             WHERE f.id = ?1 AND e.model = ?2 AND e.revision = ?3 AND f.error IS NULL",
-        )?;
-        let row = stmt
-            .query_row(params![file_id, model.model, model.revision], stored_image)
-            .optional()?;
-        row.map(|row| row.checked(&self.path, model)).transpose()
+        let result = (|| -> Result<Option<CachedImage>> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT f.id, f.path, f.width, f.height, f.thumbnail, f.thumb_width, f.thumb_height, e.vector, e.top
+                 FROM files f JOIN embeddings e ON e.file_id = f.id
+                 WHERE f.id = ?1 AND e.model = ?2 AND e.revision = ?3 AND f.error IS NULL",
+            )?;
+            let row = stmt
+                .query_row(params![file_id, model.model, model.revision], stored_image)
+                .optional()?;
+            row.map(|row| row.checked(&self.path, model)).transpose()
+        })();
+        self.named(result)
     }
 
     fn store_batch(&mut self, model: ModelStamp<'_>, batch: &[Stored<'_>]) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        for stored in batch {
-            let id = put_file(&tx, &stored.file)?;
-            if let Some((vector, top)) = stored.embedding {
-                put_embedding(&tx, id, model, vector, top)?;
+        let result = (|| -> Result<()> {
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for stored in batch {
+                let id = put_file(&tx, &stored.file)?;
+                if let Some((vector, top)) = stored.embedding {
+                    put_embedding(&tx, id, model, vector, top)?;
+                }
             }
-        }
-        tx.commit()?;
-        Ok(())
+            tx.commit()?;
+            Ok(())
+        })();
+        self.named(result)
     }
 
     fn delete_files(&mut self, ids: &[i64]) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        for id in ids {
-            tx.prepare_cached("DELETE FROM files WHERE id = ?1")?
-                .execute([id])?;
-        }
-        tx.commit()?;
-        Ok(())
+        let result = (|| -> Result<()> {
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for id in ids {
+                tx.prepare_cached("DELETE FROM files WHERE id = ?1")?
+                    .execute([id])?;
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        self.named(result)
     }
 
     fn info(&mut self) -> Result<CacheInfo> {
-        let count = |sql: &str| -> Result<u64> {
-            Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
-        };
-        let files = count("SELECT count(*) FROM files WHERE error IS NULL")?;
-        let failed = count("SELECT count(*) FROM files WHERE error IS NOT NULL")?;
-        let mut stmt = self.conn.prepare("SELECT model || ' (' || revision || ')', count(*) FROM embeddings GROUP BY model, revision")?;
-        let embeddings_by_model = stmt
-            .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        let bytes = ["", "-wal", "-shm"]
-            .iter()
-            .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", self.path.display())).ok())
-            .map(|m| m.len())
-            .sum();
-        Ok(CacheInfo {
-            location: self.location(),
-            bytes,
-            files,
-            failed,
-            embeddings_by_model,
-        })
+        let result = (|| -> Result<CacheInfo> {
+            let count = |sql: &str| -> Result<u64> {
+                Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
+            };
+            let files = count("SELECT count(*) FROM files WHERE error IS NULL")?;
+            let failed = count("SELECT count(*) FROM files WHERE error IS NOT NULL")?;
+            let mut stmt = self.conn.prepare("SELECT model || ' (' || revision || ')', count(*) FROM embeddings GROUP BY model, revision")?;
+            let embeddings_by_model = stmt
+                .query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let bytes = ["", "-wal", "-shm"]
+                .iter()
+                .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", self.path.display())).ok())
+                .map(|m| m.len())
+                .sum();
+            Ok(CacheInfo {
+                location: self.location(),
+                bytes,
+                files,
+                failed,
+                embeddings_by_model,
+            })
+        })();
+        self.named(result)
     }
 }
 
@@ -479,6 +526,22 @@ fn dir_prefix(dir: &Path) -> Vec<u8> {
         prefix.push(separator);
     }
     prefix
+}
+
+/// Why the file at `path` is no SQLite database, judged by its header; None when it is one,
+/// is empty (SQLite starts it afresh) or is not there.
+fn foreign_header(path: &Path) -> Option<String> {
+    use std::io::Read;
+    const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+    let file = std::fs::File::open(path).ok()?;
+    let mut header = Vec::with_capacity(MAGIC.len());
+    file.take(MAGIC.len() as u64)
+        .read_to_end(&mut header)
+        .ok()?;
+    match header.is_empty() || header == MAGIC {
+        true => None,
+        false => Some("its header is not that of an SQLite file".to_string()),
+    }
 }
 
 fn is_damage(e: &rusqlite::Error) -> bool {
