@@ -371,15 +371,40 @@ fn cache_info_and_clear() {
         .unwrap();
     assert!(clear.status.success());
     assert!(!cache.path().join("index.sqlite3").exists());
-    // --no-cache stores nothing.
-    let out = lookalike()
-        .args(["index", "--json", "--no-cache"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["images"], 1);
-    assert!(!cache.path().join("index.sqlite3").exists());
+}
+
+/// --no-cache stores nothing, not even in the platform cache folder that it would otherwise
+/// use. (This once checked a folder the --no-cache run was never given.)
+#[test]
+fn no_cache_stores_nothing_in_the_platform_cache_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_seeds(dir.path(), &["Tiger.jpg"]);
+    let platform_cache = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        let out = lookalike()
+            .env("XDG_CACHE_HOME", platform_cache.path())
+            .env_remove("LOOKALIKE_DB")
+            .args(["index", "--json"])
+            .args(extra)
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["images"], 1);
+    };
+    // Without --no-cache, the index goes to the folder this test gave as the platform's.
+    run(&[]);
+    let default_index = platform_cache.path().join("lookalike").join("index.sqlite3");
+    assert!(default_index.exists(), "the test watches the right folder");
+    std::fs::remove_dir_all(platform_cache.path().join("lookalike")).unwrap();
+
+    run(&["--no-cache"]);
+    assert_eq!(
+        walk(platform_cache.path()),
+        [platform_cache.path().to_path_buf()],
+        "nothing was written there"
+    );
 }
 
 on_both_backends!(two_similar_runs: two_similar_runs_sharing_an_index_each_rank_every_image, postgres_two_similar_runs_sharing_an_index_each_rank_every_image);
