@@ -636,6 +636,16 @@ fn plan_file(index: &mut dyn Store, path: &Path) -> lookalike::pipeline::Plan {
     lookalike::pipeline::plan(index, entry, &lookalike::model::lite0::INFO).unwrap()
 }
 
+/// A plan in a few words (a served image's vector is too long to print).
+fn outline(plan: &lookalike::pipeline::Plan) -> String {
+    use lookalike::pipeline::Plan;
+    match plan {
+        Plan::Cached(image) => format!("served from the index as {}", image.path.display()),
+        Plan::KnownBad(reason) => format!("known bad: {reason}"),
+        Plan::Embed(pending) => format!("to embed (changed: {})", pending.changed),
+    }
+}
+
 /// Plans and stores `path` as made-up analysis `seed`, as an indexing run would.
 fn index_by_hand(index: &mut dyn Store, path: &Path, seed: f32) {
     use lookalike::pipeline::{store, Plan};
@@ -663,7 +673,7 @@ fn a_same_size_edit(cache: &Backend) {
     edit_the_middle(&bmp);
     match plan_file(index.as_mut(), &bmp) {
         Plan::Embed(pending) => assert!(pending.changed, "its old vectors are stale"),
-        other => panic!("an edited picture kept its old vector: {other:?}"),
+        other => panic!("an edited picture kept its old vector: {}", outline(&other)),
     }
 }
 
@@ -694,7 +704,7 @@ fn moved_content(cache: &Backend) {
     std::fs::write(&moved, &bytes).unwrap();
     match plan_file(index.as_mut(), &moved) {
         Plan::Cached(image) => assert_eq!(image.embedding[0], 1.0),
-        other => panic!("the moved picture was not recognised: {other:?}"),
+        other => panic!("the moved picture was not recognised: {}", outline(&other)),
     }
     let copy = dir.path().join("copy.bmp");
     std::fs::write(&copy, &bytes).unwrap();
@@ -726,7 +736,8 @@ fn assert_index_error(cache: &tempfile::TempDir, dir: &Path, picture: &Path, wha
     let canonical_dir = std::fs::canonicalize(dir).unwrap();
     let read = index.images_under(&canonical_dir, stamp);
     let Err(lookalike::Error::Index(message)) = &read else {
-        panic!("a damaged row was served: {read:?}");
+        let served = read.map(|images| images.iter().map(|i| i.embedding.len()).collect::<Vec<_>>());
+        panic!("a damaged row was served (vector lengths or error): {served:?}");
     };
     for part in [
         cache.path().join("index.sqlite3").display().to_string(),
@@ -742,7 +753,8 @@ fn assert_index_error(cache: &tempfile::TempDir, dir: &Path, picture: &Path, wha
     );
     assert!(
         matches!(planned, Err(lookalike::Error::Index(_))),
-        "planning fails as the index, not as the image: {planned:?}"
+        "planning fails as the index, not as the image: {}",
+        planned.as_ref().map_or_else(|e| e.to_string(), outline)
     );
 }
 

@@ -612,3 +612,64 @@ fn a_table_altered_by_hand_gives_errors_not_a_crash() {
         );
     }
 }
+
+/// Regression (issue 25, point 11): a vector of another length or labels that are not labels,
+/// written into the database by another program or by hand, were served as they were (the
+/// labels as none), and the vector scored over the shorter of it and the query.
+#[test]
+fn stored_vectors_and_labels_are_checked_as_they_are_read() {
+    use lookalike::index::postgres::{PostgresIndex, Target};
+    use lookalike::index::{FileRecord, ModelStamp, Store, Stored};
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let mut index =
+        PostgresIndex::open(&Target::parse(&db.url, None).unwrap(), root.path()).unwrap();
+    let stamp = ModelStamp {
+        model: "small",
+        revision: "r1",
+        dim: 4,
+    };
+    let picture = root.path().join("tiger.jpg");
+    let stored = Stored {
+        file: FileRecord {
+            path: &picture,
+            size: 1,
+            mtime_ns: 0,
+            fingerprint: &[1, 2, 3],
+            size_px: Some((1, 1)),
+            thumbnail: None,
+            error: None,
+            content_changed: false,
+        },
+        embedding: Some((&[0.5, 0.5, 0.5, 0.5], &[])),
+    };
+    index.store_batch(stamp, &[stored]).unwrap();
+    assert_eq!(index.images_under(root.path(), stamp).unwrap().len(), 1);
+
+    let mut client = db.client();
+    let mut damaged = |client: &mut postgres::Client, sql: &str, what: &str| {
+        client.batch_execute(sql).unwrap();
+        let read = index.images_under(root.path(), stamp);
+        let Err(lookalike::Error::Index(message)) = &read else {
+            panic!("{sql}: served: {:?}", read.map(|i| i.len()));
+        };
+        assert!(
+            message.contains(what) && message.contains(&picture.display().to_string()),
+            "{message}"
+        );
+        assert!(!message.contains(&password_of(&db.url)), "{message}");
+    };
+    damaged(
+        &mut client,
+        "UPDATE lookalike_vectors_small SET top = '{\"not\": \"labels\"}'",
+        "labels",
+    );
+    damaged(
+        &mut client,
+        "ALTER TABLE lookalike_vectors_small ALTER COLUMN embedding TYPE vector;
+         UPDATE lookalike_vectors_small SET embedding = '[1, 2, 3]', top = '[]'",
+        "has 3 values, not 4",
+    );
+}
