@@ -389,13 +389,20 @@ fn no_cache_stores_nothing_in_the_platform_cache_folder() {
             .arg(dir.path())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(report["images"], 1);
     };
     // Without --no-cache, the index goes to the folder this test gave as the platform's.
     run(&[]);
-    let default_index = platform_cache.path().join("lookalike").join("index.sqlite3");
+    let default_index = platform_cache
+        .path()
+        .join("lookalike")
+        .join("index.sqlite3");
     assert!(default_index.exists(), "the test watches the right folder");
     std::fs::remove_dir_all(platform_cache.path().join("lookalike")).unwrap();
 
@@ -736,7 +743,8 @@ fn assert_index_error(cache: &tempfile::TempDir, dir: &Path, picture: &Path, wha
     let canonical_dir = std::fs::canonicalize(dir).unwrap();
     let read = index.images_under(&canonical_dir, stamp);
     let Err(lookalike::Error::Index(message)) = &read else {
-        let served = read.map(|images| images.iter().map(|i| i.embedding.len()).collect::<Vec<_>>());
+        let served =
+            read.map(|images| images.iter().map(|i| i.embedding.len()).collect::<Vec<_>>());
         panic!("a damaged row was served (vector lengths or error): {served:?}");
     };
     for part in [
@@ -744,7 +752,10 @@ fn assert_index_error(cache: &tempfile::TempDir, dir: &Path, picture: &Path, wha
         picture.display().to_string(),
         what.to_string(),
     ] {
-        assert!(message.contains(part.as_str()), "{message:?} lacks {part:?}");
+        assert!(
+            message.contains(part.as_str()),
+            "{message:?} lacks {part:?}"
+        );
     }
     let planned = lookalike::pipeline::plan(
         &mut index,
@@ -795,10 +806,7 @@ fn an_index_from_a_newer_lookalike_is_refused_and_left_as_it_is() {
     let (dir, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     index_with_one_picture(&cache, dir.path());
     raw_sqlite(&cache)
-        .execute(
-            "UPDATE meta SET value = 2 WHERE key = 'schema_version'",
-            [],
-        )
+        .execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'", [])
         .unwrap();
 
     let refused = SqliteIndex::open(cache.path()).err().map(|e| e.to_string());
@@ -822,7 +830,11 @@ fn an_index_from_a_newer_lookalike_is_refused_and_left_as_it_is() {
 
     let db = raw_sqlite(&cache);
     let version: i64 = db
-        .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     let rows: i64 = db
         .query_row("SELECT count(*) FROM embeddings", [], |r| r.get(0))
@@ -841,17 +853,26 @@ fn a_damaged_index_keeps_its_journal_beside_the_moved_copy() {
     bytes[..100].iter_mut().for_each(|b| *b = 0x5A);
     std::fs::write(&db, &bytes).unwrap();
     for suffix in ["-wal", "-shm"] {
-        std::fs::write(format!("{}{suffix}", db.display()), format!("journal{suffix}")).unwrap();
+        std::fs::write(
+            format!("{}{suffix}", db.display()),
+            format!("journal{suffix}"),
+        )
+        .unwrap();
     }
 
     let mut index = SqliteIndex::open(cache.path()).unwrap();
     let warnings = index.take_warnings();
-    assert!(warnings.iter().any(|w| w.contains("damaged")), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.contains("damaged")),
+        "{warnings:?}"
+    );
     let aside: Vec<PathBuf> = std::fs::read_dir(cache.path())
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.to_string_lossy().contains("damaged") && p.extension().is_some())
-        .filter(|p| !p.to_string_lossy().ends_with("-wal") && !p.to_string_lossy().ends_with("-shm"))
+        .filter(|p| {
+            !p.to_string_lossy().ends_with("-wal") && !p.to_string_lossy().ends_with("-shm")
+        })
         .collect();
     assert_eq!(aside.len(), 1, "{aside:?}");
     assert_eq!(std::fs::read(&aside[0]).unwrap(), bytes);

@@ -278,6 +278,47 @@ mod tests {
     use super::*;
     use crate::scan::ImageEntry;
 
+    /// Regression (issue 25, point 13): an index failure was one more "could not be read" in
+    /// the status bar, beside an empty file name in Problems. It is now said as the index's,
+    /// once however many batches it fails.
+    #[test]
+    fn an_index_failure_is_said_as_the_indexs_not_an_images() {
+        let images = vec![ImageEntry {
+            path: PathBuf::from("a.jpg"),
+            size: 1,
+            modified: None,
+        }];
+        let failed = || Message::IndexFailed("index.sqlite3: database is locked".into());
+        let job = Job::ended_early(vec![
+            Message::Scanned {
+                images,
+                problems: Vec::new(),
+            },
+            failed(),
+            failed(),
+            Message::Finished,
+        ]);
+        let mut indexing = Indexing {
+            job: Some(job),
+            ..Indexing::default()
+        };
+        let (mut gallery, mut problems) = (Gallery::default(), Problems::new());
+        let status = indexing
+            .drain(&mut gallery, &mut problems)
+            .unwrap_or_default();
+        assert_eq!(
+            problems,
+            [(
+                PathBuf::new(),
+                "the index failed: index.sqlite3: database is locked".to_string()
+            )]
+        );
+        assert_eq!(
+            status,
+            "0 images indexed; the index failed: index.sqlite3: database is locked"
+        );
+    }
+
     /// Regression: a worker that died left "Scanning…" on screen for good.
     #[test]
     fn a_job_that_ends_without_finishing_is_reported() {

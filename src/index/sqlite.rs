@@ -5,7 +5,9 @@
 //! model the embedding and top-5 labels. Rows carry the model's revision, so a change to a
 //! model or its preprocessing invalidates only that model's vectors. Writes go in short WAL
 //! transactions with a busy timeout, so a killed process loses at most the batch in flight and
-//! two processes can share the file. A damaged file is moved aside and rebuilt.
+//! two processes can share the file. A damaged file is moved aside (with its `-wal` and `-shm`)
+//! and rebuilt. A file of a newer schema version belongs to a newer lookalike that is still
+//! using it: it is refused and left alone, never rebuilt.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -237,8 +239,10 @@ impl Store for SqliteIndex {
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.prepare_cached("DELETE FROM files WHERE path = ?1 AND id != ?2")?
                 .execute(params![path_key(path), id])?;
-            tx.prepare_cached("UPDATE files SET path = ?2, size = ?3, mtime_ns = ?4 WHERE id = ?1")?
-                .execute(params![id, path_key(path), size as i64, mtime_ns])?;
+            tx.prepare_cached(
+                "UPDATE files SET path = ?2, size = ?3, mtime_ns = ?4 WHERE id = ?1",
+            )?
+            .execute(params![id, path_key(path), size as i64, mtime_ns])?;
             tx.commit()?;
             Ok(())
         })();
@@ -340,7 +344,9 @@ impl Store for SqliteIndex {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let bytes = ["", "-wal", "-shm"]
                 .iter()
-                .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", self.path.display())).ok())
+                .filter_map(|suffix| {
+                    std::fs::metadata(format!("{}{suffix}", self.path.display())).ok()
+                })
                 .map(|m| m.len())
                 .sum();
             Ok(CacheInfo {

@@ -99,7 +99,8 @@ pub enum IndexEvent<'a> {
     },
     /// One image could not be used.
     Failed { position: usize, error: Error },
-    /// The index could not store a batch or forget removed files. The results still arrive;
+    /// The index failed: it could not serve what it holds (while planning), claim, store a
+    /// batch, or forget removed files. Never one image's failure. The results still arrive;
     /// returning `Break` makes the run fail with this error.
     IndexFailed(&'a Error),
     /// This many files that left the folder were forgotten.
