@@ -142,7 +142,7 @@ impl Worker {
         let mut index = match self.cache.open(&folder) {
             Ok(index) => index,
             Err(e) => {
-                self.send(Message::IndexFailed(format!("working without it: {e}")));
+                self.send(Message::IndexFailed(format!("{e}; working without it")));
                 None
             }
         };
