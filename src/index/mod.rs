@@ -332,3 +332,36 @@ pub fn mtime_ns(modified: Option<SystemTime>) -> i64 {
         None => 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fingerprint is that of the whole file: an edit anywhere changes it, and for a file
+    /// of up to 128 KiB it is what older versions stored (their size, first and last 64 KiB
+    /// covered the whole file), so such rows still match after an upgrade.
+    #[test]
+    fn the_fingerprint_covers_the_whole_file_and_keeps_small_files_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("picture.bmp");
+        let small: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &small).unwrap();
+        let mut old_form = (small.len() as u64).to_le_bytes().to_vec();
+        old_form.extend_from_slice(&small);
+        let old = xxhash_rust::xxh3::xxh3_128(&old_form)
+            .to_le_bytes()
+            .to_vec();
+        assert_eq!(fingerprint(&path).unwrap(), old);
+
+        let mut large: Vec<u8> = (0..1_000_000u32).map(|i| (i * 13 % 251) as u8).collect();
+        std::fs::write(&path, &large).unwrap();
+        let before = fingerprint(&path).unwrap();
+        large[500_000] ^= 1;
+        std::fs::write(&path, &large).unwrap();
+        assert_ne!(
+            fingerprint(&path).unwrap(),
+            before,
+            "a same-size edit in the middle"
+        );
+    }
+}
