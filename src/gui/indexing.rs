@@ -157,6 +157,10 @@ impl Indexing {
                 } if self.refresh => {
                     self.renumbered = Some(gallery.merge_scan(&images));
                     problems.clear();
+                    // What this job already said of the index (that it could not be opened,
+                    // say) still holds.
+                    let index = self.index_failures.iter();
+                    problems.extend(index.map(|r| (PathBuf::new(), index_problem(r))));
                     problems.extend(p);
                     if let Some(progress) = &mut self.progress {
                         progress.total = images.len();
@@ -185,10 +189,15 @@ fn index_failed(seen: &mut Vec<String>, reason: String, problems: &mut Problems)
     if seen.contains(&reason) {
         return None;
     }
-    problems.push((PathBuf::new(), format!("the index failed: {reason}")));
+    problems.push((PathBuf::new(), index_problem(&reason)));
     let status = format!("The index failed, images are shown but not all kept: {reason}");
     seen.push(reason);
     Some(status)
+}
+
+/// An index failure as Problems lists it.
+fn index_problem(reason: &str) -> String {
+    format!("the index failed: {reason}")
 }
 
 /// Applies one message that does not end the job.
