@@ -295,6 +295,7 @@ fn the_apps_indexing_worker_reports_every_bad_file() {
             } => problems.push((lossy(&images[index].path), reason)),
             Message::Finished => break,
             Message::Warning(w) => panic!("unexpected warning {w}"),
+            Message::IndexFailed(reason) => panic!("the index failed: {reason}"),
             Message::FolderFailed(reason) => panic!("the folder failed: {reason}"),
         }
     }

@@ -371,15 +371,47 @@ fn cache_info_and_clear() {
         .unwrap();
     assert!(clear.status.success());
     assert!(!cache.path().join("index.sqlite3").exists());
-    // --no-cache stores nothing.
-    let out = lookalike()
-        .args(["index", "--json", "--no-cache"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["images"], 1);
-    assert!(!cache.path().join("index.sqlite3").exists());
+}
+
+/// --no-cache stores nothing, not even in the platform cache folder that it would otherwise
+/// use. (This once checked a folder the --no-cache run was never given.)
+#[test]
+fn no_cache_stores_nothing_in_the_platform_cache_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_seeds(dir.path(), &["Tiger.jpg"]);
+    let platform_cache = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        let out = lookalike()
+            .env("XDG_CACHE_HOME", platform_cache.path())
+            .env_remove("LOOKALIKE_DB")
+            .args(["index", "--json"])
+            .args(extra)
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["images"], 1);
+    };
+    // Without --no-cache, the index goes to the folder this test gave as the platform's.
+    run(&[]);
+    let default_index = platform_cache
+        .path()
+        .join("lookalike")
+        .join("index.sqlite3");
+    assert!(default_index.exists(), "the test watches the right folder");
+    std::fs::remove_dir_all(platform_cache.path().join("lookalike")).unwrap();
+
+    run(&["--no-cache"]);
+    assert_eq!(
+        walk(platform_cache.path()),
+        [platform_cache.path().to_path_buf()],
+        "nothing was written there"
+    );
 }
 
 on_both_backends!(two_similar_runs: two_similar_runs_sharing_an_index_each_rank_every_image, postgres_two_similar_runs_sharing_an_index_each_rank_every_image);
@@ -587,6 +619,7 @@ fn concurrent_rows_survive_prune(cache: &Backend) {
         let stamp = ModelStamp {
             model: "lite0",
             revision: "r1",
+            dim: 2,
         };
         let batch = [Stored {
             file,
@@ -656,4 +689,334 @@ fn the_tests_row_count_fails_on_an_unreadable_index() {
     std::fs::write(dir.path().join("index.sqlite3"), vec![0x5a; 8192]).unwrap();
     let counted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| backend.rows()));
     assert!(counted.is_err(), "read as {:?} rows", counted.ok());
+}
+
+/// A picture the model never saw, as the indexer would store it: a vector of the model's
+/// length, labels and a thumbnail. Tests that check what the index keeps need no model run.
+fn made_up_analysis(seed: f32) -> lookalike::engine::Analysis {
+    let info = lookalike::model::lite0::INFO;
+    lookalike::engine::Analysis {
+        embedding: (0..info.dim).map(|i| seed + i as f32).collect(),
+        top: vec![lookalike::model::labels::Prediction {
+            class: 292,
+            label: "tiger".into(),
+            prob: 0.9,
+        }],
+        width: 512,
+        height: 512,
+        thumbnail: Some(lookalike::decode::Thumbnail {
+            jpeg: vec![0xFF, 0xD8, 0xFF, 0xD9],
+            width: 4,
+            height: 4,
+        }),
+    }
+}
+
+/// An uncompressed 512 × 512 BMP (768 KiB): an edit in its middle leaves its size and its
+/// first and last 64 KiB as they were.
+fn write_bmp(path: &Path) {
+    let img = RgbImage::from_fn(512, 512, |x, y| Rgb([(x / 2) as u8, (y / 2) as u8, 77]));
+    img.save_with_format(path, image::ImageFormat::Bmp).unwrap();
+}
+
+/// Changes 64 bytes in the middle of a file, keeping its size, and moves its mtime on.
+fn edit_the_middle(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle..middle + 64].iter_mut().for_each(|b| *b = !*b);
+    std::fs::write(path, &bytes).unwrap();
+    let later = std::time::SystemTime::now() + Duration::from_secs(60);
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(later).unwrap();
+}
+
+/// Plans one file of `dir` (which must hold only images the test wrote) against `index`.
+fn plan_file(index: &mut dyn Store, path: &Path) -> lookalike::pipeline::Plan {
+    let scan = lookalike::scan::scan_folder(path.parent().unwrap()).unwrap();
+    let entry = scan.images.iter().find(|e| e.path == path).unwrap();
+    lookalike::pipeline::plan(index, entry, &lookalike::model::lite0::INFO).unwrap()
+}
+
+/// A plan in a few words (a served image's vector is too long to print).
+fn outline(plan: &lookalike::pipeline::Plan) -> String {
+    use lookalike::pipeline::Plan;
+    match plan {
+        Plan::Cached(image) => format!("served from the index as {}", image.path.display()),
+        Plan::KnownBad(reason) => format!("known bad: {reason}"),
+        Plan::Embed(pending) => format!("to embed (changed: {})", pending.changed),
+    }
+}
+
+/// Plans and stores `path` as made-up analysis `seed`, as an indexing run would.
+fn index_by_hand(index: &mut dyn Store, path: &Path, seed: f32) {
+    use lookalike::pipeline::{store, Plan};
+    let Plan::Embed(pending) = plan_file(index, path) else {
+        panic!("{} is new to the index", path.display())
+    };
+    let info = lookalike::model::lite0::INFO;
+    let analysis = Ok(made_up_analysis(seed));
+    store(index, &info, std::slice::from_ref(&pending), &[analysis]).unwrap();
+}
+
+on_both_backends!(a_same_size_edit: a_same_size_edit_in_the_middle_is_embedded_again, postgres_a_same_size_edit_in_the_middle_is_embedded_again);
+
+/// Regression (issue 25, point 12): the fingerprint read only the first and last 64 KiB, so a
+/// BMP edited in its middle kept the vector of the picture it had been.
+fn a_same_size_edit(cache: &Backend) {
+    use lookalike::pipeline::Plan;
+    let dir = tempfile::tempdir().unwrap();
+    let bmp = dir.path().join("scan.bmp");
+    write_bmp(&bmp);
+    let mut index = cache.open(dir.path());
+    index_by_hand(index.as_mut(), &bmp, 1.0);
+    assert!(matches!(plan_file(index.as_mut(), &bmp), Plan::Cached(_)));
+
+    edit_the_middle(&bmp);
+    match plan_file(index.as_mut(), &bmp) {
+        Plan::Embed(pending) => assert!(pending.changed, "its old vectors are stale"),
+        other => panic!("an edited picture kept its old vector: {}", outline(&other)),
+    }
+}
+
+on_both_backends!(moved_content: a_moved_pictures_vector_goes_only_to_the_same_content_once, postgres_a_moved_pictures_vector_goes_only_to_the_same_content_once);
+
+/// Regression (issue 25, point 12): a new file whose size and ends matched a file gone from
+/// the folder was taken for it moved, and given its vector.
+fn moved_content(cache: &Backend) {
+    use lookalike::pipeline::Plan;
+    let dir = tempfile::tempdir().unwrap();
+    let original = dir.path().join("original.bmp");
+    write_bmp(&original);
+    let bytes = std::fs::read(&original).unwrap();
+    let mut index = cache.open(dir.path());
+    index_by_hand(index.as_mut(), &original, 1.0);
+    std::fs::remove_file(&original).unwrap();
+
+    let other = dir.path().join("other.bmp");
+    std::fs::write(&other, &bytes).unwrap();
+    edit_the_middle(&other);
+    assert!(
+        matches!(plan_file(index.as_mut(), &other), Plan::Embed(_)),
+        "another picture of the same size and ends is embedded, not given the old vector"
+    );
+
+    // The same bytes at a new place are the moved picture, and keep its vector: once.
+    let moved = dir.path().join("moved.bmp");
+    std::fs::write(&moved, &bytes).unwrap();
+    match plan_file(index.as_mut(), &moved) {
+        Plan::Cached(image) => assert_eq!(image.embedding[0], 1.0),
+        other => panic!("the moved picture was not recognised: {}", outline(&other)),
+    }
+    let copy = dir.path().join("copy.bmp");
+    std::fs::write(&copy, &bytes).unwrap();
+    assert!(
+        matches!(plan_file(index.as_mut(), &copy), Plan::Embed(_)),
+        "one stored row is never handed to two files"
+    );
+}
+
+/// Opens the SQLite file of `cache` beside lookalike, as a user's tool (or damage) would.
+fn raw_sqlite(cache: &tempfile::TempDir) -> rusqlite::Connection {
+    rusqlite::Connection::open(cache.path().join("index.sqlite3")).unwrap()
+}
+
+/// An index holding one made-up picture in `dir`; returns the picture's canonical path.
+fn index_with_one_picture(cache: &tempfile::TempDir, dir: &Path) -> PathBuf {
+    let bmp = dir.join("scan.bmp");
+    write_bmp(&bmp);
+    let mut index = SqliteIndex::open(cache.path()).unwrap();
+    index_by_hand(&mut index, &bmp, 1.0);
+    std::fs::canonicalize(&bmp).unwrap()
+}
+
+/// Reads every image of `dir` back, expecting an index error that names the index and the
+/// picture and says `what`.
+fn assert_index_error(cache: &tempfile::TempDir, dir: &Path, picture: &Path, what: &str) {
+    let mut index = SqliteIndex::open(cache.path()).unwrap();
+    let stamp = lookalike::pipeline::stamp(&lookalike::model::lite0::INFO);
+    let canonical_dir = std::fs::canonicalize(dir).unwrap();
+    let read = index.images_under(&canonical_dir, stamp);
+    let Err(lookalike::Error::Index(message)) = &read else {
+        let served =
+            read.map(|images| images.iter().map(|i| i.embedding.len()).collect::<Vec<_>>());
+        panic!("a damaged row was served (vector lengths or error): {served:?}");
+    };
+    for part in [
+        cache.path().join("index.sqlite3").display().to_string(),
+        picture.display().to_string(),
+        what.to_string(),
+    ] {
+        assert!(
+            message.contains(part.as_str()),
+            "{message:?} lacks {part:?}"
+        );
+    }
+    let planned = lookalike::pipeline::plan(
+        &mut index,
+        &lookalike::scan::scan_folder(dir).unwrap().images[0],
+        &lookalike::model::lite0::INFO,
+    );
+    assert!(
+        matches!(planned, Err(lookalike::Error::Index(_))),
+        "planning fails as the index, not as the image: {}",
+        planned.as_ref().map_or_else(|e| e.to_string(), outline)
+    );
+}
+
+/// Regression (issue 25, point 11): a stored vector of the wrong length was served, and
+/// scored against full-length queries over the shorter of the two.
+#[test]
+fn a_stored_vector_of_the_wrong_length_is_an_index_error() {
+    let (dir, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let picture = index_with_one_picture(&cache, dir.path());
+    let cut = raw_sqlite(&cache)
+        .execute("UPDATE embeddings SET vector = substr(vector, 1, 16)", [])
+        .unwrap();
+    assert_eq!(cut, 1);
+    assert_index_error(&cache, dir.path(), &picture, "has 4 values, not 1280");
+    raw_sqlite(&cache)
+        .execute("UPDATE embeddings SET vector = zeroblob(4 * 1280 + 2)", [])
+        .unwrap();
+    assert_index_error(&cache, dir.path(), &picture, "not a whole number of values");
+}
+
+/// Regression (issue 25, point 11): labels the index could not read were served as none.
+#[test]
+fn unreadable_stored_labels_are_an_index_error() {
+    let (dir, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let picture = index_with_one_picture(&cache, dir.path());
+    let spoiled = raw_sqlite(&cache)
+        .execute("UPDATE embeddings SET top = '[{\"class\": \"tiger\"'", [])
+        .unwrap();
+    assert_eq!(spoiled, 1);
+    assert_index_error(&cache, dir.path(), &picture, "labels");
+}
+
+/// Regression (issue 25, point 10): an index written by a newer lookalike (another schema
+/// version) was dropped and rebuilt without a word, so two installed versions wiped each
+/// other's index.
+#[test]
+fn an_index_from_a_newer_lookalike_is_refused_and_left_as_it_is() {
+    let (dir, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    index_with_one_picture(&cache, dir.path());
+    raw_sqlite(&cache)
+        .execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'", [])
+        .unwrap();
+
+    let refused = SqliteIndex::open(cache.path()).err().map(|e| e.to_string());
+    let refused = refused.expect("a newer index is refused");
+    assert!(refused.contains("newer lookalike"), "{refused}");
+    assert!(
+        refused.contains(&cache.path().join("index.sqlite3").display().to_string()),
+        "the message names the file: {refused}"
+    );
+    let out = index(dir.path(), &Backend::Sqlite(tempfile::tempdir().unwrap()));
+    assert!(out.status.success(), "another index folder still works");
+    let out = lookalike()
+        .args(["index", "--json", "--cache-dir"])
+        .arg(cache.path())
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "index stops");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("newer lookalike"), "{stderr}");
+
+    let db = raw_sqlite(&cache);
+    let version: i64 = db
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let rows: i64 = db
+        .query_row("SELECT count(*) FROM embeddings", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((version, rows), (2, 1), "the newer index is left as it was");
+}
+
+/// Regression (issue 25, point 10): a damaged index was moved aside without its `-wal` and
+/// `-shm` files, which were deleted: the copy kept for inspection lacked its latest writes.
+#[test]
+fn a_damaged_index_keeps_its_journal_beside_the_moved_copy() {
+    let cache = tempfile::tempdir().unwrap();
+    drop(SqliteIndex::open(cache.path()).unwrap());
+    let db = cache.path().join("index.sqlite3");
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes[..100].iter_mut().for_each(|b| *b = 0x5A);
+    std::fs::write(&db, &bytes).unwrap();
+    for suffix in ["-wal", "-shm"] {
+        std::fs::write(
+            format!("{}{suffix}", db.display()),
+            format!("journal{suffix}"),
+        )
+        .unwrap();
+    }
+
+    let mut index = SqliteIndex::open(cache.path()).unwrap();
+    let warnings = index.take_warnings();
+    assert!(
+        warnings.iter().any(|w| w.contains("damaged")),
+        "{warnings:?}"
+    );
+    let aside: Vec<PathBuf> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("damaged") && p.extension().is_some())
+        .filter(|p| {
+            !p.to_string_lossy().ends_with("-wal") && !p.to_string_lossy().ends_with("-shm")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(std::fs::read(&aside[0]).unwrap(), bytes);
+    for suffix in ["-wal", "-shm"] {
+        let beside = format!("{}{suffix}", aside[0].display());
+        assert_eq!(
+            std::fs::read_to_string(&beside).ok().as_deref(),
+            Some(format!("journal{suffix}").as_str()),
+            "{beside} is kept beside the copy"
+        );
+    }
+}
+
+/// Regression (issue 25, point 13): when the index failed while planning (here SQLite
+/// refuses to update a touched file's row), the failure became one image's "could not be
+/// read" with an empty name, and `index` still exited 0.
+#[test]
+fn an_index_failure_while_planning_stops_index_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::sqlite();
+    let Backend::Sqlite(cache) = &backend else {
+        unreachable!()
+    };
+    copy_seeds(dir.path(), &["Tiger.jpg"]);
+    assert_eq!(counts(&summary(dir.path(), &backend)), [1, 1, 0, 0, 0]);
+    raw_sqlite(cache)
+        .execute_batch(
+            "CREATE TRIGGER refuse BEFORE UPDATE ON files
+             BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+        )
+        .unwrap();
+    // Touched: same content, new mtime, so planning updates its row.
+    let later = std::time::SystemTime::now() + Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(dir.path().join("Tiger.jpg"))
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+
+    let out = index(dir.path(), &backend);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "index exits with an error: {stderr}");
+    assert!(
+        stderr.contains("database or disk is full")
+            && stderr.contains(&cache.path().join("index.sqlite3").display().to_string()),
+        "the message says what failed, and names the index: {stderr}"
+    );
+    assert!(
+        !stderr.contains("error: : "),
+        "no image without a name is blamed: {stderr}"
+    );
 }

@@ -504,12 +504,13 @@ fn a_large_library_gets_a_search_index_and_is_searched_through_it() {
     let root = tempfile::tempdir().unwrap();
     let mut index =
         PostgresIndex::open(&Target::parse(&db.url, None).unwrap(), root.path()).unwrap();
+    // Short vectors, so that the test stores twenty thousand quickly.
+    let dim = 8;
     let stamp = ModelStamp {
         model: "small",
         revision: "r1",
+        dim,
     };
-    // Short vectors, so that the test stores twenty thousand quickly.
-    let dim = 8;
     let count = HNSW_FROM as usize;
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut random = move || {
@@ -760,6 +761,7 @@ fn stored_paths_and_thumbnails_are_checked_before_use() {
     let stamp = ModelStamp {
         model: "small",
         revision: "r1",
+        dim: 2,
     };
     let small = make_thumbnail(&image::RgbImage::new(40, 30), 256).unwrap();
     let mut big = Vec::new();
@@ -837,5 +839,66 @@ fn stored_paths_and_thumbnails_are_checked_before_use() {
     assert!(
         decoded("big outside.jpg").is_none(),
         "a 1024 × 1024 size was kept"
+    );
+}
+
+/// Regression (issue 25, point 11): a vector of another length or labels that are not labels,
+/// written into the database by another program or by hand, were served as they were (the
+/// labels as none), and the vector scored over the shorter of it and the query.
+#[test]
+fn stored_vectors_and_labels_are_checked_as_they_are_read() {
+    use lookalike::index::postgres::{PostgresIndex, Target};
+    use lookalike::index::{FileRecord, ModelStamp, Store, Stored};
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let mut index =
+        PostgresIndex::open(&Target::parse(&db.url, None).unwrap(), root.path()).unwrap();
+    let stamp = ModelStamp {
+        model: "small",
+        revision: "r1",
+        dim: 4,
+    };
+    let picture = root.path().join("tiger.jpg");
+    let stored = Stored {
+        file: FileRecord {
+            path: &picture,
+            size: 1,
+            mtime_ns: 0,
+            fingerprint: &[1, 2, 3],
+            size_px: Some((1, 1)),
+            thumbnail: None,
+            error: None,
+            content_changed: false,
+        },
+        embedding: Some((&[0.5, 0.5, 0.5, 0.5], &[])),
+    };
+    index.store_batch(stamp, &[stored]).unwrap();
+    assert_eq!(index.images_under(root.path(), stamp).unwrap().len(), 1);
+
+    let mut client = db.client();
+    let mut damaged = |client: &mut postgres::Client, sql: &str, what: &str| {
+        client.batch_execute(sql).unwrap();
+        let read = index.images_under(root.path(), stamp);
+        let Err(lookalike::Error::Index(message)) = &read else {
+            panic!("{sql}: served: {:?}", read.map(|i| i.len()));
+        };
+        assert!(
+            message.contains(what) && message.contains(&picture.display().to_string()),
+            "{message}"
+        );
+        assert!(!message.contains(&password_of(&db.url)), "{message}");
+    };
+    damaged(
+        &mut client,
+        "UPDATE lookalike_vectors_small SET top = '{\"not\": \"labels\"}'",
+        "labels",
+    );
+    damaged(
+        &mut client,
+        "ALTER TABLE lookalike_vectors_small ALTER COLUMN embedding TYPE vector;
+         UPDATE lookalike_vectors_small SET embedding = '[1, 2, 3]', top = '[]'",
+        "has 3 values, not 4",
     );
 }

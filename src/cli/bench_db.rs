@@ -16,6 +16,7 @@ const DIM: usize = 1280;
 const STAMP: ModelStamp<'static> = ModelStamp {
     model: "bench",
     revision: "generated-v1",
+    dim: DIM,
 };
 /// How many results a query asks for, and how many of them recall is counted on.
 const TOP: usize = 100;

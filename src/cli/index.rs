@@ -103,7 +103,9 @@ pub enum CacheAction {
     Clear,
 }
 
-/// Indexes `dir` and prints the summary. Exit code 0 whenever the folder could be read.
+/// Indexes `dir` and prints the summary. Exit code 0 whenever the folder could be read and
+/// the index worked; an index failure (busy, read-only, damaged, refused) stops the run with
+/// an error, exit code 1, since a summary would claim what the index does not hold.
 pub fn run(model: &ModelArgs, cache: &CacheArgs, dir: &Path, json: bool) -> anyhow::Result<i32> {
     let mut index = cache.open(dir)?;
     // Without an index nothing is kept or shown but the counts: no labels, no thumbnails.

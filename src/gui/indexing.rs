@@ -41,6 +41,9 @@ pub struct Indexing {
     refresh: bool,
     /// Where each item went when a refresh's scan renumbered the gallery.
     renumbered: Option<Vec<Option<usize>>>,
+    /// The index's failures in this job, as put in Problems (each reason once), so that the
+    /// status bar can tell them from images that could not be read.
+    index_failures: Vec<String>,
 }
 
 impl Indexing {
@@ -85,6 +88,7 @@ impl Indexing {
             }),
             refresh,
             renumbered: None,
+            index_failures: Vec::new(),
         }
     }
 
@@ -138,7 +142,10 @@ impl Indexing {
             match message {
                 Message::Finished => {
                     self.end();
-                    return Some(finished_status(gallery, problems));
+                    return Some(finished_status(gallery, problems, &self.index_failures));
+                }
+                Message::IndexFailed(reason) => {
+                    status = index_failed(&mut self.index_failures, reason, problems).or(status);
                 }
                 Message::FolderFailed(reason) => {
                     self.end();
@@ -150,6 +157,10 @@ impl Indexing {
                 } if self.refresh => {
                     self.renumbered = Some(gallery.merge_scan(&images));
                     problems.clear();
+                    // What this job already said of the index (that it could not be opened,
+                    // say) still holds.
+                    let index = self.index_failures.iter();
+                    problems.extend(index.map(|r| (PathBuf::new(), index_problem(r))));
                     problems.extend(p);
                     if let Some(progress) = &mut self.progress {
                         progress.total = images.len();
@@ -170,6 +181,23 @@ impl Indexing {
             p.finished = true;
         }
     }
+}
+
+/// Lists an index failure in Problems (each reason once: a failing index fails every batch)
+/// and says so in the status bar the first time.
+fn index_failed(seen: &mut Vec<String>, reason: String, problems: &mut Problems) -> Option<String> {
+    if seen.contains(&reason) {
+        return None;
+    }
+    problems.push((PathBuf::new(), index_problem(&reason)));
+    let status = format!("The index failed, images are shown but not all kept: {reason}");
+    seen.push(reason);
+    Some(status)
+}
+
+/// An index failure as Problems lists it.
+fn index_problem(reason: &str) -> String {
+    format!("the index failed: {reason}")
 }
 
 /// Applies one message that does not end the job.
@@ -210,16 +238,20 @@ fn apply(
             }
         }
         Message::Warning(warning) => problems.push((PathBuf::new(), warning)),
-        Message::Finished | Message::FolderFailed(_) => {}
+        Message::Finished | Message::FolderFailed(_) | Message::IndexFailed(_) => {}
     }
     None
 }
 
-fn finished_status(gallery: &Gallery, problems: &Problems) -> String {
+fn finished_status(gallery: &Gallery, problems: &Problems, index_failures: &[String]) -> String {
     let indexed = gallery.analysed();
-    match problems.len() {
+    let done = match problems.len().saturating_sub(index_failures.len()) {
         0 => format!("{indexed} images indexed"),
         failed => format!("{indexed} images indexed, {failed} could not be read"),
+    };
+    match index_failures.first() {
+        Some(reason) => format!("{done}; the index failed: {reason}"),
+        None => done,
     }
 }
 
@@ -255,6 +287,48 @@ mod tests {
     use super::*;
     use crate::scan::ImageEntry;
 
+    /// Regression (issue 25, point 13): an index failure was one more "could not be read" in
+    /// the status bar, beside an empty file name in Problems. It is now said as the index's,
+    /// once however many batches it fails.
+    #[test]
+    fn an_index_failure_is_said_as_the_indexs_not_an_images() {
+        let images = vec![ImageEntry {
+            path: PathBuf::from("a.jpg"),
+            size: 1,
+            modified: None,
+            file_id: None,
+        }];
+        let failed = || Message::IndexFailed("index.sqlite3: database is locked".into());
+        let job = Job::ended_early(vec![
+            Message::Scanned {
+                images,
+                problems: Vec::new(),
+            },
+            failed(),
+            failed(),
+            Message::Finished,
+        ]);
+        let mut indexing = Indexing {
+            job: Some(job),
+            ..Indexing::default()
+        };
+        let (mut gallery, mut problems) = (Gallery::default(), Problems::new());
+        let status = indexing
+            .drain(&mut gallery, &mut problems)
+            .unwrap_or_default();
+        assert_eq!(
+            problems,
+            [(
+                PathBuf::new(),
+                "the index failed: index.sqlite3: database is locked".to_string()
+            )]
+        );
+        assert_eq!(
+            status,
+            "0 images indexed; the index failed: index.sqlite3: database is locked"
+        );
+    }
+
     /// Regression: a worker that died left "Scanning…" on screen for good.
     #[test]
     fn a_job_that_ends_without_finishing_is_reported() {
@@ -279,6 +353,7 @@ mod tests {
             }),
             refresh: false,
             renumbered: None,
+            index_failures: Vec::new(),
         };
         let (mut gallery, mut problems) = (Gallery::default(), Problems::new());
         let status = indexing.drain(&mut gallery, &mut problems);

@@ -38,6 +38,9 @@ pub enum Message {
     Finished,
     /// Something the user should know that stops nothing (the index was rebuilt, say).
     Warning(String),
+    /// The index failed (it could not be opened, read or written): images still arrive, but
+    /// what they come from or go to is not the index. Not any one image's fault.
+    IndexFailed(String),
     /// The folder itself could not be read.
     FolderFailed(String),
 }
@@ -139,7 +142,7 @@ impl Worker {
         let mut index = match self.cache.open(&folder) {
             Ok(index) => index,
             Err(e) => {
-                self.send(Message::Warning(format!("working without the index: {e}")));
+                self.send(Message::IndexFailed(format!("{e}; working without it")));
                 None
             }
         };
@@ -177,10 +180,8 @@ impl Worker {
                 result: Err(error.reason()),
                 embedded: false,
             },
-            // The images still show; the index only misses what it could not store.
-            IndexEvent::IndexFailed(e) => {
-                Message::Warning(format!("the index could not be updated: {e}"))
-            }
+            // The images still show; the index only misses what it could not store or serve.
+            IndexEvent::IndexFailed(e) => Message::IndexFailed(e.to_string()),
             IndexEvent::Pruned(_) | IndexEvent::Progress { .. } => return ControlFlow::Continue(()),
         };
         match self.send(message) {

@@ -81,11 +81,56 @@ pub struct Stored<'a> {
     pub embedding: Option<(&'a [f32], &'a [Prediction])>,
 }
 
-/// Which model revision vectors belong to.
+/// Which model revision vectors belong to, and how long they are: a stored vector of another
+/// length is an index error, never scored against a query of this model.
 #[derive(Debug, Clone, Copy)]
 pub struct ModelStamp<'a> {
     pub model: &'a str,
     pub revision: &'a str,
+    /// The number of values in each of this model's vectors.
+    pub dim: usize,
+}
+
+/// Checks what the index read back for one image before anyone scores it: its vector must
+/// have the model's length (`values`; `usize::MAX` for bytes that are no whole number of
+/// values). `index` names the index (a file, or a database without its password), `path` the
+/// image.
+pub(crate) fn check_stored(
+    index: &str,
+    path: &Path,
+    model: ModelStamp<'_>,
+    values: usize,
+) -> Result<()> {
+    if values == model.dim {
+        return Ok(());
+    }
+    let found = match values {
+        usize::MAX => "a length that is not a whole number of values".to_string(),
+        n => format!("{n} values"),
+    };
+    Err(Error::Index(format!(
+        "{index}: the stored {} vector of {} has {found}, not {}; the index is damaged \
+         (clearing it rebuilds it)",
+        model.model,
+        path.display(),
+        model.dim
+    )))
+}
+
+/// Labels as the index stored them (JSON); unreadable ones are an index error that names the
+/// index and the image, never an empty list.
+pub(crate) fn stored_labels<T: serde::de::DeserializeOwned>(
+    index: &str,
+    path: &Path,
+    parsed: serde_json::Result<T>,
+) -> Result<T> {
+    parsed.map_err(|e| {
+        Error::Index(format!(
+            "{index}: the stored labels of {} cannot be read ({e}); the index is damaged \
+             (clearing it rebuilds it)",
+            path.display()
+        ))
+    })
 }
 
 /// A file an indexer wants to embed, as it asks for it.
@@ -262,27 +307,30 @@ impl CacheLocation {
     }
 }
 
-/// A file's fingerprint: xxh3-128 of its size, its first 64 KiB and its last 64 KiB. Fast on
-/// any size of file, and it tells apart the edits that matter for photos (which rewrite the
-/// compressed data from the start).
+/// A file's fingerprint: xxh3-128 of its size and its whole content. Whole, because a
+/// same-size edit in the middle of a file (common in BMP, TIFF and uncompressed PNG) must not
+/// let the file keep the vector of what it was. Reading at several GB/s, this costs about what
+/// decoding the file costs, and only files that are new or whose size or mtime changed are
+/// fingerprinted. For files of up to 128 KiB it equals the fingerprint older versions stored
+/// (size, first and last 64 KiB), which read the whole of such a file too.
 pub fn fingerprint(path: &Path) -> Result<Vec<u8>> {
-    const SPAN: u64 = 64 * 1024;
-    let read = || -> std::io::Result<Vec<u8>> {
+    let read = || -> std::io::Result<u128> {
         let mut file = std::fs::File::open(path)?;
         let size = file.metadata()?.len();
-        let mut bytes = size.to_le_bytes().to_vec();
-        (&mut file).take(SPAN).read_to_end(&mut bytes)?;
-        if size > 2 * SPAN {
-            use std::io::Seek;
-            file.seek(std::io::SeekFrom::Start(size - SPAN))?;
-            file.take(SPAN).read_to_end(&mut bytes)?;
-        } else {
-            file.read_to_end(&mut bytes)?;
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        hasher.update(&size.to_le_bytes());
+        let mut buffer = vec![0u8; 256 * 1024];
+        loop {
+            match file.read(&mut buffer) {
+                Ok(0) => return Ok(hasher.digest128()),
+                Ok(n) => hasher.update(&buffer[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
-        Ok(bytes)
     };
-    let bytes = read().map_err(|e| Error::unreadable(path, "cannot read", e))?;
-    Ok(xxhash_rust::xxh3::xxh3_128(&bytes).to_le_bytes().to_vec())
+    let hash = read().map_err(|e| Error::unreadable(path, "cannot read", e))?;
+    Ok(hash.to_le_bytes().to_vec())
 }
 
 /// Modification time in nanoseconds since the epoch (negative before it); 0 if unknown.
@@ -293,5 +341,38 @@ pub fn mtime_ns(modified: Option<SystemTime>) -> i64 {
             Err(before) => -(before.duration().as_nanos() as i64),
         },
         None => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fingerprint is that of the whole file: an edit anywhere changes it, and for a file
+    /// of up to 128 KiB it is what older versions stored (their size, first and last 64 KiB
+    /// covered the whole file), so such rows still match after an upgrade.
+    #[test]
+    fn the_fingerprint_covers_the_whole_file_and_keeps_small_files_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("picture.bmp");
+        let small: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &small).unwrap();
+        let mut old_form = (small.len() as u64).to_le_bytes().to_vec();
+        old_form.extend_from_slice(&small);
+        let old = xxhash_rust::xxh3::xxh3_128(&old_form)
+            .to_le_bytes()
+            .to_vec();
+        assert_eq!(fingerprint(&path).unwrap(), old);
+
+        let mut large: Vec<u8> = (0..1_000_000u32).map(|i| (i * 13 % 251) as u8).collect();
+        std::fs::write(&path, &large).unwrap();
+        let before = fingerprint(&path).unwrap();
+        large[500_000] ^= 1;
+        std::fs::write(&path, &large).unwrap();
+        assert_ne!(
+            fingerprint(&path).unwrap(),
+            before,
+            "a same-size edit in the middle"
+        );
     }
 }

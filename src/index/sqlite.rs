@@ -5,7 +5,9 @@
 //! model the embedding and top-5 labels. Rows carry the model's revision, so a change to a
 //! model or its preprocessing invalidates only that model's vectors. Writes go in short WAL
 //! transactions with a busy timeout, so a killed process loses at most the batch in flight and
-//! two processes can share the file. A damaged file is moved aside and rebuilt.
+//! two processes can share the file. A damaged file is moved aside (with its `-wal` and `-shm`)
+//! and rebuilt. A file of a newer schema version belongs to a newer lookalike that is still
+//! using it: it is refused and left alone, never rebuilt.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,7 +19,8 @@ use crate::decode::Thumbnail;
 use crate::error::{Error, Result};
 use crate::model::labels::Prediction;
 
-/// Bump when the tables change; an index of another version is rebuilt from scratch.
+/// Bump when the tables change. An index of an older version is rebuilt from scratch; one of
+/// a newer version is refused, since the lookalike that wrote it is still using it.
 const SCHEMA_VERSION: i64 = 1;
 const FILE_NAME: &str = "index.sqlite3";
 /// How long a writer waits for another process's transaction before giving up.
@@ -26,6 +29,13 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The platform's cache folder for lookalike.
 pub fn default_cache_dir() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "lookalike").map(|d| d.cache_dir().to_path_buf())
+}
+
+/// What opening the file found.
+enum Opened {
+    Ready(SqliteIndex),
+    /// The file belongs to a newer lookalike: its schema version.
+    Newer(i64),
 }
 
 /// An open SQLite index.
@@ -38,27 +48,41 @@ pub struct SqliteIndex {
 
 impl SqliteIndex {
     /// Opens (creating if needed) the index in `dir`. A damaged file is moved aside with a
-    /// warning and a fresh one started.
+    /// warning and a fresh one started. An index written by a newer lookalike is refused and
+    /// left as it is, so that two installed versions never wipe each other's index.
     pub fn open(dir: &Path) -> Result<SqliteIndex> {
         std::fs::create_dir_all(dir).map_err(|e| index_error(dir, e))?;
         let path = dir.join(FILE_NAME);
+        // SQLite deletes the `-wal` beside a file whose header it cannot read, so such a file
+        // is moved aside (journal and all) before SQLite opens it.
+        if let Some(reason) = foreign_header(&path) {
+            return Self::rebuild(&path, &reason);
+        }
         match Self::open_file(&path) {
-            Ok(index) => Ok(index),
-            Err(e) if is_damage(&e) => {
-                let aside = move_aside(&path)?;
-                let mut index = Self::open_file(&path).map_err(|e| index_error(&path, e))?;
-                index.warnings.push(format!(
-                    "the index at {} was damaged ({e}); it was moved to {} and is being rebuilt",
-                    path.display(),
-                    aside.display()
-                ));
-                Ok(index)
-            }
+            Ok(Opened::Ready(index)) => Ok(index),
+            Ok(Opened::Newer(version)) => Err(newer_error(&path, version)),
+            Err(e) if is_damage(&e) => Self::rebuild(&path, &e.to_string()),
             Err(e) => Err(index_error(&path, e)),
         }
     }
 
-    fn open_file(path: &Path) -> rusqlite::Result<SqliteIndex> {
+    /// Moves the damaged index at `path` aside and starts a fresh one, with a warning.
+    fn rebuild(path: &Path, reason: &str) -> Result<SqliteIndex> {
+        let aside = move_aside(path)?;
+        let mut index = match Self::open_file(path) {
+            Ok(Opened::Ready(index)) => index,
+            Ok(Opened::Newer(version)) => return Err(newer_error(path, version)),
+            Err(e) => return Err(index_error(path, e)),
+        };
+        index.warnings.push(format!(
+            "the index at {} was damaged ({reason}); it was moved to {} and is being rebuilt",
+            path.display(),
+            aside.display()
+        ));
+        Ok(index)
+    }
+
+    fn open_file(path: &Path) -> rusqlite::Result<Opened> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -69,29 +93,57 @@ impl SqliteIndex {
             path: path.to_path_buf(),
             warnings: Vec::new(),
         };
-        index.migrate()?;
-        Ok(index)
+        Ok(match index.migrate()? {
+            Some(newer) => Opened::Newer(newer),
+            None => Opened::Ready(index),
+        })
     }
 
-    /// Creates the tables, or rebuilds them when they are of another schema version.
-    fn migrate(&self) -> rusqlite::Result<()> {
-        self.conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
-        )?;
-        let version: Option<i64> = self
-            .conn
+    /// The schema version stored in the file, if any.
+    fn stored_version(&self) -> rusqlite::Result<Option<i64>> {
+        self.conn
             .query_row(
                 "SELECT value FROM meta WHERE key = 'schema_version'",
                 [],
                 |r| r.get(0),
             )
-            .optional()?;
-        if version == Some(SCHEMA_VERSION) {
-            return Ok(());
+            .optional()
+    }
+
+    /// Creates the tables in a new file, or rebuilds those of an older schema version. Returns
+    /// the version of a newer schema, which is left untouched.
+    fn migrate(&self) -> rusqlite::Result<Option<i64>> {
+        self.conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+        )?;
+        if self.stored_version()? == Some(SCHEMA_VERSION) {
+            return Ok(None);
         }
+        // Decided again under the write lock: another process may have created the tables (or
+        // a newer lookalike its own) since the version was read.
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let decided = match self.stored_version() {
+            Ok(Some(v)) if v >= SCHEMA_VERSION => Ok(Some(v)),
+            Ok(_) => self.create_tables().map(|()| None),
+            Err(e) => Err(e),
+        };
+        match decided {
+            Ok(newer) => {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(newer.filter(|&v| v != SCHEMA_VERSION))
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    /// The tables of this schema version, replacing those of an older one (its vectors are
+    /// made again).
+    fn create_tables(&self) -> rusqlite::Result<()> {
         self.conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE;
-             DROP TABLE IF EXISTS embeddings;
+            "DROP TABLE IF EXISTS embeddings;
              DROP TABLE IF EXISTS files;
              CREATE TABLE files (
                  id INTEGER PRIMARY KEY,
@@ -115,13 +167,24 @@ impl SqliteIndex {
                  top TEXT NOT NULL,
                  PRIMARY KEY (file_id, model)
              );
-             INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', {SCHEMA_VERSION});
-             COMMIT;"
+             INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', {SCHEMA_VERSION});"
         ))
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Names this index in an error that does not already name it, so that the user learns
+    /// which file is busy, read-only or damaged.
+    fn named<T>(&self, result: Result<T>) -> Result<T> {
+        let shown = self.path.display().to_string();
+        result.map_err(|e| match e {
+            Error::Index(reason) if !reason.starts_with(&shown) => {
+                Error::Index(format!("{shown}: {reason}"))
+            }
+            other => other,
+        })
     }
 
     /// Checks the whole file; "ok" when sound.
@@ -142,98 +205,128 @@ impl Store for SqliteIndex {
     }
 
     fn lookup(&mut self, path: &Path) -> Result<Option<FileRow>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, path, size, mtime_ns, fingerprint, error FROM files WHERE path = ?1",
-        )?;
-        Ok(stmt.query_row([path_key(path)], file_row).optional()?)
+        let result = (|| -> Result<Option<FileRow>> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT id, path, size, mtime_ns, fingerprint, error FROM files WHERE path = ?1",
+            )?;
+            Ok(stmt.query_row([path_key(path)], file_row).optional()?)
+        })();
+        self.named(result)
     }
 
     fn find_moved(&mut self, fingerprint: &[u8], size: u64) -> Result<Option<FileRow>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, path, size, mtime_ns, fingerprint, error FROM files WHERE fingerprint = ?1 AND size = ?2",
-        )?;
-        let rows = stmt.query_map(params![fingerprint, size as i64], file_row)?;
-        for row in rows {
-            let row = row?;
-            if !row.path.exists() {
-                return Ok(Some(row));
+        let result = (|| -> Result<Option<FileRow>> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT id, path, size, mtime_ns, fingerprint, error FROM files WHERE fingerprint = ?1 AND size = ?2",
+            )?;
+            let rows = stmt.query_map(params![fingerprint, size as i64], file_row)?;
+            for row in rows {
+                let row = row?;
+                if !row.path.exists() {
+                    return Ok(Some(row));
+                }
             }
-        }
-        Ok(None)
+            Ok(None)
+        })();
+        self.named(result)
     }
 
     fn update_location(&mut self, id: i64, path: &Path, size: u64, mtime_ns: i64) -> Result<()> {
-        // A row already at the new path describes older content there; this one wins.
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.prepare_cached("DELETE FROM files WHERE path = ?1 AND id != ?2")?
-            .execute(params![path_key(path), id])?;
-        tx.prepare_cached("UPDATE files SET path = ?2, size = ?3, mtime_ns = ?4 WHERE id = ?1")?
+        let result = (|| -> Result<()> {
+            // A row already at the new path describes older content there; this one wins.
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.prepare_cached("DELETE FROM files WHERE path = ?1 AND id != ?2")?
+                .execute(params![path_key(path), id])?;
+            tx.prepare_cached(
+                "UPDATE files SET path = ?2, size = ?3, mtime_ns = ?4 WHERE id = ?1",
+            )?
             .execute(params![id, path_key(path), size as i64, mtime_ns])?;
-        tx.commit()?;
-        Ok(())
+            tx.commit()?;
+            Ok(())
+        })();
+        self.named(result)
     }
 
     fn files_under(&mut self, dir: &Path) -> Result<Vec<FileRow>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, path, size, mtime_ns, fingerprint, error FROM files WHERE substr(path, 1, ?2) = ?1",
-        )?;
-        let prefix = dir_prefix(dir);
-        let rows = stmt.query_map(params![prefix, prefix.len() as i64], file_row)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        let result = (|| -> Result<Vec<FileRow>> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT id, path, size, mtime_ns, fingerprint, error FROM files WHERE substr(path, 1, ?2) = ?1",
+            )?;
+            let prefix = dir_prefix(dir);
+            let rows = stmt.query_map(params![prefix, prefix.len() as i64], file_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })();
+        self.named(result)
     }
 
     fn images_under(&mut self, dir: &Path, model: ModelStamp<'_>) -> Result<Vec<CachedImage>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT f.id, f.path, f.width, f.height, f.thumbnail, f.thumb_width, f.thumb_height, e.vector, e.top
-             FROM files f JOIN embeddings e ON e.file_id = f.id
-             WHERE substr(f.path, 1, ?2) = ?1 AND e.model = ?3 AND e.revision = ?4 AND f.error IS NULL
-             ORDER BY f.path",
-        )?;
-        let prefix = dir_prefix(dir);
-        let rows = stmt.query_map(
-            params![prefix, prefix.len() as i64, model.model, model.revision],
-            cached_image,
-        )?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        let result = (|| -> Result<Vec<CachedImage>> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT f.id, f.path, f.width, f.height, f.thumbnail, f.thumb_width, f.thumb_height, e.vector, e.top
+                 FROM files f JOIN embeddings e ON e.file_id = f.id
+                 WHERE substr(f.path, 1, ?2) = ?1 AND e.model = ?3 AND e.revision = ?4 AND f.error IS NULL
+                 ORDER BY f.path",
+            )?;
+            let prefix = dir_prefix(dir);
+            let rows = stmt.query_map(
+                params![prefix, prefix.len() as i64, model.model, model.revision],
+                stored_image,
+            )?;
+            let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter()
+                .map(|row| row.checked(&self.path, model))
+                .collect()
+        })();
+        self.named(result)
     }
 
     fn image(&mut self, file_id: i64, model: ModelStamp<'_>) -> Result<Option<CachedImage>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT f.id, f.path, f.width, f.height, f.thumbnail, f.thumb_width, f.thumb_height, e.vector, e.top
-             FROM files f JOIN embeddings e ON e.file_id = f.id
-             WHERE f.id = ?1 AND e.model = ?2 AND e.revision = ?3 AND f.error IS NULL",
-        )?;
-        Ok(stmt
-            .query_row(params![file_id, model.model, model.revision], cached_image)
-            .optional()?)
+        let result = (|| -> Result<Option<CachedImage>> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT f.id, f.path, f.width, f.height, f.thumbnail, f.thumb_width, f.thumb_height, e.vector, e.top
+                 FROM files f JOIN embeddings e ON e.file_id = f.id
+                 WHERE f.id = ?1 AND e.model = ?2 AND e.revision = ?3 AND f.error IS NULL",
+            )?;
+            let row = stmt
+                .query_row(params![file_id, model.model, model.revision], stored_image)
+                .optional()?;
+            row.map(|row| row.checked(&self.path, model)).transpose()
+        })();
+        self.named(result)
     }
 
     fn store_batch(&mut self, model: ModelStamp<'_>, batch: &[Stored<'_>]) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        for stored in batch {
-            let id = put_file(&tx, &stored.file)?;
-            if let Some((vector, top)) = stored.embedding {
-                put_embedding(&tx, id, model, vector, top)?;
+        let result = (|| -> Result<()> {
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for stored in batch {
+                let id = put_file(&tx, &stored.file)?;
+                if let Some((vector, top)) = stored.embedding {
+                    put_embedding(&tx, id, model, vector, top)?;
+                }
             }
-        }
-        tx.commit()?;
-        Ok(())
+            tx.commit()?;
+            Ok(())
+        })();
+        self.named(result)
     }
 
     fn delete_files(&mut self, ids: &[i64]) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        for id in ids {
-            tx.prepare_cached("DELETE FROM files WHERE id = ?1")?
-                .execute([id])?;
-        }
-        tx.commit()?;
-        Ok(())
+        let result = (|| -> Result<()> {
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for id in ids {
+                tx.prepare_cached("DELETE FROM files WHERE id = ?1")?
+                    .execute([id])?;
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        self.named(result)
     }
 
     fn scan_start(&mut self) -> Result<ScanStart> {
@@ -259,29 +352,34 @@ impl Store for SqliteIndex {
     }
 
     fn info(&mut self) -> Result<CacheInfo> {
-        let count = |sql: &str| -> Result<u64> {
-            Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
-        };
-        let files = count("SELECT count(*) FROM files WHERE error IS NULL")?;
-        let failed = count("SELECT count(*) FROM files WHERE error IS NOT NULL")?;
-        let mut stmt = self.conn.prepare("SELECT model || ' (' || revision || ')', count(*) FROM embeddings GROUP BY model, revision")?;
-        let embeddings_by_model = stmt
-            .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        let bytes = ["", "-wal", "-shm"]
-            .iter()
-            .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", self.path.display())).ok())
-            .map(|m| m.len())
-            .sum();
-        Ok(CacheInfo {
-            location: self.location(),
-            bytes,
-            files,
-            failed,
-            embeddings_by_model,
-        })
+        let result = (|| -> Result<CacheInfo> {
+            let count = |sql: &str| -> Result<u64> {
+                Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
+            };
+            let files = count("SELECT count(*) FROM files WHERE error IS NULL")?;
+            let failed = count("SELECT count(*) FROM files WHERE error IS NOT NULL")?;
+            let mut stmt = self.conn.prepare("SELECT model || ' (' || revision || ')', count(*) FROM embeddings GROUP BY model, revision")?;
+            let embeddings_by_model = stmt
+                .query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let bytes = ["", "-wal", "-shm"]
+                .iter()
+                .filter_map(|suffix| {
+                    std::fs::metadata(format!("{}{suffix}", self.path.display())).ok()
+                })
+                .map(|m| m.len())
+                .sum();
+            Ok(CacheInfo {
+                location: self.location(),
+                bytes,
+                files,
+                failed,
+                embeddings_by_model,
+            })
+        })();
+        self.named(result)
     }
 }
 
@@ -363,7 +461,38 @@ fn file_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileRow> {
     })
 }
 
-fn cached_image(r: &rusqlite::Row<'_>) -> rusqlite::Result<CachedImage> {
+/// An image row as stored, before its vector and labels are checked.
+struct StoredImage {
+    image: CachedImage,
+    vector: Vec<u8>,
+    top: String,
+}
+
+impl StoredImage {
+    /// The image, once its vector has the model's length and its labels can be read.
+    fn checked(self, index: &Path, model: ModelStamp<'_>) -> Result<CachedImage> {
+        let StoredImage { image, vector, top } = self;
+        let shown = index.display().to_string();
+        // Bytes that are not a whole number of values count as a wrong length too.
+        let values = match vector.len() % 4 {
+            0 => vector.len() / 4,
+            _ => usize::MAX,
+        };
+        super::check_stored(&shown, &image.path, model, values)?;
+        let embedding: Vec<f32> = vector
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let top = super::stored_labels(&shown, &image.path, serde_json::from_str(&top))?;
+        Ok(CachedImage {
+            embedding,
+            top,
+            ..image
+        })
+    }
+}
+
+fn stored_image(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredImage> {
     let jpeg: Option<Vec<u8>> = r.get(4)?;
     let thumbnail = match (
         jpeg,
@@ -377,19 +506,19 @@ fn cached_image(r: &rusqlite::Row<'_>) -> rusqlite::Result<CachedImage> {
         }),
         _ => None,
     };
-    let vector: Vec<u8> = r.get(7)?;
-    let top: String = r.get(8)?;
-    Ok(CachedImage {
+    let image = CachedImage {
         file_id: r.get(0)?,
         path: key_path(r.get::<_, Vec<u8>>(1)?),
         width: r.get::<_, Option<u32>>(2)?.unwrap_or(0),
         height: r.get::<_, Option<u32>>(3)?.unwrap_or(0),
         thumbnail,
-        embedding: vector
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-        top: serde_json::from_str(&top).unwrap_or_default(),
+        embedding: Vec::new(),
+        top: Vec::new(),
+    };
+    Ok(StoredImage {
+        image,
+        vector: r.get(7)?,
+        top: r.get(8)?,
     })
 }
 
@@ -427,6 +556,22 @@ fn dir_prefix(dir: &Path) -> Vec<u8> {
     prefix
 }
 
+/// Why the file at `path` is no SQLite database, judged by its header; None when it is one,
+/// is empty (SQLite starts it afresh) or is not there.
+fn foreign_header(path: &Path) -> Option<String> {
+    use std::io::Read;
+    const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+    let file = std::fs::File::open(path).ok()?;
+    let mut header = Vec::with_capacity(MAGIC.len());
+    file.take(MAGIC.len() as u64)
+        .read_to_end(&mut header)
+        .ok()?;
+    match header.is_empty() || header == MAGIC {
+        true => None,
+        false => Some("its header is not that of an SQLite file".to_string()),
+    }
+}
+
 fn is_damage(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
@@ -434,7 +579,9 @@ fn is_damage(e: &rusqlite::Error) -> bool {
     )
 }
 
-/// Renames a damaged index (and its journal files) out of the way; returns the new name.
+/// Renames a damaged index out of the way, with its `-wal` and `-shm` files beside it (the
+/// write-ahead log may hold its latest writes, so the copy is only whole with them); returns
+/// the new name.
 fn move_aside(path: &Path) -> Result<PathBuf> {
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -443,9 +590,23 @@ fn move_aside(path: &Path) -> Result<PathBuf> {
     let aside = path.with_extension(format!("sqlite3.damaged-{stamp}"));
     std::fs::rename(path, &aside).map_err(|e| index_error(path, e))?;
     for suffix in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        let journal = PathBuf::from(format!("{}{suffix}", path.display()));
+        if journal.exists() {
+            let beside = PathBuf::from(format!("{}{suffix}", aside.display()));
+            std::fs::rename(&journal, &beside).map_err(|e| index_error(&journal, e))?;
+        }
     }
     Ok(aside)
+}
+
+/// The refusal of an index written by a newer lookalike.
+fn newer_error(path: &Path, version: i64) -> Error {
+    Error::Index(format!(
+        "{}: this index was written by a newer lookalike (index version {version}; this one \
+         reads version {SCHEMA_VERSION}). It is left as it is: use the newer lookalike, or \
+         give this one an index folder of its own with --cache-dir",
+        path.display()
+    ))
 }
 
 fn index_error(path: &Path, e: impl std::fmt::Display) -> Error {

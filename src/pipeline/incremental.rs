@@ -99,6 +99,7 @@ pub fn stamp(info: &ModelInfo) -> ModelStamp<'_> {
     ModelStamp {
         model: info.id,
         revision: info.revision,
+        dim: info.dim,
     }
 }
 

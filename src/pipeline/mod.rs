@@ -99,7 +99,8 @@ pub enum IndexEvent<'a> {
     },
     /// One image could not be used.
     Failed { position: usize, error: Error },
-    /// The index could not store a batch or forget removed files. The results still arrive;
+    /// The index failed: it could not serve what it holds (while planning), claim, store a
+    /// batch, or forget removed files. Never one image's failure. The results still arrive;
     /// returning `Break` makes the run fail with this error.
     IndexFailed(&'a Error),
     /// This many files that left the folder were forgotten.
@@ -199,7 +200,10 @@ impl<'a> Indexer<'a> {
     }
 
     /// Sends every image among `positions` that the index can serve; returns what is left to
-    /// do (images not among `positions` are done).
+    /// do (images not among `positions` are done). When the index itself fails (busy, a
+    /// dropped connection, a damaged row), that is an index failure, not the image's: the
+    /// sink hears of it once, and unless it stops the run, the rest is embedded without
+    /// asking the index.
     fn serve_from_index(
         &mut self,
         images: &[ImageEntry],
@@ -208,13 +212,12 @@ impl<'a> Indexer<'a> {
     ) -> Result<Vec<Todo>> {
         let mut todo: Vec<Todo> = images.iter().map(|_| Todo::Done).collect();
         let info = self.engine.info();
+        let mut positions = positions.into_iter();
         let Some(index) = self.index.as_deref_mut() else {
-            positions
-                .into_iter()
-                .for_each(|i| todo[i] = Todo::Embed(None));
+            positions.for_each(|i| todo[i] = Todo::Embed(None));
             return Ok(todo);
         };
-        for position in positions {
+        while let Some(position) = positions.next() {
             if self.cancel.load(Ordering::Relaxed) {
                 return Err(Error::Cancelled);
             }
@@ -233,7 +236,13 @@ impl<'a> Indexer<'a> {
                     position,
                     error: Error::unusable(&entry.path, reason),
                 },
-                Err(error) => IndexEvent::Failed { position, error },
+                Err(error @ Error::File { .. }) => IndexEvent::Failed { position, error },
+                Err(error) => {
+                    index_failed(error, sink)?;
+                    todo[position] = Todo::Embed(None);
+                    positions.for_each(|i| todo[i] = Todo::Embed(None));
+                    break;
+                }
             };
             if sink(event).is_break() {
                 return Err(Error::Cancelled);
@@ -306,6 +315,9 @@ impl<'a> Indexer<'a> {
         let info = engine.info();
         let index = Mutex::new(self.index.take());
         let deferred = Mutex::new(Vec::new());
+        // Claims are asked for on the batch thread, which has no sink: their failures wait
+        // here for the next batch's results.
+        let claim_failures = Mutex::new(Vec::new());
         let mut outcome = Ok(());
         let streamed = engine.analyse_stream(
             || loop {
@@ -316,7 +328,7 @@ impl<'a> Indexer<'a> {
                 let next = next_batch(&first, &taken, batch_size)?;
                 next.iter().for_each(|&i| taken[i] = true);
                 let next = match claims {
-                    true => claim_batch(&index, info, todo, next, &deferred),
+                    true => claim_batch(&index, info, todo, next, &deferred, &claim_failures),
                     false => next,
                 };
                 if !next.is_empty() {
@@ -326,6 +338,10 @@ impl<'a> Indexer<'a> {
             },
             |positions, results| {
                 self.done += positions.len();
+                outcome = report_all(&claim_failures, sink);
+                if outcome.is_err() {
+                    return false;
+                }
                 let mut index = index.lock().unwrap_or_else(|e| e.into_inner());
                 outcome = deliver(index.as_deref_mut(), info, todo, &positions, results, sink);
                 let progress = IndexEvent::Progress {
@@ -338,6 +354,7 @@ impl<'a> Indexer<'a> {
         self.index = index.into_inner().unwrap_or_else(|e| e.into_inner());
         streamed?;
         outcome?;
+        report_all(&claim_failures, sink)?;
         Ok(deferred.into_inner().unwrap_or_else(|e| e.into_inner()))
     }
 
@@ -385,19 +402,23 @@ fn pending_of(todo: &[Todo], position: usize) -> Option<&Pending> {
 
 /// Asks the index for the images of a batch; returns those this indexer may embed, and puts
 /// the ones another indexer holds or has stored on `deferred`. When the index cannot answer,
-/// everything is embedded (storing will then report the failure).
+/// its error goes on `failures` (for the sink) and everything is embedded.
 fn claim_batch(
     index: &Mutex<Option<&mut DynStore>>,
     info: &crate::model::ModelInfo,
     todo: &[Todo],
     batch: Vec<usize>,
     deferred: &Mutex<Vec<usize>>,
+    failures: &Mutex<Vec<Error>>,
 ) -> Vec<usize> {
     let mut index = index.lock().unwrap_or_else(|e| e.into_inner());
     let Some(index) = index.as_deref_mut() else {
         return batch;
     };
-    let requests: Vec<ClaimRequest<'_>> = batch
+    // Images planned without the index (it failed while planning) are not stored: no claim.
+    let (asked, unasked): (Vec<usize>, Vec<usize>) =
+        batch.iter().partition(|&&i| pending_of(todo, i).is_some());
+    let requests: Vec<ClaimRequest<'_>> = asked
         .iter()
         .filter_map(|&i| pending_of(todo, i))
         .map(|p| ClaimRequest {
@@ -407,16 +428,40 @@ fn claim_batch(
         })
         .collect();
     let answers = match index.claim(stamp(info), &requests) {
-        Ok(answers) if answers.len() == batch.len() => answers,
-        _ => return batch,
+        Ok(answers) if answers.len() == requests.len() => answers,
+        Ok(answers) => {
+            let wrong = format!(
+                "{}: {} answers to a claim on {} images",
+                index.location(),
+                answers.len(),
+                requests.len()
+            );
+            return refused_claim(Error::Index(wrong), batch, failures);
+        }
+        Err(e) => return refused_claim(e, batch, failures),
     };
     let mut deferred = deferred.lock().unwrap_or_else(|e| e.into_inner());
-    let (granted, refused): (Vec<_>, Vec<_>) = batch
+    let (granted, refused): (Vec<_>, Vec<_>) = asked
         .into_iter()
         .zip(answers)
         .partition(|(_, answer)| *answer == Claim::Granted);
     deferred.extend(refused.into_iter().map(|(i, _)| i));
-    granted.into_iter().map(|(i, _)| i).collect()
+    (granted.into_iter().map(|(i, _)| i))
+        .chain(unasked)
+        .collect()
+}
+
+/// A claim the index could not answer: its error is kept for the sink, and the whole batch
+/// is embedded here (at worst, two indexers embed the same files).
+fn refused_claim(e: Error, batch: Vec<usize>, failures: &Mutex<Vec<Error>>) -> Vec<usize> {
+    failures.lock().unwrap_or_else(|e| e.into_inner()).push(e);
+    batch
+}
+
+/// Hands the sink every index failure kept so far; an error if it stops the run on one.
+fn report_all(failures: &Mutex<Vec<Error>>, sink: &mut Sink<'_>) -> Result<()> {
+    let failures = std::mem::take(&mut *failures.lock().unwrap_or_else(|e| e.into_inner()));
+    failures.into_iter().try_for_each(|e| index_failed(e, sink))
 }
 
 /// Stores one batch (when there is an index) and gives back its claims, then hands its

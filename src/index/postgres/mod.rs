@@ -280,7 +280,11 @@ impl PostgresIndex {
         Ok(out)
     }
 
-    fn rows_to_images(&mut self, rows: Vec<Row>) -> Result<Vec<CachedImage>> {
+    fn rows_to_images(
+        &mut self,
+        rows: Vec<Row>,
+        model: ModelStamp<'_>,
+    ) -> Result<Vec<CachedImage>> {
         let mut images = Vec::with_capacity(rows.len());
         for r in &rows {
             images.push(
@@ -290,35 +294,40 @@ impl PostgresIndex {
         }
         let mut out = Vec::with_capacity(rows.len());
         for (r, path) in self.keep_plain(images) {
-            out.push(cached_image(r, path)?);
+            out.push(self.cached_image(r, path, model)?);
         }
         Ok(out)
     }
-}
 
-/// An image row as the pipeline takes it. A thumbnail of a size lookalike does not make is
-/// dropped (the image is then analysed again from its file), never decoded.
-fn cached_image(r: &Row, path: PathBuf) -> Result<CachedImage> {
-    let thumbnail = match (
-        r.try_get::<_, Option<Vec<u8>>>(4)?,
-        r.try_get::<_, Option<i32>>(5)?,
-        r.try_get::<_, Option<i32>>(6)?,
-    ) {
-        (Some(jpeg), Some(width), Some(height)) => {
-            Thumbnail::from_stored(jpeg, width.into(), height.into())
-        }
-        _ => None,
-    };
-    let top: serde_json::Value = r.try_get(8)?;
-    Ok(CachedImage {
-        file_id: r.try_get(0)?,
-        path,
-        width: r.try_get::<_, Option<i32>>(2)?.unwrap_or(0) as u32,
-        height: r.try_get::<_, Option<i32>>(3)?.unwrap_or(0) as u32,
-        thumbnail,
-        embedding: r.try_get::<_, Vector>(7)?.to_vec(),
-        top: serde_json::from_value(top).unwrap_or_default(),
-    })
+    /// An image row as the pipeline takes it, its vector's length and its labels checked:
+    /// another machine, or a hand in the database, may have written anything there. A
+    /// thumbnail of a size lookalike does not make is dropped (the image is then analysed
+    /// again from its file), never decoded.
+    fn cached_image(&self, r: &Row, path: PathBuf, model: ModelStamp<'_>) -> Result<CachedImage> {
+        let thumbnail = match (
+            r.try_get::<_, Option<Vec<u8>>>(4)?,
+            r.try_get::<_, Option<i32>>(5)?,
+            r.try_get::<_, Option<i32>>(6)?,
+        ) {
+            (Some(jpeg), Some(width), Some(height)) => {
+                Thumbnail::from_stored(jpeg, width.into(), height.into())
+            }
+            _ => None,
+        };
+        let embedding = r.try_get::<_, Vector>(7)?.to_vec();
+        super::check_stored(&self.shown, &path, model, embedding.len())?;
+        let top: serde_json::Value = r.try_get(8)?;
+        let top = super::stored_labels(&self.shown, &path, serde_json::from_value(top))?;
+        Ok(CachedImage {
+            file_id: r.try_get(0)?,
+            path,
+            width: r.try_get::<_, Option<i32>>(2)?.unwrap_or(0) as u32,
+            height: r.try_get::<_, Option<i32>>(3)?.unwrap_or(0) as u32,
+            thumbnail,
+            embedding,
+            top,
+        })
+    }
 }
 
 impl PostgresIndex {
@@ -457,7 +466,7 @@ impl Store for PostgresIndex {
             .client
             .query(&sql, &[&file_id, &model.revision])
             .map_err(|e| self.fail(e))?;
-        Ok(self.rows_to_images(rows)?.pop())
+        Ok(self.rows_to_images(rows, model)?.pop())
     }
 
     fn images_under(&mut self, dir: &Path, model: ModelStamp<'_>) -> Result<Vec<CachedImage>> {
@@ -481,7 +490,7 @@ impl Store for PostgresIndex {
                 &[&library, &prefix, &(prefix.len() as i32), &model.revision],
             )
             .map_err(|e| self.fail(e))?;
-        self.rows_to_images(rows)
+        self.rows_to_images(rows, model)
     }
 
     fn update_location(&mut self, id: i64, path: &Path, size: u64, mtime_ns: i64) -> Result<()> {
