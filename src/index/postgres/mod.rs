@@ -196,17 +196,22 @@ impl PostgresIndex {
         })
     }
 
-    /// Rows whose stored path is refused are left out, each with a warning, so that one
-    /// hostile or damaged row does not stop the whole library from opening.
-    fn keep_plain<T>(&mut self, rows: Vec<Result<T>>) -> Vec<T> {
+    /// Each row with its path (column `column`) on this machine. Rows whose stored path is refused
+    /// are left out, each with a warning, so that one hostile or damaged row does not stop
+    /// the whole library from opening.
+    fn with_plain_paths<'r>(
+        &mut self,
+        rows: &'r [Row],
+        column: usize,
+    ) -> Result<Vec<(&'r Row, PathBuf)>> {
         let mut kept = Vec::with_capacity(rows.len());
         for row in rows {
-            match row {
-                Ok(row) => kept.push(row),
+            match self.path_of(row.try_get::<_, &[u8]>(column)?) {
+                Ok(path) => kept.push((row, path)),
                 Err(e) => self.warnings.push(e.to_string()),
             }
         }
-        kept
+        Ok(kept)
     }
 
     /// A query's failure, named after the database (never with its password).
@@ -259,25 +264,19 @@ impl PostgresIndex {
     }
 
     fn rows_to_files(&mut self, rows: Vec<Row>) -> Result<Vec<FileRow>> {
-        let mut files = Vec::with_capacity(rows.len());
-        for r in &rows {
-            files.push(
-                self.path_of(r.try_get::<_, &[u8]>(1)?)
-                    .map(|path| (r, path)),
-            );
-        }
-        let mut out = Vec::with_capacity(rows.len());
-        for (r, path) in self.keep_plain(files) {
-            out.push(FileRow {
-                id: r.try_get(0)?,
-                path,
-                size: r.try_get::<_, i64>(2)? as u64,
-                mtime_ns: r.try_get(3)?,
-                fingerprint: r.try_get(4)?,
-                error: r.try_get(5)?,
-            });
-        }
-        Ok(out)
+        let rows = self.with_plain_paths(&rows, 1)?;
+        rows.into_iter()
+            .map(|(r, path)| {
+                Ok(FileRow {
+                    id: r.try_get(0)?,
+                    path,
+                    size: r.try_get::<_, i64>(2)? as u64,
+                    mtime_ns: r.try_get(3)?,
+                    fingerprint: r.try_get(4)?,
+                    error: r.try_get(5)?,
+                })
+            })
+            .collect()
     }
 
     fn rows_to_images(
@@ -285,18 +284,10 @@ impl PostgresIndex {
         rows: Vec<Row>,
         model: ModelStamp<'_>,
     ) -> Result<Vec<CachedImage>> {
-        let mut images = Vec::with_capacity(rows.len());
-        for r in &rows {
-            images.push(
-                self.path_of(r.try_get::<_, &[u8]>(1)?)
-                    .map(|path| (r, path)),
-            );
-        }
-        let mut out = Vec::with_capacity(rows.len());
-        for (r, path) in self.keep_plain(images) {
-            out.push(self.cached_image(r, path, model)?);
-        }
-        Ok(out)
+        let rows = self.with_plain_paths(&rows, 1)?;
+        (rows.into_iter())
+            .map(|(r, path)| self.cached_image(r, path, model))
+            .collect()
     }
 
     /// An image row as the pipeline takes it, its vector's length and its labels checked:
@@ -697,19 +688,15 @@ impl Store for PostgresIndex {
         }
         let rows = tx.query(&sql, &params).map_err(fail)?;
         tx.commit().map_err(fail)?;
-        let mut matches = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let path = self.path_of(r.try_get::<_, &[u8]>(0)?);
-            matches.push(path.map(|path| (path, r)));
-        }
-        let mut out = Vec::with_capacity(matches.len());
-        for (path, r) in self.keep_plain(matches) {
-            out.push(Match {
-                path,
-                score: r.try_get(1)?,
-            });
-        }
-        Ok(out)
+        let matches = self.with_plain_paths(&rows, 0)?;
+        (matches.into_iter())
+            .map(|(r, path)| {
+                Ok(Match {
+                    path,
+                    score: r.try_get(1)?,
+                })
+            })
+            .collect()
     }
 
     fn claim(&mut self, model: ModelStamp<'_>, files: &[ClaimRequest<'_>]) -> Result<Vec<Claim>> {
