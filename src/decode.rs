@@ -11,6 +11,10 @@
 //! memory than one machine has.
 
 mod budget;
+pub mod format;
+pub mod heif;
+pub mod jxl;
+pub mod raw;
 
 use std::io::{BufRead, BufReader, Read, Seek};
 use std::path::Path;
@@ -25,6 +29,7 @@ use crate::model::{Normalisation, Preprocess};
 
 use budget::Reservation;
 pub use budget::DECODE_BUDGET_BYTES;
+pub use format::{sniff_format, Format};
 
 /// The most memory one decode may ask for. A 12-megapixel photo needs 36 MB as RGB; this
 /// admits about 85 megapixels and refuses decompression bombs before they allocate.
@@ -36,7 +41,7 @@ pub const MAX_SIDE: u32 = 100_000;
 /// A decoded image, upright, as 8-bit RGB.
 pub struct DecodedImage {
     pub rgb: RgbImage,
-    pub format: ImageFormat,
+    pub format: Format,
     /// The upright image's full size. It is larger than `rgb` when a JPEG was decoded at a
     /// fraction of its size (see [`decode_file_for`]).
     pub full_size: (u32, u32),
@@ -44,7 +49,7 @@ pub struct DecodedImage {
     held: Option<Reservation>,
 }
 
-/// Which formats lookalike reads.
+/// Which formats lookalike reads with the `image` crate; [`format`] adds the others.
 pub const FORMATS: &[ImageFormat] = &[
     ImageFormat::Jpeg,
     ImageFormat::Png,
@@ -53,13 +58,6 @@ pub const FORMATS: &[ImageFormat] = &[
     ImageFormat::Bmp,
     ImageFormat::Tiff,
 ];
-
-/// The image format of a file's leading bytes, if it is one we read.
-pub fn sniff_format(head: &[u8]) -> Option<ImageFormat> {
-    image::guess_format(head)
-        .ok()
-        .filter(|f| FORMATS.contains(f))
-}
 
 /// Largest file we read into memory; a bigger one is refused before reading.
 pub const MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;
@@ -117,8 +115,12 @@ fn decode_cost(path: &Path) -> u64 {
         Err(_) => return len,
     };
     let pixels = match format {
-        Some(ImageFormat::Jpeg) => jpeg_cost(reader, len),
-        Some(_) => header_cost(reader),
+        Some(Format::Common(ImageFormat::Jpeg)) => jpeg_cost(reader, len),
+        Some(Format::Common(_)) => header_cost(reader),
+        // Their headers need more than the first bytes: the file is read for them.
+        Some(_) => read_file(path)
+            .ok()
+            .and_then(|bytes| format::other_cost(&bytes).flatten()),
         None => Some(0), // not an image: refused from its first bytes
     };
     len.saturating_add(pixels.unwrap_or(MAX_DECODE_BYTES))
@@ -187,6 +189,9 @@ pub fn decode_bytes_for(
     bytes: &[u8],
     min_shorter: u32,
 ) -> std::result::Result<DecodedImage, String> {
+    if let Some(decoded) = format::decode_other(bytes, min_shorter) {
+        return decoded;
+    }
     match decode_jpeg_reduced(bytes, min_shorter) {
         Some(decoded) => Ok(decoded),
         None => decode_bytes(bytes),
@@ -242,7 +247,7 @@ pub fn decode_jpeg_reduced(bytes: &[u8], min_shorter: u32) -> Option<DecodedImag
     Some(DecodedImage {
         rgb,
         held: None,
-        format: ImageFormat::Jpeg,
+        format: Format::Common(ImageFormat::Jpeg),
         full_size: if turned {
             (height, width)
         } else {
@@ -290,6 +295,14 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
 pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<DecodedImage, String> {
     if bytes.is_empty() {
         return Err("empty file".into());
+    }
+    if let Some(decoded) = format::decode_other(bytes, 0) {
+        return decoded;
+    }
+    if format::sniff_whole(bytes).is_none() {
+        if let Some(name) = format::unsupported_format(bytes) {
+            return Err(format!("{name}: lookalike does not read this format"));
+        }
     }
     if image::guess_format(bytes).ok() == Some(ImageFormat::Jpeg) && !jpeg_is_complete(bytes) {
         // The JPEG decoder fills a cut-off file with grey and reports success; a half-grey
@@ -363,7 +376,7 @@ pub fn decode_reader<R: BufRead + Seek>(reader: R) -> std::result::Result<Decode
     let full_size = rgb.dimensions();
     Ok(DecodedImage {
         rgb,
-        format,
+        format: Format::Common(format),
         full_size,
         held: None,
     })
@@ -616,9 +629,12 @@ mod tests {
     fn sniffing_ignores_names_and_rejects_text() {
         assert_eq!(
             sniff_format(b"\x89PNG\r\n\x1a\n0000"),
-            Some(ImageFormat::Png)
+            Some(Format::Common(ImageFormat::Png))
         );
-        assert_eq!(sniff_format(b"\xff\xd8\xff\xe0"), Some(ImageFormat::Jpeg));
+        assert_eq!(
+            sniff_format(b"\xff\xd8\xff\xe0"),
+            Some(Format::Common(ImageFormat::Jpeg))
+        );
         assert_eq!(sniff_format(b"hello, world"), None);
     }
 }

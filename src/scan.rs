@@ -24,7 +24,8 @@ use crate::error::{Error, FileErrorKind};
 /// Extensions that promise an image. A file with one of these whose content is not an image
 /// is reported as a problem; other non-image files (notes, sidecars) are quietly passed over.
 const IMAGE_EXTENSIONS: &[&str] = &[
-    "jpg", "jpeg", "jpe", "jfif", "png", "gif", "webp", "bmp", "dib", "tif", "tiff",
+    "jpg", "jpeg", "jpe", "jfif", "png", "gif", "webp", "bmp", "dib", "tif", "tiff", "heic",
+    "heif", "hif", "avif", "jxl", "dng", "cr2", "cr3", "nef", "arw", "raf", "orf", "rw2",
 ];
 
 /// One image file found by a scan.

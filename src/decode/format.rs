@@ -1,0 +1,235 @@
+//! Which format a file is, from its bytes, and the decoders of the formats the `image` crate
+//! does not read: HEIC and AVIF ([`super::heif`], through the system's libheif, with the
+//! `heif` feature), JPEG XL ([`super::jxl`]) and camera RAW ([`super::raw`], the embedded
+//! preview). A phone's library is mostly HEIC and a camera's folder holds RAW files beside
+//! the JPEGs: without these, such folders would look empty.
+//!
+//! Sniffing never trusts a name. A RAW file that is built like a TIFF (DNG, NEF, ARW, CR2)
+//! starts like any TIFF; it is told apart by its tags once the whole file is read, so that
+//! the TIFF decoder is not handed a camera's file (it would show the tiny thumbnail or fail).
+
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageFormat, RgbImage};
+
+use super::heif::{self, HeifKind};
+use super::jxl;
+use super::raw::{self, RawKind};
+use super::{decode_bytes_for, DecodedImage, FORMATS, MAX_DECODE_BYTES};
+
+/// A picture format lookalike reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// JPEG, PNG, GIF, WebP, BMP or TIFF, read by the `image` crate.
+    Common(ImageFormat),
+    /// HEIC or AVIF: HEIF containers, read by libheif.
+    Heif(HeifKind),
+    JpegXl,
+    /// A camera's RAW file, shown by its embedded JPEG preview.
+    Raw(RawKind),
+}
+
+impl Format {
+    /// The format's name, as the user knows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Common(ImageFormat::Jpeg) => "JPEG",
+            Format::Common(ImageFormat::Png) => "PNG",
+            Format::Common(ImageFormat::Gif) => "GIF",
+            Format::Common(ImageFormat::WebP) => "WebP",
+            Format::Common(ImageFormat::Bmp) => "BMP",
+            Format::Common(ImageFormat::Tiff) => "TIFF",
+            Format::Common(_) => "image",
+            Format::Heif(HeifKind::Heic) => "HEIC",
+            Format::Heif(HeifKind::Avif) => "AVIF",
+            Format::JpegXl => "JPEG XL",
+            Format::Raw(kind) => kind.name(),
+        }
+    }
+}
+
+/// The format of a file's leading bytes, if it is one lookalike reads. A TIFF-built RAW
+/// shows as TIFF here; [`sniff_whole`] tells them apart.
+pub fn sniff_format(head: &[u8]) -> Option<Format> {
+    if let Some(kind) = raw::sniff(head) {
+        return Some(Format::Raw(kind));
+    }
+    if let Some(kind) = heif::sniff(head) {
+        return Some(Format::Heif(kind));
+    }
+    if jxl::sniff(head) {
+        return Some(Format::JpegXl);
+    }
+    image::guess_format(head)
+        .ok()
+        .filter(|f| FORMATS.contains(f))
+        .map(Format::Common)
+}
+
+/// The format of a whole file: [`sniff_format`], with TIFF-built RAW files told apart.
+pub fn sniff_whole(bytes: &[u8]) -> Option<Format> {
+    match sniff_format(bytes) {
+        Some(Format::Common(ImageFormat::Tiff)) => Some(
+            raw::sniff_tiff(bytes).map_or(Format::Common(ImageFormat::Tiff), Format::Raw),
+        ),
+        other => other,
+    }
+}
+
+/// Formats that lookalike recognises but does not read, named, so that the user hears what
+/// the file is rather than "not an image".
+pub fn unsupported_format(head: &[u8]) -> Option<&'static str> {
+    const KNOWN: &[(&[u8], &str)] = &[
+        (b"8BPS", "Photoshop (PSD)"),
+        (b"%PDF", "PDF"),
+        (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG 2000"),
+        (b"\xff\x4f\xff\x51", "JPEG 2000"),
+        (b"gimp xcf", "GIMP (XCF)"),
+    ];
+    if let Some(&(_, name)) = KNOWN.iter().find(|(magic, _)| head.starts_with(magic)) {
+        return Some(name);
+    }
+    let text = String::from_utf8_lossy(&head[..head.len().min(256)]).to_ascii_lowercase();
+    if text.contains("<svg") {
+        return Some("SVG (a drawing, not pixels)");
+    }
+    match image::guess_format(head) {
+        Ok(f) if !FORMATS.contains(&f) => Some(f.extensions_str().first().copied().unwrap_or("")),
+        _ => None,
+    }
+    .filter(|name| !name.is_empty())
+}
+
+/// Decodes a file of a format the `image` crate does not read; `None` for those it does.
+/// `min_shorter` is what the caller needs of the shorter side (0: the full picture).
+pub fn decode_other(
+    bytes: &[u8],
+    min_shorter: u32,
+) -> Option<Result<DecodedImage, String>> {
+    let format = sniff_whole(bytes)?;
+    let decoded = match format {
+        Format::Common(_) => return None,
+        Format::Heif(kind) => decode_heif(bytes, kind, min_shorter),
+        Format::JpegXl => jxl::decode(bytes).map(|rgb| {
+            let size = rgb.dimensions();
+            (rgb, size)
+        }),
+        Format::Raw(_) => return Some(decode_raw(bytes, min_shorter)),
+    };
+    Some(decoded.map(|(rgb, full_size)| DecodedImage {
+        rgb,
+        format,
+        full_size,
+        held: None,
+    }))
+}
+
+#[cfg(feature = "heif")]
+fn decode_heif(
+    bytes: &[u8],
+    _kind: HeifKind,
+    min_shorter: u32,
+) -> Result<(RgbImage, (u32, u32)), String> {
+    heif::decode(bytes, min_shorter)
+}
+
+#[cfg(not(feature = "heif"))]
+fn decode_heif(
+    _bytes: &[u8],
+    kind: HeifKind,
+    _min_shorter: u32,
+) -> Result<(RgbImage, (u32, u32)), String> {
+    let name = Format::Heif(kind).name();
+    Err(format!(
+        "{name}: this build of lookalike reads no HEIC or AVIF (it was built without the \
+         `heif` feature, which needs the system's libheif)"
+    ))
+}
+
+/// A RAW file, by its largest embedded JPEG preview, turned as the camera says.
+fn decode_raw(bytes: &[u8], min_shorter: u32) -> Result<DecodedImage, String> {
+    let preview = raw::preview(bytes)?;
+    let name = preview.kind.name();
+    let own = jpeg_orientation(preview.jpeg);
+    let mut decoded = decode_bytes_for(preview.jpeg, min_shorter)
+        .map_err(|reason| format!("{name}: its embedded preview: {reason}"))?;
+    // A preview with an orientation of its own has been turned by it already.
+    if own.is_none() && preview.orientation != Orientation::NoTransforms {
+        let mut image = DynamicImage::ImageRgb8(std::mem::take(&mut decoded.rgb));
+        image.apply_orientation(preview.orientation);
+        decoded.rgb = image.into_rgb8();
+        if turns_sideways(preview.orientation) {
+            decoded.full_size = (decoded.full_size.1, decoded.full_size.0);
+        }
+    }
+    decoded.format = Format::Raw(preview.kind);
+    Ok(decoded)
+}
+
+/// The EXIF orientation a JPEG carries itself, other than upright.
+fn jpeg_orientation(jpeg: &[u8]) -> Option<Orientation> {
+    let mut decoder = jpeg_decoder::Decoder::new(jpeg);
+    decoder.read_info().ok()?;
+    decoder
+        .exif_data()
+        .and_then(Orientation::from_exif_chunk)
+        .filter(|&o| o != Orientation::NoTransforms)
+}
+
+fn turns_sideways(orientation: Orientation) -> bool {
+    matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    )
+}
+
+/// What decoding a file of a format the `image` crate does not read holds besides its bytes,
+/// from its header: the upright RGB pixels twice (the decoder's and the turned or converted
+/// copy). `None` for the other formats; `Some(None)` where the header cannot be read.
+pub fn other_cost(bytes: &[u8]) -> Option<Option<u64>> {
+    let size = match sniff_whole(bytes)? {
+        Format::Common(_) => return None,
+        Format::Heif(_) => heif_size(bytes),
+        Format::JpegXl => jxl::size(bytes).ok(),
+        Format::Raw(_) => {
+            let preview = raw::preview(bytes).ok();
+            return Some(preview.and_then(|p| super::jpeg_cost(p.jpeg, p.jpeg.len() as u64)));
+        }
+    };
+    Some(size.map(|(w, h)| {
+        let rgb = u64::from(w) * u64::from(h) * 3;
+        if rgb > MAX_DECODE_BYTES {
+            0 // refused before it allocates
+        } else {
+            rgb * 2
+        }
+    }))
+}
+
+#[cfg(feature = "heif")]
+fn heif_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    heif::size(bytes).ok()
+}
+
+#[cfg(not(feature = "heif"))]
+fn heif_size(_bytes: &[u8]) -> Option<(u32, u32)> {
+    Some((0, 0)) // refused at once
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_lookalike_does_not_read_are_named() {
+        assert_eq!(unsupported_format(b"8BPS\x00\x01"), Some("Photoshop (PSD)"));
+        assert_eq!(unsupported_format(b"%PDF-1.7\n"), Some("PDF"));
+        assert_eq!(
+            unsupported_format(b"<?xml version=\"1.0\"?>\n<svg xmlns="),
+            Some("SVG (a drawing, not pixels)")
+        );
+        assert_eq!(unsupported_format(b"hello, world"), None);
+    }
+}
