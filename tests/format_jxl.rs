@@ -131,10 +131,19 @@ fn the_orientation_is_applied() {
         let jpeg = dir.path().join(format!("tiger-{orientation}.jpg"));
         std::fs::write(&jpeg, with_orientation(&tiger, orientation)).unwrap();
         let upright = decode_file(&jpeg).unwrap().rgb;
-        let expected = if orientation == 3 { (484, 512) } else { (512, 484) };
+        let expected = if orientation == 3 {
+            (484, 512)
+        } else {
+            (512, 484)
+        };
         assert_eq!(upright.dimensions(), expected);
         let lossless = cjxl(&jpeg, &["--lossless_jpeg=1"]);
-        decodes_close_to(&lossless, &upright, 1.0, &format!("orientation {orientation}"));
+        decodes_close_to(
+            &lossless,
+            &upright,
+            1.0,
+            &format!("orientation {orientation}"),
+        );
         let lossy = cjxl(&jpeg, &["--lossless_jpeg=0", "--distance=1"]);
         let what = format!("orientation {orientation}, re-encoded");
         decodes_close_to(&lossy, &upright, 3.0, &what);
@@ -156,12 +165,23 @@ fn grey_alpha_and_16_bit_pictures_become_8_bit_rgb() {
         Rgba([r, g, b, (x + y) as u8 | 1]) // never 0: invisible pixels may be changed
     });
     let deep = image::ImageBuffer::<Rgb<u16>, _>::from_fn(photo.width(), photo.height(), |x, y| {
-        Rgb(photo.get_pixel(x, y).0.map(|v| u16::from(v) * 257 + (x as u16 % 200)))
+        Rgb(photo
+            .get_pixel(x, y)
+            .0
+            .map(|v| u16::from(v) * 257 + (x as u16 % 200)))
     });
     let cases: [(&str, DynamicImage, RgbImage); 3] = [
-        ("grey", DynamicImage::ImageLuma8(grey.clone()), grey_to_rgb(&grey)),
+        (
+            "grey",
+            DynamicImage::ImageLuma8(grey.clone()),
+            grey_to_rgb(&grey),
+        ),
         ("alpha", DynamicImage::ImageRgba8(alpha), photo.clone()),
-        ("deep", DynamicImage::ImageRgb16(deep.clone()), round_to_8_bits(&deep)),
+        (
+            "deep",
+            DynamicImage::ImageRgb16(deep.clone()),
+            round_to_8_bits(&deep),
+        ),
     ];
     for (what, picture, expected) in cases {
         let png = dir.path().join(format!("{what}.png"));
@@ -186,6 +206,26 @@ fn round_to_8_bits(deep: &image::ImageBuffer<Rgb<u16>, Vec<u16>>) -> RgbImage {
     })
 }
 
+/// An animation (cjxl turns an animated GIF into one) shows its first frame.
+#[test]
+fn an_animation_decodes_to_its_first_frame() {
+    if !cjxl_present("an_animation_decodes_to_its_first_frame") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let gif = dir.path().join("red-then-blue.gif");
+    let frames = [[200u8, 30, 30], [30, 30, 200], [30, 200, 30]].map(|[r, g, b]| {
+        let picture = RgbaImage::from_pixel(48, 32, Rgba([r, g, b, 255]));
+        image::Frame::from_parts(picture, 0, 0, image::Delay::from_numer_denom_ms(100, 1))
+    });
+    let mut encoder = image::codecs::gif::GifEncoder::new(std::fs::File::create(&gif).unwrap());
+    encoder.encode_frames(frames).unwrap();
+    drop(encoder);
+    let bytes = cjxl(&gif, &[]);
+    let first = RgbImage::from_pixel(48, 32, Rgb([200, 30, 30]));
+    decodes_close_to(&bytes, &first, 1.0, "animation");
+}
+
 /// Every cut of a real file, and damage anywhere in one, gives an error that names the
 /// format (a cut inside the pixels: "truncated"), never a panic or a picture with holes.
 #[test]
@@ -202,7 +242,10 @@ fn cut_and_damaged_files_are_refused_with_the_format_named() {
         assert!(jxl::decode(&bytes).is_ok());
         for len in (0..bytes.len()).step_by(97) {
             let err = jxl::decode(&bytes[..len]).unwrap_err();
-            assert!(err.starts_with("JPEG XL: "), "{options:?} cut at {len}: {err}");
+            assert!(
+                err.starts_with("JPEG XL: "),
+                "{options:?} cut at {len}: {err}"
+            );
             if len > bytes.len() / 2 {
                 assert!(err.contains("truncated"), "{options:?} cut at {len}: {err}");
             }
@@ -211,7 +254,10 @@ fn cut_and_damaged_files_are_refused_with_the_format_named() {
             let mut damaged = bytes.clone();
             damaged[at] ^= 0x5A;
             if let Err(err) = jxl::decode(&damaged) {
-                assert!(err.starts_with("JPEG XL: "), "{options:?} damaged at {at}: {err}");
+                assert!(
+                    err.starts_with("JPEG XL: "),
+                    "{options:?} damaged at {at}: {err}"
+                );
             }
         }
     }
