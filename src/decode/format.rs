@@ -192,7 +192,10 @@ pub fn other_cost(bytes: &[u8]) -> Option<Option<u64>> {
     let size = match sniff_whole(bytes)? {
         Format::Common(_) => return None,
         Format::Heif(_) => heif_size(bytes),
-        Format::JpegXl => jxl::size(bytes).ok(),
+        Format::JpegXl => {
+            let size = jxl::size(bytes).ok();
+            return Some(size.map(|(w, h)| jxl::working_bytes(w, h)));
+        }
         Format::Raw(_) => {
             let preview = raw::preview(bytes).ok();
             return Some(preview.and_then(|p| super::jpeg_cost(p.jpeg, p.jpeg.len() as u64)));
