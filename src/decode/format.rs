@@ -194,7 +194,11 @@ pub fn other_cost(bytes: &[u8]) -> Option<Option<u64>> {
         Format::Heif(_) => heif_size(bytes),
         Format::JpegXl => {
             let size = jxl::size(bytes).ok();
-            return Some(size.map(|(w, h)| jxl::working_bytes(w, h)));
+            let refused = |w: u32, h: u32| u64::from(w) * u64::from(h) * 3 > MAX_DECODE_BYTES;
+            return Some(size.map(|(w, h)| match refused(w, h) {
+                true => 0, // refused before it allocates
+                false => jxl::working_bytes(w, h),
+            }));
         }
         Format::Raw(_) => {
             let preview = raw::preview(bytes).ok();
