@@ -140,10 +140,12 @@ fn irot_and_imir_are_applied() {
         assert!(mad(&rgb, &expected) < CLOSE, "irot {quarters}");
     }
     assert_eq!(decode(&with_transform(&heic, b"irot", 1), 0).unwrap().1, (h, w));
-    // imir's axis: 0 a vertical axis (left and right swap), 1 a horizontal one.
+    // imir's axis 0 swaps top and bottom, 1 left and right: HEIF's first text said the
+    // opposite ("a vertical (axis = 0) axis"), but iPhones and libheif did this, and HEIF's
+    // amendment 2 made it the rule (MPEGGroup/FileFormat#22, AOMediaCodec/libavif#665).
     let mirrored = [
-        (0, image::imageops::flip_horizontal(&source)),
-        (1, image::imageops::flip_vertical(&source)),
+        (0, image::imageops::flip_vertical(&source)),
+        (1, image::imageops::flip_horizontal(&source)),
     ];
     for (axis, expected) in mirrored {
         let (rgb, _) = decode(&with_transform(&heic, b"imir", axis), u32::MAX).unwrap();
@@ -160,20 +162,20 @@ fn a_large_enough_thumbnail_is_used_instead_of_the_primary_image() {
     let dir = tempfile::tempdir().unwrap();
     let source = decode_file(&seed("elephant.jpg")).unwrap().rgb;
     let (w, h) = source.dimensions();
-    let heic = heif_enc(&seed("elephant.jpg"), &["-t", "320"], dir.path(), "e.heic");
+    let heic = heif_enc(&seed("elephant.jpg"), &["-t", "320", "-q", "90"], dir.path(), "e.heic");
     // 320 on the longer side; its shorter side is twice 100 or more, not twice 224.
     let (thumbnail, full) = decode(&heic, 100).unwrap();
     assert_eq!(full, (w, h));
     let expected = (320, (320 * h + w / 2) / w);
     assert_eq!(thumbnail.dimensions(), expected);
-    let small = image::imageops::resize(
-        &source,
-        expected.0,
-        expected.1,
-        image::imageops::FilterType::Triangle,
-    );
-    let difference = mad(&thumbnail, &small);
-    assert!(difference < 2.0 * CLOSE, "thumbnail: {difference:.2}");
+    // heif-enc scales its thumbnail without smoothing, which aliases fine detail (the grass
+    // differs by 12 levels a pixel): compared as 8×8 block averages instead.
+    let blocks = |rgb: &RgbImage| {
+        let filter = image::imageops::FilterType::Triangle;
+        image::imageops::resize(rgb, expected.0 / 8, expected.1 / 8, filter)
+    };
+    let difference = mad(&blocks(&thumbnail), &blocks(&source));
+    assert!(difference < CLOSE, "thumbnail: {difference:.2}");
     let (primary, _) = decode(&heic, 224).unwrap();
     assert_eq!(primary.dimensions(), (w, h));
 }

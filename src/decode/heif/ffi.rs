@@ -131,7 +131,8 @@ fn check(error: HeifError) -> Result<(), String> {
         // alive at least until the next call on the context; copied at once.
         unsafe { CStr::from_ptr(error.message) }
             .to_string_lossy()
-            .into_owned()
+            .trim_end()
+            .to_owned()
     };
     Err(match (error.code, error.subcode) {
         (_, SUBERROR_END_OF_DATA) => format!("truncated file: {message}"),
