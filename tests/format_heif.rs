@@ -136,10 +136,17 @@ fn irot_and_imir_are_applied() {
         let file = with_transform(&heic, b"irot", quarters);
         let (rgb, full) = decode(&file, u32::MAX).unwrap();
         assert_eq!(full, expected.dimensions(), "irot {quarters}");
-        assert_eq!(size(&file).unwrap(), expected.dimensions(), "irot {quarters}");
+        assert_eq!(
+            size(&file).unwrap(),
+            expected.dimensions(),
+            "irot {quarters}"
+        );
         assert!(mad(&rgb, &expected) < CLOSE, "irot {quarters}");
     }
-    assert_eq!(decode(&with_transform(&heic, b"irot", 1), 0).unwrap().1, (h, w));
+    assert_eq!(
+        decode(&with_transform(&heic, b"irot", 1), 0).unwrap().1,
+        (h, w)
+    );
     // imir's axis 0 swaps top and bottom, 1 left and right: HEIF's first text said the
     // opposite ("a vertical (axis = 0) axis"), but iPhones and libheif did this, and HEIF's
     // amendment 2 made it the rule (MPEGGroup/FileFormat#22, AOMediaCodec/libavif#665).
@@ -162,7 +169,12 @@ fn a_large_enough_thumbnail_is_used_instead_of_the_primary_image() {
     let dir = tempfile::tempdir().unwrap();
     let source = decode_file(&seed("elephant.jpg")).unwrap().rgb;
     let (w, h) = source.dimensions();
-    let heic = heif_enc(&seed("elephant.jpg"), &["-t", "320", "-q", "90"], dir.path(), "e.heic");
+    let heic = heif_enc(
+        &seed("elephant.jpg"),
+        &["-t", "320", "-q", "90"],
+        dir.path(),
+        "e.heic",
+    );
     // 320 on the longer side; its shorter side is twice 100 or more, not twice 224.
     let (thumbnail, full) = decode(&heic, 100).unwrap();
     assert_eq!(full, (w, h));
@@ -204,7 +216,10 @@ fn truncated_and_malformed_files_are_refused_naming_the_format() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    for (options, name) in [(&["-q", "50"][..], "HEIC"), (&["-A", "-q", "50"][..], "AVIF")] {
+    for (options, name) in [
+        (&["-q", "50"][..], "HEIC"),
+        (&["-A", "-q", "50"][..], "AVIF"),
+    ] {
         let file = heif_enc(&seed("bird01.jpg"), options, dir.path(), "b.heif");
         let len = file.len();
         // Cut in the boxes, in the compressed data, and one byte short.
@@ -257,5 +272,42 @@ fn speed_of_a_twelve_megapixel_heic() {
         });
         let rate = 2.0 * per_thread as f64 / start.elapsed().as_secs_f64();
         eprintln!("{name} 4032×3024: {rate:.1} photos/s on 2 threads");
+    }
+}
+
+/// Two tiny files kept in the repository (`heif-enc -q 80` and `heif-enc -A -q 80` of a 64×48
+/// gradient: red grows to the right, green downwards, blue 128), so that these formats are
+/// tested without the encoder, and the bad-file corpus can cut and break them.
+#[test]
+fn the_kept_samples_decode_and_their_broken_copies_are_refused() {
+    for (file, kind) in [
+        ("gradient-64x48.heic", HeifKind::Heic),
+        ("gradient-64x48.avif", HeifKind::Avif),
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/heif")
+            .join(file);
+        let bytes = std::fs::read(path).unwrap();
+        assert_eq!(sniff(&bytes), Some(kind));
+        let (rgb, full) = decode(&bytes, 0).unwrap();
+        assert_eq!((rgb.dimensions(), full), ((64, 48), (64, 48)), "{file}");
+        let expected = RgbImage::from_fn(64, 48, |x, y| {
+            image::Rgb([(x * 255 / 64) as u8, (y * 255 / 48) as u8, 128])
+        });
+        assert!(mad(&rgb, &expected) < CLOSE, "{file}");
+        let name = format!("{}: ", kind.name());
+        let truncated = decode(&bytes[..bytes.len() / 2], 0).unwrap_err();
+        assert!(
+            truncated.starts_with(&name) && truncated.contains("truncated"),
+            "{truncated}"
+        );
+        let mut malformed = bytes.clone();
+        let at = malformed.windows(4).position(|w| w == b"iloc").unwrap();
+        malformed[at..at + 4].copy_from_slice(b"xloc");
+        let damaged = decode(&malformed, 0).unwrap_err();
+        assert!(
+            damaged.starts_with(&name) && damaged.contains("damaged"),
+            "{damaged}"
+        );
     }
 }

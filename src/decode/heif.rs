@@ -194,7 +194,10 @@ mod tests {
     fn sniffing_reads_the_major_brand() {
         assert_eq!(sniff(&ftyp(b"heic", &[b"mif1"])), Some(HeifKind::Heic));
         assert_eq!(sniff(&ftyp(b"heix", &[])), Some(HeifKind::Heic));
-        assert_eq!(sniff(&ftyp(b"avif", &[b"mif1", b"miaf"])), Some(HeifKind::Avif));
+        assert_eq!(
+            sniff(&ftyp(b"avif", &[b"mif1", b"miaf"])),
+            Some(HeifKind::Avif)
+        );
         assert_eq!(sniff(&ftyp(b"avis", &[])), Some(HeifKind::Avif));
     }
 

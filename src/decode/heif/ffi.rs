@@ -253,7 +253,9 @@ impl<'a> Handle<'a> {
             )
         };
         ids.truncate(usize::try_from(filled).unwrap_or(0));
-        ids.into_iter().filter_map(|id| self.thumbnail(id)).collect()
+        ids.into_iter()
+            .filter_map(|id| self.thumbnail(id))
+            .collect()
     }
 
     fn thumbnail(&self, id: u32) -> Option<Handle<'a>> {
@@ -310,7 +312,9 @@ impl Image {
             return Err(format!("decoded to {bits} bits a pixel, not 8-bit RGB"));
         }
         if u64::from(width) * u64::from(height) * 3 > MAX_DECODE_BYTES {
-            return Err(format!("decoded to {width}×{height}, more than its header said"));
+            return Err(format!(
+                "decoded to {width}×{height}, more than its header said"
+            ));
         }
         let mut stride: c_int = 0;
         // SAFETY: the image is live and has this channel; `stride` receives bytes per row.
