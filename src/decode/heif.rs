@@ -85,6 +85,36 @@ fn format_name(bytes: &[u8]) -> &'static str {
     sniff(bytes).map_or("HEIF", HeifKind::name)
 }
 
+/// Where `bytes` was cut, if the file ends inside a top-level box: the box's type, or
+/// `"header"` for a box header cut short. Boxes are a 32-bit size (0: to the end; 1: a 64-bit
+/// size follows) and a type.
+pub fn cut_box(bytes: &[u8]) -> Option<String> {
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let rest = &bytes[at..];
+        let (Some(size32), Some(kind)) = (rest.get(0..4), rest.get(4..8)) else {
+            return Some("header".into());
+        };
+        let kind = String::from_utf8_lossy(kind).into_owned();
+        let size = match u32::from_be_bytes(size32.try_into().ok()?) {
+            0 => return None,
+            1 => match rest.get(8..16) {
+                Some(large) => u64::from_be_bytes(large.try_into().ok()?),
+                None => return Some("header".into()),
+            },
+            n => u64::from(n),
+        };
+        if size < 8 {
+            return None; // damaged, not cut
+        }
+        if size > rest.len() as u64 {
+            return Some(kind);
+        }
+        at += size as usize;
+    }
+    None
+}
+
 #[cfg(feature = "heif")]
 pub use decoding::{decode, size, BYTES_HELD_PER_PIXEL};
 
@@ -107,7 +137,7 @@ mod decoding {
     /// The upright size of the primary image, from the file's boxes; nothing is decoded.
     pub fn size(bytes: &[u8]) -> Result<(u32, u32), String> {
         let name = format_name(bytes);
-        let context = Context::read(bytes).map_err(|e| format!("{name}: {e}"))?;
+        let context = read(bytes).map_err(|e| format!("{name}: {e}"))?;
         let primary = context.primary().map_err(|e| format!("{name}: {e}"))?;
         primary.size().map_err(|e| format!("{name}: {e}"))
     }
@@ -121,7 +151,7 @@ mod decoding {
     }
 
     fn decode_any(bytes: &[u8], min_shorter: u32) -> Result<(RgbImage, (u32, u32)), String> {
-        let context = Context::read(bytes)?;
+        let context = read(bytes)?;
         let primary = context.primary()?;
         let full = primary.size()?;
         // Refused even when a thumbnail would do, as the JPEG decode refuses: such a file is
@@ -133,6 +163,17 @@ mod decoding {
         };
         let rgb = item.decode_rgb()?;
         Ok((rgb, full))
+    }
+
+    /// Parses the file's boxes. libheif words a file cut inside its `meta` box as having none,
+    /// so a failure on a file whose last box runs past its end is called what it is.
+    fn read(bytes: &[u8]) -> Result<Context<'_>, String> {
+        Context::read(bytes).map_err(|e| match super::cut_box(bytes) {
+            Some(kind) if !e.starts_with("truncated") => {
+                format!("truncated file: its '{kind}' box ends after the file does ({e})")
+            }
+            _ => e,
+        })
     }
 
     /// Refuses an image whose RGB pixels would exceed [`MAX_DECODE_BYTES`].
@@ -231,6 +272,29 @@ mod tests {
         let mut zero = ftyp(b"heic", &[]);
         zero[..4].copy_from_slice(&0u32.to_be_bytes());
         assert_eq!(sniff(&zero), None);
+    }
+
+    #[test]
+    fn a_cut_box_is_found() {
+        let mut file = ftyp(b"heic", &[b"mif1"]);
+        file.extend_from_slice(b"\0\0\0\x0cmdat1234");
+        let cut = |end: usize| cut_box(&file[..end]);
+        assert_eq!(cut(file.len()), None);
+        assert_eq!(cut(file.len() - 12), None); // between boxes
+        assert_eq!(cut(file.len() - 1).as_deref(), Some("mdat"));
+        assert_eq!(cut(file.len() - 5).as_deref(), Some("header"));
+        assert_eq!(cut(10).as_deref(), Some("ftyp"));
+        assert_eq!(cut_box(b""), None);
+        // A box that says it is smaller than its header is damage, not a cut.
+        assert_eq!(cut_box(b"\0\0\0\x04ftyp"), None);
+        // To the end of the file, and a 64-bit size.
+        assert_eq!(cut_box(b"\0\0\0\0mdat1234"), None);
+        let large = b"\0\0\0\x01mdat\0\0\0\0\0\0\0\x20abc";
+        assert_eq!(cut_box(large).as_deref(), Some("mdat"));
+        assert_eq!(cut_box(&large[..12]).as_deref(), Some("header"));
+        for end in 0..file.len() {
+            let _ = cut(end);
+        }
     }
 
     #[test]
