@@ -170,7 +170,11 @@ mod decoding {
     fn read(bytes: &[u8]) -> Result<Context<'_>, String> {
         Context::read(bytes).map_err(|e| match super::cut_box(bytes) {
             Some(kind) if !e.starts_with("truncated") => {
-                format!("truncated file: its '{kind}' box ends after the file does ({e})")
+                let part = match kind.as_str() {
+                    "header" => "a box's header".to_owned(),
+                    _ => format!("its '{kind}' box"),
+                };
+                format!("truncated file: it ends inside {part} ({e})")
             }
             _ => e,
         })
