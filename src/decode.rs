@@ -189,7 +189,7 @@ pub fn decode_bytes_for(
     bytes: &[u8],
     min_shorter: u32,
 ) -> std::result::Result<DecodedImage, String> {
-    if let Some(decoded) = format::decode_other(bytes, min_shorter) {
+    if let Some(decoded) = format::decode_other(bytes, Some(min_shorter)) {
         return decoded;
     }
     match decode_jpeg_reduced(bytes, min_shorter) {
@@ -296,7 +296,7 @@ pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<DecodedImage, String> {
     if bytes.is_empty() {
         return Err("empty file".into());
     }
-    if let Some(decoded) = format::decode_other(bytes, 0) {
+    if let Some(decoded) = format::decode_other(bytes, None) {
         return decoded;
     }
     if format::sniff_whole(bytes).is_none() {

@@ -100,10 +100,11 @@ pub fn unsupported_format(head: &[u8]) -> Option<&'static str> {
 }
 
 /// Decodes a file of a format the `image` crate does not read; `None` for those it does.
-/// `min_shorter` is what the caller needs of the shorter side (0: the full picture).
+/// `min_shorter` is what the caller needs of the shorter side; `None` asks for the whole
+/// picture at its full size.
 pub fn decode_other(
     bytes: &[u8],
-    min_shorter: u32,
+    min_shorter: Option<u32>,
 ) -> Option<Result<DecodedImage, String>> {
     let format = sniff_whole(bytes)?;
     let decoded = match format {
@@ -127,16 +128,18 @@ pub fn decode_other(
 fn decode_heif(
     bytes: &[u8],
     _kind: HeifKind,
-    min_shorter: u32,
+    min_shorter: Option<u32>,
 ) -> Result<(RgbImage, (u32, u32)), String> {
-    heif::decode(bytes, min_shorter)
+    // A thumbnail item serves when it is at least twice what is needed; u32::MAX rules
+    // every thumbnail out.
+    heif::decode(bytes, min_shorter.unwrap_or(u32::MAX))
 }
 
 #[cfg(not(feature = "heif"))]
 fn decode_heif(
     _bytes: &[u8],
     kind: HeifKind,
-    _min_shorter: u32,
+    _min_shorter: Option<u32>,
 ) -> Result<(RgbImage, (u32, u32)), String> {
     let name = Format::Heif(kind).name();
     Err(format!(
@@ -146,12 +149,16 @@ fn decode_heif(
 }
 
 /// A RAW file, by its largest embedded JPEG preview, turned as the camera says.
-fn decode_raw(bytes: &[u8], min_shorter: u32) -> Result<DecodedImage, String> {
+fn decode_raw(bytes: &[u8], min_shorter: Option<u32>) -> Result<DecodedImage, String> {
     let preview = raw::preview(bytes)?;
     let name = preview.kind.name();
     let own = jpeg_orientation(preview.jpeg);
-    let mut decoded = decode_bytes_for(preview.jpeg, min_shorter)
-        .map_err(|reason| format!("{name}: its embedded preview: {reason}"))?;
+    let decoded = match min_shorter {
+        Some(min_shorter) => decode_bytes_for(preview.jpeg, min_shorter),
+        None => super::decode_bytes(preview.jpeg),
+    };
+    let mut decoded =
+        decoded.map_err(|reason| format!("{name}: its embedded preview: {reason}"))?;
     // A preview with an orientation of its own has been turned by it already.
     if own.is_none() && preview.orientation != Orientation::NoTransforms {
         let mut image = DynamicImage::ImageRgb8(std::mem::take(&mut decoded.rgb));
@@ -191,7 +198,7 @@ fn turns_sideways(orientation: Orientation) -> bool {
 pub fn other_cost(bytes: &[u8]) -> Option<Option<u64>> {
     let size = match sniff_whole(bytes)? {
         Format::Common(_) => return None,
-        Format::Heif(_) => heif_size(bytes),
+        Format::Heif(_) => return Some(heif_cost(bytes)),
         Format::JpegXl => {
             let size = jxl::size(bytes).ok();
             let refused = |w: u32, h: u32| u64::from(w) * u64::from(h) * 3 > MAX_DECODE_BYTES;
@@ -216,13 +223,18 @@ pub fn other_cost(bytes: &[u8]) -> Option<Option<u64>> {
 }
 
 #[cfg(feature = "heif")]
-fn heif_size(bytes: &[u8]) -> Option<(u32, u32)> {
-    heif::size(bytes).ok()
+fn heif_cost(bytes: &[u8]) -> Option<u64> {
+    let (w, h) = heif::size(bytes).ok()?;
+    let pixels = u64::from(w) * u64::from(h);
+    match pixels * 3 > MAX_DECODE_BYTES {
+        true => Some(0), // refused before it allocates
+        false => Some(pixels * heif::BYTES_HELD_PER_PIXEL),
+    }
 }
 
 #[cfg(not(feature = "heif"))]
-fn heif_size(_bytes: &[u8]) -> Option<(u32, u32)> {
-    Some((0, 0)) // refused at once
+fn heif_cost(_bytes: &[u8]) -> Option<u64> {
+    Some(0) // refused at once
 }
 
 #[cfg(test)]

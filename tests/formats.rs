@@ -1,0 +1,154 @@
+//! Every picture format lookalike reads, end to end: a HEIC, AVIF or JPEG XL made by the real
+//! encoder (and a RAW built around a real JPEG preview) from each of the tutorial's photos is
+//! classified like its JPEG source and keeps nearly the same vector, through the engine that
+//! the app and the command line share; and `classify` names the format and the reason for a
+//! file it cannot read.
+//!
+//! Without `heif-enc` or `cjxl` a test says `SKIPPED: <test> needs <tool>` on stderr and
+//! passes, except under CI (`CI` set), where it fails: CI installs them.
+
+mod seeds;
+use seeds::seed;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use lookalike::similarity::cosine;
+use lookalike::{Engine, EngineOptions, ModelKind};
+
+const PHOTOS: [&str; 3] = ["Tiger.jpg", "elephant.jpg", "bird01.jpg"];
+
+/// Whether `tool` runs here; if not, says so on stderr (or fails under CI).
+fn present(tool: &str, test: &str) -> bool {
+    let runs = Command::new(tool).arg("--help").output().is_ok();
+    if !runs {
+        let line = format!("SKIPPED: {test} needs {tool}");
+        assert!(std::env::var_os("CI").is_none(), "{line}, and CI runs all");
+        eprintln!("{line}");
+    }
+    runs
+}
+
+/// Runs `tool` with `args`, which make `out`; returns `out`.
+fn encode(tool: &str, args: &[&std::ffi::OsStr], out: PathBuf) -> PathBuf {
+    let status = Command::new(tool).args(args).output().unwrap();
+    assert!(
+        status.status.success() && out.exists(),
+        "{tool}: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    out
+}
+
+/// Each encoded copy gets its source's top label and a vector within a cosine of 0.95.
+fn classify_like_sources(made: &[(PathBuf, PathBuf)]) {
+    let engine = Engine::new(ModelKind::Lite0, EngineOptions::default()).unwrap();
+    for (source, copy) in made {
+        let want = engine.analyse_file(source).unwrap();
+        let got = engine
+            .analyse_file(copy)
+            .unwrap_or_else(|e| panic!("{}: {e}", copy.display()));
+        let similarity = cosine(&want.embedding, &got.embedding);
+        eprintln!(
+            "{}: {} ({:.3}), cosine {similarity:.4} to its source",
+            copy.display(),
+            got.top[0].label,
+            got.top[0].prob
+        );
+        assert_eq!(got.top[0].class, want.top[0].class, "{}", copy.display());
+        assert!(similarity >= 0.95, "{}: {similarity}", copy.display());
+    }
+}
+
+#[test]
+fn heic_and_avif_classify_like_their_jpeg_sources() {
+    if !present("heif-enc", "heic_and_avif_classify_like_their_jpeg_sources") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut made = Vec::new();
+    for name in PHOTOS {
+        let source = seed(name);
+        let stem = name.trim_end_matches(".jpg");
+        let heic = dir.path().join(format!("{stem}.heic"));
+        let avif = dir.path().join(format!("{stem}.avif"));
+        for (out, av1) in [(heic, false), (avif, true)] {
+            let mut args: Vec<&std::ffi::OsStr> = vec!["-q".as_ref(), "80".as_ref()];
+            if av1 {
+                args.push("-A".as_ref());
+            }
+            args.extend(["-o".as_ref(), out.as_os_str(), source.as_os_str()]);
+            made.push((source.clone(), encode("heif-enc", &args, out.clone())));
+        }
+    }
+    classify_like_sources(&made);
+}
+
+#[test]
+fn jpeg_xl_classifies_like_its_jpeg_source() {
+    if !present("cjxl", "jpeg_xl_classifies_like_its_jpeg_source") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut made = Vec::new();
+    for name in PHOTOS {
+        let source = seed(name);
+        let stem = name.trim_end_matches(".jpg");
+        // cjxl recompresses a JPEG without loss by default; a PNG of its pixels is encoded
+        // with loss (distance 1, cjxl's "visually lossless").
+        let recompressed = dir.path().join(format!("{stem}.jxl"));
+        let args = [source.as_os_str(), recompressed.as_os_str()];
+        made.push((source.clone(), encode("cjxl", &args, recompressed.clone())));
+        let png = dir.path().join(format!("{stem}.png"));
+        lookalike::decode::decode_file(&source)
+            .unwrap()
+            .rgb
+            .save(&png)
+            .unwrap();
+        let lossy = dir.path().join(format!("{stem}-lossy.jxl"));
+        let args = [png.as_os_str(), lossy.as_os_str(), "-d".as_ref(), "1".as_ref()];
+        made.push((source.clone(), encode("cjxl", &args, lossy.clone())));
+    }
+    classify_like_sources(&made);
+}
+
+/// `classify` on a file it cannot read names the file, the format and the reason, and goes
+/// on with the others.
+#[test]
+fn classify_names_the_format_and_the_reason_for_what_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let psd = dir.path().join("layers.psd");
+    std::fs::write(&psd, b"8BPS\x00\x01\x00\x00\x00\x00\x00\x00\x00\x03").unwrap();
+    let jxl = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/corpus/photo.jxl"),
+    )
+    .unwrap();
+    let cut_jxl = dir.path().join("cut.jxl");
+    std::fs::write(&cut_jxl, &jxl[..jxl.len() / 2]).unwrap();
+    let heic = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/heif/gradient-64x48.heic"),
+    )
+    .unwrap();
+    let cut_heic = dir.path().join("cut.heic");
+    std::fs::write(&cut_heic, &heic[..heic.len() / 2]).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lookalike"))
+        .arg("classify")
+        .args([&psd, &cut_jxl, &cut_heic])
+        .arg(seed("Tiger.jpg"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("tiger"), "the readable file is classified: {stdout}");
+    for (file, said) in [
+        ("layers.psd", "Photoshop (PSD): lookalike does not read this format"),
+        ("cut.jxl", "JPEG XL: truncated"),
+        ("cut.heic", "HEIC: truncated"),
+    ] {
+        let line = stderr.lines().find(|l| l.contains(file));
+        assert!(
+            line.is_some_and(|l| l.contains(said)),
+            "{file} should say {said:?}: {stderr}"
+        );
+    }
+}
