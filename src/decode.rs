@@ -11,6 +11,7 @@
 //! memory than one machine has.
 
 mod budget;
+pub mod raw;
 
 use std::io::{BufRead, BufReader, Read, Seek};
 use std::path::Path;
