@@ -210,6 +210,8 @@ fn check_size(width: u32, height: u32) -> Result<(), String> {
 struct Found {
     candidates: Vec<Range<u64>>,
     orientation: Option<Orientation>,
+    /// Whether a directory or maker note that could hold a preview lies past the file's end.
+    cut: bool,
 }
 
 /// A candidate that is a complete baseline or progressive JPEG.
@@ -222,7 +224,7 @@ struct Jpeg<'a> {
 
 /// Picks the JPEG with the most pixels (then the most bytes) among those that fit the limits.
 fn choose(kind: RawKind, bytes: &[u8], found: Found) -> Result<Preview<'_>, String> {
-    let mut past_end = false;
+    let mut past_end = found.cut;
     let mut jpegs = Vec::new();
     for range in &found.candidates {
         match slice(bytes, range) {
@@ -242,7 +244,11 @@ fn choose(kind: RawKind, bytes: &[u8], found: Found) -> Result<Preview<'_>, Stri
         return Err(format!(
             "no embedded preview large enough{}: the largest is {}×{}, the model needs {} \
              pixels on the shorter side",
-            if past_end { " (the file is truncated)" } else { "" },
+            if past_end {
+                " (the file is truncated)"
+            } else {
+                ""
+            },
             best.width,
             best.height,
             MIN_PREVIEW_SHORTER
@@ -303,10 +309,14 @@ fn jpeg_header(bytes: &[u8]) -> Option<Jpeg<'_>> {
             return None;
         }
         let marker = *bytes.get(at + 1)?;
-        let len = usize::from(u16::from_be_bytes([*bytes.get(at + 2)?, *bytes.get(at + 3)?]));
+        let len = usize::from(u16::from_be_bytes([
+            *bytes.get(at + 2)?,
+            *bytes.get(at + 3)?,
+        ]));
         let segment = bytes.get(at + 4..(at + 2).checked_add(len)?)?;
         match marker {
-            0xE1 if segment.starts_with(b"Exif\0\0") => exif = segment.get(6..),
+            // The first EXIF segment counts, as in other readers.
+            0xE1 if exif.is_none() && segment.starts_with(b"Exif\0\0") => exif = segment.get(6..),
             0xC0..=0xC2 => {
                 let height = u16::from_be_bytes([*segment.get(1)?, *segment.get(2)?]);
                 let width = u16::from_be_bytes([*segment.get(3)?, *segment.get(4)?]);
@@ -514,7 +524,9 @@ struct Walk<'a> {
 
 fn tiff_candidates(bytes: &[u8]) -> Result<Found, String> {
     let tiff = Tiff::new(bytes).ok_or("damaged file: no TIFF header")?;
-    let first = tiff.first_ifd().ok_or("truncated file: no first directory")?;
+    let first = tiff
+        .first_ifd()
+        .ok_or("truncated file: no first directory")?;
     let Some(ifd0) = tiff.ifd(first) else {
         return Err(format!(
             "truncated or damaged file: its first directory at byte {first} lies outside its \
@@ -547,6 +559,7 @@ impl<'a> Walk<'a> {
                 return; // a loop
             }
             let Some(ifd) = tiff.ifd(offset) else {
+                self.found.cut |= at >= self.file.len();
                 return;
             };
             self.visit(tiff, &ifd, context, depth);
@@ -594,7 +607,9 @@ impl<'a> Walk<'a> {
             }
         }
         if let Some(range) = ifd.find(TAG_RW2_JPEG).and_then(|e| tiff.value_range(&e)) {
-            self.found.candidates.push(range.start as u64..range.end as u64);
+            self.found
+                .candidates
+                .push(range.start as u64..range.end as u64);
         }
         if let Some(e) = ifd.find(TAG_SUB_IFDS) {
             let count = (e.count as usize).min(MAX_SUB_IFDS);
@@ -619,7 +634,9 @@ impl<'a> Walk<'a> {
         let Some(range) = tiff.value_range(note) else {
             return;
         };
-        let Some(data) = self.file.get(range.clone()) else {
+        // A note cut short by the file's end is read as far as it goes.
+        self.found.cut |= range.end > self.file.len();
+        let Some(data) = self.file.get(range.start..range.end.min(self.file.len())) else {
             return;
         };
         let start = range.start;
@@ -666,7 +683,7 @@ fn raf_candidates(bytes: &[u8]) -> Result<Found, String> {
     let start = u64::from(offset);
     Ok(Found {
         candidates: vec![start..start + u64::from(length)],
-        orientation: None,
+        ..Found::default()
     })
 }
 
@@ -819,9 +836,13 @@ fn track_sample(bytes: &[u8], trak: &Bmff, budget: &mut usize) -> Option<Range<u
     };
     // co64 / stco: version and flags, the count, then the offsets.
     let offset = match (find(b"co64"), find(b"stco")) {
-        (Some(co64), _) => {
-            u64::from_be_bytes(bytes.get(co64.payload.start + 8..)?.get(..8)?.try_into().ok()?)
-        }
+        (Some(co64), _) => u64::from_be_bytes(
+            bytes
+                .get(co64.payload.start + 8..)?
+                .get(..8)?
+                .try_into()
+                .ok()?,
+        ),
         (None, Some(stco)) => u64::from(word(stco.payload.start + 8)?),
         _ => return None,
     };

@@ -61,7 +61,11 @@ pub fn malformed(kind: RawKind) -> Vec<u8> {
 }
 
 fn sample_built(kind: RawKind, broken_pointer: bool) -> Built {
-    let (full, medium, thumb) = (noise_jpeg(640, 480), noise_jpeg(208, 156), noise_jpeg(160, 120));
+    let (full, medium, thumb) = (
+        noise_jpeg(640, 480),
+        noise_jpeg(208, 156),
+        noise_jpeg(160, 120),
+    );
     make(
         kind,
         &Parts {
@@ -78,7 +82,11 @@ fn sample_built(kind: RawKind, broken_pointer: bool) -> Built {
 pub fn noise_jpeg(width: u32, height: u32) -> Vec<u8> {
     let image = image::RgbImage::from_fn(width, height, |x, y| {
         let n = x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503) ^ x.wrapping_mul(y);
-        image::Rgb([(x * 255 / width) as u8, (y * 255 / height) as u8, (n >> 7) as u8])
+        image::Rgb([
+            (x * 255 / width) as u8,
+            (y * 255 / height) as u8,
+            (n >> 7) as u8,
+        ])
     });
     let mut out = Vec::new();
     // Encoding a few hundred pixels into a Vec cannot fail.
@@ -398,7 +406,11 @@ fn nikon_note(medium: &[u8]) -> Vec<u8> {
     let ifd0 = t.reserve_ifd(2);
     let preview = t.reserve_ifd(2);
     let jpeg = t.put(medium);
-    t.fill_ifd(ifd0, &[at(0x0001, 7, 4, 0x3032_3130), at(0x0011, 13, 1, preview)], 0);
+    t.fill_ifd(
+        ifd0,
+        &[at(0x0001, 7, 4, 0x3032_3130), at(0x0011, 13, 1, preview)],
+        0,
+    );
     let entries = [long(0x0201, jpeg), long(0x0202, medium.len() as u32)];
     t.fill_ifd(preview, &entries, 0);
     t.out
@@ -471,7 +483,11 @@ fn olympus_note(parts: &Parts) -> (Vec<u8>, u32) {
     let ifd = t.reserve_ifd(2);
     let settings = t.reserve_ifd(3);
     let full = t.put(parts.full);
-    t.fill_ifd(ifd, &[at(0x0000, 7, 4, 0x3031_3030), at(0x2020, 13, 1, settings)], 0);
+    t.fill_ifd(
+        ifd,
+        &[at(0x0000, 7, 4, 0x3031_3030), at(0x2020, 13, 1, settings)],
+        0,
+    );
     let entries = [
         long(0x0100, 1),
         long(0x0101, pointer(parts, full)),
@@ -481,14 +497,22 @@ fn olympus_note(parts: &Parts) -> (Vec<u8>, u32) {
     (t.out, full)
 }
 
+/// Panasonic's signature after the header, which puts IFD0 at 0x18.
+const RW2_SIGNATURE: [u8; 16] = [
+    0x88, 0xE7, 0x74, 0xD8, 0xF8, 0x25, 0x1D, 0x4D, 0x94, 0x7A, 0x6E, 0x77, 0x82, 0x2B, 0x5D, 0x6A,
+];
+
 /// Panasonic: the JPEG as the UNDEFINED value of tag 0x002E in IFD0.
 fn rw2(parts: &Parts) -> Built {
-    let mut t = header(false, b"IIU\0");
-    let ifd0 = t.reserve_ifd(6);
+    let mut prefix = b"IIU\0\x18\0\0\0".to_vec();
+    prefix.extend_from_slice(&RW2_SIGNATURE);
+    let mut t = Tiff::new(false, 0, &prefix);
+    let ifd0 = t.reserve_ifd(7);
     let make = t.ascii(0x010F, "Panasonic");
     let full = t.put(parts.full);
     let raw = t.put(&sensor());
     let entries = [
+        at(0x0001, 7, 4, u32::from_le_bytes(*b"0200")),
         long(0x0002, 5184),
         at(0x002E, 7, parts.full.len() as u32, pointer(parts, full)),
         make,
@@ -512,13 +536,22 @@ fn raf(parts: &Parts) -> Built {
     out.extend_from_slice(b"0100");
     out.resize(84, 0);
     let jpeg_at = 160u32;
-    let raw_at = jpeg_at + jpeg.len() as u32;
-    let raw_len = sensor().len() as u32;
-    for v in [pointer(parts, jpeg_at), jpeg.len() as u32, raw_at, 0, raw_at, raw_len] {
+    // The RAF directory: one entry, the sensor's size (tag 0x0100: height, width).
+    let mut directory = 1u32.to_be_bytes().to_vec();
+    directory.extend_from_slice(&[0x01, 0x00, 0, 4, 0x0F, 0xA0, 0x17, 0x70]);
+    let directory_at = jpeg_at + jpeg.len() as u32;
+    let raw_at = directory_at + directory.len() as u32;
+    let (directory_len, raw_len) = (directory.len() as u32, sensor().len() as u32);
+    let pointers = [pointer(parts, jpeg_at), jpeg.len() as u32];
+    for v in pointers
+        .into_iter()
+        .chain([directory_at, directory_len, raw_at, raw_len])
+    {
         out.extend_from_slice(&v.to_be_bytes());
     }
     out.resize(jpeg_at as usize, 0);
     out.extend_from_slice(&jpeg);
+    out.extend_from_slice(&directory);
     out.extend_from_slice(&sensor());
     let full = jpeg_at as usize..(jpeg_at as usize + jpeg.len());
     Built { bytes: out, full }

@@ -12,7 +12,11 @@ fn every_kind_is_sniffed_and_its_own_magic_needs_64_bytes() {
         assert_eq!(sniff(&bytes), Some(kind), "{kind:?}");
         let needs_ifd0 = matches!(kind, RawKind::Nef | RawKind::Arw | RawKind::Dng);
         let short = sniff(&bytes[..64]);
-        assert_eq!(short, (!needs_ifd0).then_some(kind), "{kind:?} from 64 bytes");
+        assert_eq!(
+            short,
+            (!needs_ifd0).then_some(kind),
+            "{kind:?} from 64 bytes"
+        );
         assert_eq!(sniff_tiff(&bytes).is_some(), needs_ifd0, "{kind:?} by IFD0");
     }
 }
@@ -20,7 +24,11 @@ fn every_kind_is_sniffed_and_its_own_magic_needs_64_bytes() {
 #[test]
 fn other_files_are_not_raw() {
     let image = DynamicImage::new_rgb8(8, 8);
-    for format in [image::ImageFormat::Tiff, image::ImageFormat::Jpeg, image::ImageFormat::Png] {
+    for format in [
+        image::ImageFormat::Tiff,
+        image::ImageFormat::Jpeg,
+        image::ImageFormat::Png,
+    ] {
         let mut out = Cursor::new(Vec::new());
         image.write_to(&mut out, format).unwrap();
         assert_eq!(sniff(out.get_ref()), None, "{format:?}");
@@ -74,7 +82,10 @@ fn truncated_and_malformed_files_name_their_kind() {
 #[test]
 fn a_preview_past_the_end_is_refused() {
     let error = preview(&fixture::malformed(RawKind::Arw)).unwrap_err();
-    assert!(error.contains("no embedded preview large enough"), "{error}");
+    assert!(
+        error.contains("no embedded preview large enough"),
+        "{error}"
+    );
     assert!(error.contains("truncated"), "{error}");
     let error = preview(&fixture::malformed(RawKind::Rw2)).unwrap_err();
     assert!(error.contains("past the end"), "{error}");
@@ -130,7 +141,10 @@ fn directory_loops_end() {
     }
     tiff.extend_from_slice(&8u32.to_le_bytes());
     let error = preview(&tiff).unwrap_err();
-    assert!(error.starts_with("DNG: no embedded JPEG preview"), "{error}");
+    assert!(
+        error.starts_with("DNG: no embedded JPEG preview"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -139,13 +153,18 @@ fn lossless_jpeg_is_not_a_preview() {
     stub.extend_from_slice(&[0xFF, 0xDA, 0, 2, 0xFF, 0xD9]);
     assert!(jpeg_info(&stub).is_none());
     stub[3] = 0xC0;
-    assert_eq!(jpeg_info(&stub).map(|j| (j.width, j.height)), Some((256, 256)));
+    assert_eq!(
+        jpeg_info(&stub).map(|j| (j.width, j.height)),
+        Some((256, 256))
+    );
 }
 
 /// A preview whose header promises more pixels than a decode may hold is refused by size.
 #[test]
 fn an_enormous_preview_is_refused_before_decoding() {
-    let mut huge = vec![0xFF, 0xD8, 0xFF, 0xC0, 0, 11, 8, 0xEA, 0x60, 0xEA, 0x60, 1, 1, 0x11, 0];
+    let mut huge = vec![
+        0xFF, 0xD8, 0xFF, 0xC0, 0, 11, 8, 0xEA, 0x60, 0xEA, 0x60, 1, 1, 0x11, 0,
+    ];
     huge.extend_from_slice(&[0xFF, 0xDA, 0, 2, 0xFF, 0xD9]);
     let thumb = fixture::noise_jpeg(160, 120);
     let parts = Parts {
