@@ -10,6 +10,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use image::imageops::FilterType;
 use image::metadata::Orientation;
 use image::{DynamicImage, RgbImage};
 use lookalike::decode::decode_file;
@@ -114,6 +115,17 @@ fn every_kind_shows_its_preview_upright_and_equal_to_its_source() {
             );
             let diff = mean_abs_diff(&decoded, &expected);
             assert!(diff < 0.5, "{kind:?} {name}: mean difference {diff}");
+            assert_eq!(preview.upright_size(), expected.dimensions());
+            // The reduced decode: the same picture at half size or less, upright.
+            let reduced = raw::decode_preview_for(&preview, 56).unwrap();
+            let (w, h) = reduced.dimensions();
+            assert!(w < expected.width() && 2 * w * expected.height() / expected.width() >= h);
+            let shrunk = image::imageops::resize(&expected, w, h, FilterType::Triangle);
+            let diff = mean_abs_diff(&reduced, &shrunk);
+            assert!(
+                diff < 6.0,
+                "{kind:?} {name}: reduced, mean difference {diff}"
+            );
         }
     }
 }
@@ -205,7 +217,7 @@ fn exiftool_reads_the_built_files_as_their_kind_with_the_same_preview() {
             }
             _ => built.bytes[built.full.clone()].to_vec(),
         };
-        let same = previews.iter().any(|p| *p == expected);
+        let same = previews.contains(&expected);
         assert!(same, "{kind:?}: exiftool finds no preview equal to ours");
         let warnings = extract("-Warning");
         assert!(
@@ -224,7 +236,7 @@ fn speed_of_12_megapixel_previews() {
     let rgb = decode_file(&Path::new(SEEDS).join("elephant.jpg"))
         .unwrap()
         .rgb;
-    let big = image::imageops::resize(&rgb, 4000, 3000, image::imageops::FilterType::Triangle);
+    let big = image::imageops::resize(&rgb, 4000, 3000, FilterType::Triangle);
     let mut full = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut full, 92)
         .encode(big.as_raw(), 4000, 3000, image::ExtendedColorType::Rgb8)
@@ -239,17 +251,23 @@ fn speed_of_12_megapixel_previews() {
     };
     let nef = fixture::make(RawKind::Nef, &parts).bytes;
     let per_thread = 8;
-    let start = std::time::Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..2 {
-            s.spawn(|| {
-                for _ in 0..per_thread {
-                    let preview = raw::preview(&nef).unwrap();
-                    assert_eq!(raw::decode_preview(&preview).unwrap().width(), 3000);
-                }
-            });
-        }
-    });
-    let rate = (2 * per_thread) as f64 / start.elapsed().as_secs_f64();
-    println!("12-megapixel NEF previews: {rate:.1} photos/s on 2 threads");
+    for (what, min_shorter, width) in [
+        ("full size", u32::MAX / 4, 3000),
+        ("for the model (256)", 256, 750),
+    ] {
+        let start = std::time::Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    for _ in 0..per_thread {
+                        let preview = raw::preview(&nef).unwrap();
+                        let rgb = raw::decode_preview_for(&preview, min_shorter).unwrap();
+                        assert_eq!(rgb.width(), width);
+                    }
+                });
+            }
+        });
+        let rate = (2 * per_thread) as f64 / start.elapsed().as_secs_f64();
+        println!("12-megapixel NEF previews, {what}: {rate:.1} photos/s on 2 threads");
+    }
 }

@@ -81,7 +81,7 @@ impl RawKind {
             RawKind::Dng => &["dng"],
             RawKind::Cr2 => &["cr2"],
             RawKind::Cr3 => &["cr3"],
-            RawKind::Nef => &["nef", "nrw"],
+            RawKind::Nef => &["nef"],
             RawKind::Arw => &["arw"],
             RawKind::Raf => &["raf"],
             RawKind::Orf => &["orf"],
@@ -101,6 +101,27 @@ pub struct Preview<'a> {
     /// The JPEG's stored size, before `orientation`.
     pub width: u32,
     pub height: u32,
+}
+
+impl Preview<'_> {
+    /// The size of the upright picture: the stored one, turned where the orientation turns.
+    pub fn upright_size(&self) -> (u32, u32) {
+        use Orientation::{Rotate270, Rotate270FlipH, Rotate90, Rotate90FlipH};
+        match self.orientation {
+            Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH => (self.height, self.width),
+            _ => (self.width, self.height),
+        }
+    }
+
+    /// The most memory [`decode_preview`] holds for pixels: the decoder's RGB, and a turned
+    /// copy where the orientation is not the identity (for the decode budget).
+    pub fn pixel_bytes(&self) -> u64 {
+        let rgb = u64::from(self.width) * u64::from(self.height) * 3;
+        match self.orientation {
+            Orientation::NoTransforms => rgb,
+            _ => 2 * rgb,
+        }
+    }
 }
 
 /// The RAW kind of a file from its first bytes (64 are enough for the kinds with a magic of
@@ -179,6 +200,49 @@ pub fn decode_preview(preview: &Preview<'_>) -> Result<RgbImage, String> {
         DynamicImage::ImageRgb8(rgb) => rgb,
         other => other.to_rgb8(),
     })
+}
+
+/// [`decode_preview`] at a half, a quarter or an eighth of the preview's size, when the use
+/// needs only `min_shorter` pixels on the shorter side: the same choice of scale and the same
+/// DCT-domain reduction as [`super::decode_jpeg_reduced`] makes for a JPEG file, with the RAW's
+/// orientation instead of the JPEG's own. Falls back to the full decode where no reduction
+/// applies or this decoder cannot take the JPEG (CMYK, 16-bit).
+pub fn decode_preview_for(preview: &Preview<'_>, min_shorter: u32) -> Result<RgbImage, String> {
+    let shorter = preview.width.min(preview.height);
+    let eighths = super::jpeg_scale_eighths(shorter, min_shorter);
+    let reduced = match eighths {
+        8 => None,
+        _ => decode_reduced(preview, eighths),
+    };
+    match reduced {
+        Some(rgb) => Ok(rgb),
+        None => decode_preview(preview),
+    }
+}
+
+fn decode_reduced(preview: &Preview<'_>, eighths: u32) -> Option<RgbImage> {
+    check_size(preview.width, preview.height).ok()?;
+    let mut decoder = jpeg_decoder::Decoder::new(preview.jpeg);
+    decoder.read_info().ok()?;
+    let format = decoder.info()?.pixel_format;
+    use jpeg_decoder::PixelFormat::{L8, RGB24};
+    if !matches!(format, L8 | RGB24) {
+        return None;
+    }
+    // Sides are at most 65535 and `eighths` at most 4: no overflow.
+    let scaled = |n: u32| ((n * eighths - 1) / 8 + 1) as u16;
+    let (w, h) = decoder
+        .scale(scaled(preview.width), scaled(preview.height))
+        .ok()?;
+    decoder.set_max_decoding_buffer_size(MAX_DECODE_BYTES as usize);
+    let pixels = decoder.decode().ok()?;
+    let (w, h) = (u32::from(w), u32::from(h));
+    let mut image = match format {
+        L8 => DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, pixels)?),
+        _ => DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, pixels)?),
+    };
+    image.apply_orientation(preview.orientation);
+    Some(image.into_rgb8())
 }
 
 fn limits() -> image::Limits {
@@ -360,7 +424,12 @@ const TAG_NIKON_PREVIEW_IFD: u16 = 0x0011;
 const TAG_OLYMPUS_CAMERA_SETTINGS: u16 = 0x2020;
 const TAG_OLYMPUS_PREVIEW_START: u16 = 0x0101;
 const TAG_OLYMPUS_PREVIEW_LENGTH: u16 = 0x0102;
+/// Older Olympus maker notes keep the preview in their main IFD.
+const TAG_OLYMPUS_OLD_PREVIEW_START: u16 = 0x0088;
+const TAG_OLYMPUS_OLD_PREVIEW_LENGTH: u16 = 0x0089;
 
+/// The most entries one directory may have; cameras write fewer than 300.
+const MAX_ENTRIES: usize = 1024;
 /// The most IFDs one file may make us read; cameras write fewer than 20.
 const MAX_IFDS: usize = 64;
 /// How deep SubIFDs, EXIF and maker notes may nest.
@@ -448,6 +517,9 @@ impl<'a> Tiff<'a> {
     fn ifd(&self, offset: u32) -> Option<Ifd> {
         let at = self.absolute(offset)?;
         let count = usize::from(self.u16_at(at)?);
+        if count > MAX_ENTRIES {
+            return None;
+        }
         let end = at.checked_add(2 + 12 * count)?;
         let next = self.u32_at(end)?;
         let entries = (0..count)
@@ -573,12 +645,20 @@ impl<'a> Walk<'a> {
             let length = ifd.find(length).and_then(|e| tiff.uint(&e))?;
             Some((start, length))
         };
-        let (start_tag, length_tag) = match context {
-            Context::Olympus => (TAG_OLYMPUS_PREVIEW_START, TAG_OLYMPUS_PREVIEW_LENGTH),
-            _ => (TAG_JPEG_OFFSET, TAG_JPEG_LENGTH),
+        let pairs: &[(u16, u16)] = match context {
+            Context::Olympus => &[
+                (TAG_OLYMPUS_PREVIEW_START, TAG_OLYMPUS_PREVIEW_LENGTH),
+                (
+                    TAG_OLYMPUS_OLD_PREVIEW_START,
+                    TAG_OLYMPUS_OLD_PREVIEW_LENGTH,
+                ),
+            ],
+            _ => &[(TAG_JPEG_OFFSET, TAG_JPEG_LENGTH)],
         };
-        if let Some((start, length)) = pair(start_tag, length_tag) {
-            self.candidate(tiff, start, length);
+        for &(start_tag, length_tag) in pairs {
+            if let Some((start, length)) = pair(start_tag, length_tag) {
+                self.candidate(tiff, start, length);
+            }
         }
         if context == Context::Main {
             self.main_tags(tiff, ifd, depth);
@@ -681,10 +761,9 @@ fn raf_candidates(bytes: &[u8]) -> Result<Found, String> {
         return Err("truncated file: the header ends before its preview's position".into());
     };
     let start = u64::from(offset);
-    Ok(Found {
-        candidates: vec![start..start + u64::from(length)],
-        ..Found::default()
-    })
+    let mut found = Found::default();
+    found.candidates.push(start..start + u64::from(length));
+    Ok(found)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -59,8 +59,14 @@ fn every_kind_gives_its_full_preview_upright() {
         assert_eq!(found.kind, kind);
         assert_eq!((found.width, found.height), (640, 480), "{kind:?}");
         assert_eq!(found.orientation, Orientation::Rotate90, "{kind:?}");
+        assert_eq!(found.upright_size(), (480, 640));
+        assert_eq!(found.pixel_bytes(), 2 * 640 * 480 * 3);
         let rgb = decode_preview(&found).unwrap();
         assert_eq!(rgb.dimensions(), (480, 640), "{kind:?}");
+        // Half size leaves 240 ≥ 2 × 100 on the shorter side; 150 needs the full size.
+        let half = decode_preview_for(&found, 100).unwrap();
+        assert_eq!(half.dimensions(), (240, 320), "{kind:?}");
+        assert_eq!(decode_preview_for(&found, 150).unwrap(), rgb);
     }
 }
 
