@@ -289,10 +289,13 @@ struct Jpeg<'a> {
 /// Picks the JPEG with the most pixels (then the most bytes) among those that fit the limits.
 fn choose(kind: RawKind, bytes: &[u8], found: Found) -> Result<Preview<'_>, String> {
     let mut past_end = found.cut;
-    let mut jpegs = Vec::new();
+    let (mut jpegs, mut damaged) = (Vec::new(), false);
     for range in &found.candidates {
         match slice(bytes, range) {
-            Some(candidate) => jpegs.extend(jpeg_info(candidate)),
+            Some(candidate) => match jpeg_info(candidate) {
+                Some(jpeg) => jpegs.push(jpeg),
+                None => damaged |= jpeg_header(candidate).is_some(),
+            },
             None => past_end = true,
         }
     }
@@ -302,7 +305,7 @@ fn choose(kind: RawKind, bytes: &[u8], found: Found) -> Result<Preview<'_>, Stri
         .filter(fits)
         .max_by_key(|j| (u64::from(j.width) * u64::from(j.height), j.bytes.len()));
     let Some(best) = best else {
-        return Err(no_preview(&jpegs, past_end));
+        return Err(no_preview(&jpegs, past_end, damaged));
     };
     if best.width.min(best.height) < MIN_PREVIEW_SHORTER {
         return Err(format!(
@@ -332,13 +335,16 @@ fn choose(kind: RawKind, bytes: &[u8], found: Found) -> Result<Preview<'_>, Stri
 }
 
 /// Why no candidate could be used.
-fn no_preview(jpegs: &[Jpeg], past_end: bool) -> String {
+fn no_preview(jpegs: &[Jpeg], past_end: bool, damaged: bool) -> String {
     if let Some(big) = jpegs.first() {
         // Only too-large ones are left: say so, with the first one's size.
         return check_size(big.width, big.height).err().unwrap_or_default();
     }
     if past_end {
         return "truncated file: the embedded preview ends past the end of the file".into();
+    }
+    if damaged {
+        return "damaged file: the embedded preview ends before its image data does".into();
     }
     "no embedded JPEG preview (lookalike does not demosaic raw sensor data)".into()
 }
