@@ -8,13 +8,12 @@
 //! starts like any TIFF; it is told apart by its tags once the whole file is read, so that
 //! the TIFF decoder is not handed a camera's file (it would show the tiny thumbnail or fail).
 
-use image::metadata::Orientation;
-use image::{DynamicImage, ImageFormat, RgbImage};
+use image::{ImageFormat, RgbImage};
 
 use super::heif::{self, HeifKind};
 use super::jxl;
 use super::raw::{self, RawKind};
-use super::{decode_bytes_for, DecodedImage, FORMATS, MAX_DECODE_BYTES};
+use super::{DecodedImage, FORMATS, MAX_DECODE_BYTES};
 
 /// A picture format lookalike reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,48 +147,20 @@ fn decode_heif(
     ))
 }
 
-/// A RAW file, by its largest embedded JPEG preview, turned as the camera says.
+/// A RAW file, by its largest embedded JPEG preview, turned as the camera says (the
+/// preview's own EXIF, if any, is not applied on top).
 fn decode_raw(bytes: &[u8], min_shorter: Option<u32>) -> Result<DecodedImage, String> {
     let preview = raw::preview(bytes)?;
-    let name = preview.kind.name();
-    let own = jpeg_orientation(preview.jpeg);
-    let decoded = match min_shorter {
-        Some(min_shorter) => decode_bytes_for(preview.jpeg, min_shorter),
-        None => super::decode_bytes(preview.jpeg),
+    let rgb = match min_shorter {
+        Some(min_shorter) => raw::decode_preview_for(&preview, min_shorter)?,
+        None => raw::decode_preview(&preview)?,
     };
-    let mut decoded =
-        decoded.map_err(|reason| format!("{name}: its embedded preview: {reason}"))?;
-    // A preview with an orientation of its own has been turned by it already.
-    if own.is_none() && preview.orientation != Orientation::NoTransforms {
-        let mut image = DynamicImage::ImageRgb8(std::mem::take(&mut decoded.rgb));
-        image.apply_orientation(preview.orientation);
-        decoded.rgb = image.into_rgb8();
-        if turns_sideways(preview.orientation) {
-            decoded.full_size = (decoded.full_size.1, decoded.full_size.0);
-        }
-    }
-    decoded.format = Format::Raw(preview.kind);
-    Ok(decoded)
-}
-
-/// The EXIF orientation a JPEG carries itself, other than upright.
-fn jpeg_orientation(jpeg: &[u8]) -> Option<Orientation> {
-    let mut decoder = jpeg_decoder::Decoder::new(jpeg);
-    decoder.read_info().ok()?;
-    decoder
-        .exif_data()
-        .and_then(Orientation::from_exif_chunk)
-        .filter(|&o| o != Orientation::NoTransforms)
-}
-
-fn turns_sideways(orientation: Orientation) -> bool {
-    matches!(
-        orientation,
-        Orientation::Rotate90
-            | Orientation::Rotate270
-            | Orientation::Rotate90FlipH
-            | Orientation::Rotate270FlipH
-    )
+    Ok(DecodedImage {
+        rgb,
+        format: Format::Raw(preview.kind),
+        full_size: preview.upright_size(),
+        held: None,
+    })
 }
 
 /// What decoding a file of a format the `image` crate does not read holds besides its bytes,
@@ -207,10 +178,7 @@ pub fn other_cost(bytes: &[u8]) -> Option<Option<u64>> {
                 false => jxl::working_bytes(w, h),
             }));
         }
-        Format::Raw(_) => {
-            let preview = raw::preview(bytes).ok();
-            return Some(preview.and_then(|p| super::jpeg_cost(p.jpeg, p.jpeg.len() as u64)));
-        }
+        Format::Raw(_) => return Some(raw::preview(bytes).ok().map(|p| p.pixel_bytes())),
     };
     Some(size.map(|(w, h)| {
         let rgb = u64::from(w) * u64::from(h) * 3;
