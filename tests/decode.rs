@@ -8,7 +8,8 @@ use std::path::Path;
 use corpus::with_orientation;
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use lookalike::decode::{
-    decode_bytes_for, decode_file, decode_reader, jpeg_is_complete, jpeg_scale_eighths, model_input,
+    decode_bytes_for, decode_file, decode_reader, jpeg_is_complete, jpeg_scale_eighths,
+    model_input, Format,
 };
 use lookalike::model::lite0::INFO;
 
@@ -45,7 +46,7 @@ fn every_supported_format_decodes_by_content_whatever_the_name() {
         let path = dir.path().join(format!("{format:?}.jpg"));
         std::fs::write(&path, encode(&img, format)).unwrap();
         let decoded = decode_file(&path).unwrap_or_else(|e| panic!("{format:?}: {e}"));
-        assert_eq!(decoded.format, format);
+        assert_eq!(decoded.format, Format::Common(format));
         assert_eq!(decoded.rgb.dimensions(), (40, 20), "{format:?}");
         let left = decoded.rgb.get_pixel(5, 10);
         assert!(
@@ -206,7 +207,10 @@ fn model_input_is_normalised_chw_from_the_centre_crop() {
 #[test]
 fn the_seed_png_named_jpg_is_detected_by_content() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/seed-images/input.jpg");
-    assert_eq!(decode_file(&path).unwrap().format, ImageFormat::Png);
+    assert_eq!(
+        decode_file(&path).unwrap().format,
+        Format::Common(ImageFormat::Png)
+    );
 }
 
 /// A `width × height` JPEG, left half red and right half blue, with some texture so that it

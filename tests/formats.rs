@@ -106,7 +106,12 @@ fn jpeg_xl_classifies_like_its_jpeg_source() {
             .save(&png)
             .unwrap();
         let lossy = dir.path().join(format!("{stem}-lossy.jxl"));
-        let args = [png.as_os_str(), lossy.as_os_str(), "-d".as_ref(), "1".as_ref()];
+        let args = [
+            png.as_os_str(),
+            lossy.as_os_str(),
+            "-d".as_ref(),
+            "1".as_ref(),
+        ];
         made.push((source.clone(), encode("cjxl", &args, lossy.clone())));
     }
     classify_like_sources(&made);
@@ -119,10 +124,9 @@ fn classify_names_the_format_and_the_reason_for_what_it_cannot_read() {
     let dir = tempfile::tempdir().unwrap();
     let psd = dir.path().join("layers.psd");
     std::fs::write(&psd, b"8BPS\x00\x01\x00\x00\x00\x00\x00\x00\x00\x03").unwrap();
-    let jxl = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/corpus/photo.jxl"),
-    )
-    .unwrap();
+    let jxl =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/corpus/photo.jxl"))
+            .unwrap();
     let cut_jxl = dir.path().join("cut.jxl");
     std::fs::write(&cut_jxl, &jxl[..jxl.len() / 2]).unwrap();
     let heic = std::fs::read(
@@ -139,9 +143,15 @@ fn classify_names_the_format_and_the_reason_for_what_it_cannot_read() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("tiger"), "the readable file is classified: {stdout}");
+    assert!(
+        stdout.contains("tiger"),
+        "the readable file is classified: {stdout}"
+    );
     for (file, said) in [
-        ("layers.psd", "Photoshop (PSD): lookalike does not read this format"),
+        (
+            "layers.psd",
+            "Photoshop (PSD): lookalike does not read this format",
+        ),
         ("cut.jxl", "JPEG XL: truncated"),
         ("cut.heic", "HEIC: truncated"),
     ] {
@@ -151,4 +161,75 @@ fn classify_names_the_format_and_the_reason_for_what_it_cannot_read() {
             "{file} should say {said:?}: {stderr}"
         );
     }
+}
+
+/// A RAW of each kind shows its embedded preview: built here around the tutorial's photo (no
+/// camera RAW encoder exists in Debian), it classifies like the photo itself, turned as the
+/// camera says.
+#[test]
+fn camera_raw_files_classify_like_their_previews() {
+    use lookalike::decode::raw::fixture::{self, Parts};
+    use lookalike::decode::raw::RawKind;
+    let dir = tempfile::tempdir().unwrap();
+    let thumb = fixture::noise_jpeg(160, 120);
+    let mut made = Vec::new();
+    for (kind, name) in RawKind::ALL.into_iter().zip(PHOTOS.iter().cycle()) {
+        let source = seed(name);
+        let full = std::fs::read(&source).unwrap();
+        let parts = Parts {
+            full: &full,
+            medium: &thumb,
+            thumb: &thumb,
+            orientation: 1,
+            broken_pointer: false,
+        };
+        let path = dir.path().join(format!("photo.{}", kind.extensions()[0]));
+        std::fs::write(&path, fixture::make(kind, &parts).bytes).unwrap();
+        made.push((source, path));
+    }
+    classify_like_sources(&made);
+}
+
+/// A folder of every new format is found by the scan (by content, whatever the names) and
+/// indexed with no failure; a second run serves them all from the index.
+#[test]
+fn a_folder_of_every_format_is_indexed_and_served_again() {
+    use lookalike::decode::raw::fixture;
+    use lookalike::decode::raw::RawKind;
+    let folder = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let copies = [
+        ("heif/gradient-64x48.heic", "phone.heic"),
+        ("heif/gradient-64x48.avif", "phone.avif"),
+        ("corpus/photo.jxl", "renamed.jpg"),
+    ];
+    for (from, to) in copies {
+        std::fs::copy(data.join(from), folder.path().join(to)).unwrap();
+    }
+    for kind in RawKind::ALL {
+        let name = format!("camera.{}", kind.extensions()[0]);
+        std::fs::write(folder.path().join(name), fixture::sample(kind)).unwrap();
+    }
+    let index = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_lookalike"))
+            .args(["index", "--json", "--cache-dir"])
+            .arg(cache.path())
+            .arg(folder.path())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str::<serde_json::Value>(&said).unwrap()
+    };
+    let first = index();
+    assert_eq!(first["images"], 11, "{first}");
+    assert_eq!(first["new"], 11, "{first}");
+    assert_eq!(first["failed"], serde_json::json!([]), "{first}");
+    let second = index();
+    assert_eq!(second["unchanged"], 11, "{second}");
 }

@@ -67,9 +67,9 @@ pub fn sniff_format(head: &[u8]) -> Option<Format> {
 /// The format of a whole file: [`sniff_format`], with TIFF-built RAW files told apart.
 pub fn sniff_whole(bytes: &[u8]) -> Option<Format> {
     match sniff_format(bytes) {
-        Some(Format::Common(ImageFormat::Tiff)) => Some(
-            raw::sniff_tiff(bytes).map_or(Format::Common(ImageFormat::Tiff), Format::Raw),
-        ),
+        Some(Format::Common(ImageFormat::Tiff)) => {
+            Some(raw::sniff_tiff(bytes).map_or(Format::Common(ImageFormat::Tiff), Format::Raw))
+        }
         other => other,
     }
 }
@@ -164,30 +164,21 @@ fn decode_raw(bytes: &[u8], min_shorter: Option<u32>) -> Result<DecodedImage, St
 }
 
 /// What decoding a file of a format the `image` crate does not read holds besides its bytes,
-/// from its header: the upright RGB pixels twice (the decoder's and the turned or converted
-/// copy). `None` for the other formats; `Some(None)` where the header cannot be read.
+/// from its header (each decoder says what it holds). `None` for the other formats;
+/// `Some(None)` where the header cannot be read. A picture refused for its size costs nothing:
+/// it is refused before it allocates.
 pub fn other_cost(bytes: &[u8]) -> Option<Option<u64>> {
-    let size = match sniff_whole(bytes)? {
-        Format::Common(_) => return None,
-        Format::Heif(_) => return Some(heif_cost(bytes)),
-        Format::JpegXl => {
-            let size = jxl::size(bytes).ok();
-            let refused = |w: u32, h: u32| u64::from(w) * u64::from(h) * 3 > MAX_DECODE_BYTES;
-            return Some(size.map(|(w, h)| match refused(w, h) {
-                true => 0, // refused before it allocates
+    match sniff_whole(bytes)? {
+        Format::Common(_) => None,
+        Format::Heif(_) => Some(heif_cost(bytes)),
+        Format::JpegXl => Some(jxl::size(bytes).ok().map(|(w, h)| {
+            match u64::from(w) * u64::from(h) * 3 > MAX_DECODE_BYTES {
+                true => 0,
                 false => jxl::working_bytes(w, h),
-            }));
-        }
-        Format::Raw(_) => return Some(raw::preview(bytes).ok().map(|p| p.pixel_bytes())),
-    };
-    Some(size.map(|(w, h)| {
-        let rgb = u64::from(w) * u64::from(h) * 3;
-        if rgb > MAX_DECODE_BYTES {
-            0 // refused before it allocates
-        } else {
-            rgb * 2
-        }
-    }))
+            }
+        })),
+        Format::Raw(_) => Some(raw::preview(bytes).ok().map(|p| p.pixel_bytes())),
+    }
 }
 
 #[cfg(feature = "heif")]
