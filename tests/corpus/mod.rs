@@ -267,6 +267,7 @@ pub fn build() -> Corpus {
         "JPEG header claiming 65000x65000",
         Expect::Bad("too large"),
     );
+    new_formats(&mut add, &good);
     add(
         "spaces 🐯 太陽花.jpg",
         &photo_jpeg,
@@ -326,4 +327,87 @@ pub fn build() -> Corpus {
     });
 
     Corpus { dir, cases }
+}
+
+/// A good, a truncated and a malformed file of each format that the `image` crate does not
+/// read: HEIC and AVIF (made by heif-enc), JPEG XL (made by cjxl), and each camera RAW (built
+/// by lookalike's own RAW fixture: no RAW encoder exists in Debian).
+fn new_formats(add: &mut dyn FnMut(&str, &[u8], &'static str, Expect), good: &Expect) {
+    use lookalike::decode::raw::{fixture as raw, RawKind};
+    let heif = |name: &str| {
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/data/heif")
+                .join(name),
+        )
+        .unwrap()
+    };
+    for (kind, file, what) in [
+        ("heic", "gradient-64x48.heic", "HEIC"),
+        ("avif", "gradient-64x48.avif", "AVIF"),
+    ] {
+        let bytes = heif(file);
+        add(&format!("phone.{kind}"), &bytes, what, good.clone());
+        let cut = &bytes[..bytes.len() / 2];
+        add(
+            &format!("cut.{kind}"),
+            cut,
+            "truncated HEIF",
+            Expect::Bad("truncated"),
+        );
+        let mut damaged = bytes.clone();
+        let at = memchr::memmem::find(&damaged, b"iloc").unwrap();
+        damaged[at] = b'x';
+        add(
+            &format!("damaged.{kind}"),
+            &damaged,
+            "malformed HEIF",
+            Expect::Bad("damaged"),
+        );
+    }
+    let jxl = fixture("photo.jxl");
+    add("image.jxl", &jxl, "JPEG XL", good.clone());
+    add(
+        "cut.jxl",
+        &jxl[..jxl.len() / 2],
+        "truncated JPEG XL",
+        Expect::Bad("truncated"),
+    );
+    let mut bad = jxl.clone();
+    bad[40] ^= 0xFF;
+    add(
+        "damaged.jxl",
+        &bad,
+        "malformed JPEG XL",
+        Expect::Bad("JPEG XL"),
+    );
+    let huge = fixture("huge-header.jxl");
+    add(
+        "huge-header.jxl",
+        &huge,
+        "JPEG XL claiming 30000x20000",
+        Expect::Bad("too large"),
+    );
+    for kind in RawKind::ALL {
+        let ext = kind.extensions()[0];
+        add(
+            &format!("camera.{ext}"),
+            &raw::sample(kind),
+            "camera RAW",
+            good.clone(),
+        );
+        let (cut, broken) = (raw::truncated(kind), raw::malformed(kind));
+        add(
+            &format!("cut.{ext}"),
+            &cut,
+            "truncated RAW",
+            Expect::Bad("truncated"),
+        );
+        add(
+            &format!("broken.{ext}"),
+            &broken,
+            "malformed RAW",
+            Expect::Bad(kind.name()),
+        );
+    }
 }
