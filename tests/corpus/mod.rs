@@ -332,7 +332,10 @@ pub fn build() -> Corpus {
 /// A good, a truncated and a malformed file of each format that the `image` crate does not
 /// read: HEIC and AVIF (made by heif-enc), JPEG XL (made by cjxl), and each camera RAW (built
 /// by lookalike's own RAW fixture: no RAW encoder exists in Debian).
-fn new_formats(add: &mut dyn FnMut(&str, &[u8], &'static str, Expect), good: &Expect) {
+/// Writes one case: file name, bytes, what it is, what must become of it.
+type AddCase<'a> = dyn FnMut(&str, &[u8], &'static str, Expect) + 'a;
+
+fn new_formats(add: &mut AddCase<'_>, good: &Expect) {
     use lookalike::decode::raw::{fixture as raw, RawKind};
     let heif = |name: &str| {
         std::fs::read(
