@@ -6,6 +6,7 @@
 //! under CI (`CI` set), where it fails: CI installs libjxl-tools.
 
 mod corpus;
+mod encoders;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,29 +16,12 @@ use corpus::with_orientation;
 use image::{DynamicImage, GrayImage, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
 use lookalike::decode::{decode_file, jxl};
 
+const INSTALL_CJXL: &str = "apt-get install libjxl-tools";
+
 fn seed(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/seed-images")
         .join(name)
-}
-
-/// Whether `cjxl` runs here; if not, says so on stderr (or fails under CI).
-fn cjxl_present(test: &str) -> bool {
-    let runs = Command::new("cjxl")
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if runs {
-        return true;
-    }
-    let line = format!("SKIPPED: {test} needs cjxl (apt-get install libjxl-tools)");
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{line}, and CI asks that every test run"
-    );
-    // Not `eprintln!`: the harness captures that, and shows it only when a test fails.
-    let _ = writeln!(std::io::stderr(), "{line}");
-    false
 }
 
 /// Encodes `input` with `cjxl` and the given options; returns the JPEG XL file's bytes.
@@ -58,18 +42,6 @@ fn cjxl(input: &Path, options: &[&str]) -> Vec<u8> {
     std::fs::read(&output).unwrap()
 }
 
-/// The mean absolute difference of two same-sized pictures, in 8-bit levels.
-fn mean_abs_diff(a: &RgbImage, b: &RgbImage) -> f64 {
-    assert_eq!(a.dimensions(), b.dimensions());
-    let sum: u64 = a
-        .as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .map(|(&x, &y)| u64::from(x.abs_diff(y)))
-        .sum();
-    sum as f64 / a.as_raw().len() as f64
-}
-
 /// Decodes a JPEG XL, checks that the header's size is the picture's, and compares it with
 /// `source`: the same size, and at most `most` levels apart on average.
 fn decodes_close_to(jxl_bytes: &[u8], source: &RgbImage, most: f64, what: &str) -> f64 {
@@ -77,7 +49,7 @@ fn decodes_close_to(jxl_bytes: &[u8], source: &RgbImage, most: f64, what: &str) 
     let rgb = jxl::decode(jxl_bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
     assert_eq!(jxl::size(jxl_bytes).unwrap(), rgb.dimensions(), "{what}");
     assert_eq!(rgb.dimensions(), source.dimensions(), "{what}: size");
-    let diff = mean_abs_diff(&rgb, source);
+    let diff = encoders::mean_abs_diff(&rgb, source);
     let _ = writeln!(std::io::stderr(), "{what}: mean difference {diff:.3}");
     assert!(diff <= most, "{what}: mean difference {diff:.3} > {most}");
     diff
@@ -87,7 +59,11 @@ const PHOTOS: [&str; 3] = ["Tiger.jpg", "elephant.jpg", "bird01.jpg"];
 
 #[test]
 fn a_losslessly_recompressed_jpeg_decodes_like_the_jpeg() {
-    if !cjxl_present("a_losslessly_recompressed_jpeg_decodes_like_the_jpeg") {
+    if !encoders::tool_runs(
+        "cjxl",
+        "a_losslessly_recompressed_jpeg_decodes_like_the_jpeg",
+        INSTALL_CJXL,
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -103,7 +79,11 @@ fn a_losslessly_recompressed_jpeg_decodes_like_the_jpeg() {
 
 #[test]
 fn a_lossy_encode_of_a_photo_decodes_close_to_it() {
-    if !cjxl_present("a_lossy_encode_of_a_photo_decodes_close_to_it") {
+    if !encoders::tool_runs(
+        "cjxl",
+        "a_lossy_encode_of_a_photo_decodes_close_to_it",
+        INSTALL_CJXL,
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -122,7 +102,7 @@ fn a_lossy_encode_of_a_photo_decodes_close_to_it() {
 /// lookalike shows the JPEG: turned upright.
 #[test]
 fn the_orientation_is_applied() {
-    if !cjxl_present("the_orientation_is_applied") {
+    if !encoders::tool_runs("cjxl", "the_orientation_is_applied", INSTALL_CJXL) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -154,7 +134,11 @@ fn the_orientation_is_applied() {
 /// as these are lossless encodes.
 #[test]
 fn grey_alpha_and_16_bit_pictures_become_8_bit_rgb() {
-    if !cjxl_present("grey_alpha_and_16_bit_pictures_become_8_bit_rgb") {
+    if !encoders::tool_runs(
+        "cjxl",
+        "grey_alpha_and_16_bit_pictures_become_8_bit_rgb",
+        INSTALL_CJXL,
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -209,7 +193,11 @@ fn round_to_8_bits(deep: &image::ImageBuffer<Rgb<u16>, Vec<u16>>) -> RgbImage {
 /// An animation (cjxl turns an animated GIF into one) shows its first frame.
 #[test]
 fn an_animation_decodes_to_its_first_frame() {
-    if !cjxl_present("an_animation_decodes_to_its_first_frame") {
+    if !encoders::tool_runs(
+        "cjxl",
+        "an_animation_decodes_to_its_first_frame",
+        INSTALL_CJXL,
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -230,7 +218,11 @@ fn an_animation_decodes_to_its_first_frame() {
 /// format (a cut inside the pixels: "truncated"), never a panic or a picture with holes.
 #[test]
 fn cut_and_damaged_files_are_refused_with_the_format_named() {
-    if !cjxl_present("cut_and_damaged_files_are_refused_with_the_format_named") {
+    if !encoders::tool_runs(
+        "cjxl",
+        "cut_and_damaged_files_are_refused_with_the_format_named",
+        INSTALL_CJXL,
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -269,7 +261,7 @@ fn cut_and_damaged_files_are_refused_with_the_format_named() {
 #[test]
 #[ignore = "a measurement: takes about a minute"]
 fn speed_of_a_12_megapixel_file() {
-    if !cjxl_present("speed_of_a_12_megapixel_file") {
+    if !encoders::tool_runs("cjxl", "speed_of_a_12_megapixel_file", INSTALL_CJXL) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

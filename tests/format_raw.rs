@@ -7,6 +7,8 @@
 //! test, not by a camera. ExifTool, an independent reader, then checks that it takes each file
 //! for the same kind and finds the same preview in it.
 
+mod encoders;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -16,6 +18,8 @@ use image::{DynamicImage, RgbImage};
 use lookalike::decode::decode_file;
 use lookalike::decode::raw::fixture::{self, Parts};
 use lookalike::decode::raw::{self, RawKind};
+
+const INSTALL_EXIFTOOL: &str = "apt-get install libimage-exiftool-perl";
 
 const SEEDS: &str = "tests/data/seed-images";
 
@@ -164,27 +168,14 @@ fn truncated_and_broken_files_are_refused_naming_their_kind() {
     }
 }
 
-/// Whether a tool runs here. Where it does not: under `CI`, a failure; elsewhere a visible
-/// `SKIPPED:` line on the terminal (past the harness's capture), as the model's tests do.
-fn tool_runs(tool: &str, test: &str) -> bool {
-    let found = Command::new(tool).arg("-ver").output().is_ok();
-    if found {
-        return true;
-    }
-    let line = format!("SKIPPED: {test} needs {tool}");
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{line}, and CI asks that every test run"
-    );
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "{line}");
-    false
-}
-
 /// ExifTool's own reading of a built file: its file type, and every preview it names.
 #[test]
 fn exiftool_reads_the_built_files_as_their_kind_with_the_same_preview() {
-    if !tool_runs("exiftool", "exiftool_reads_the_built_files") {
+    if !encoders::tool_runs(
+        "exiftool",
+        "exiftool_reads_the_built_files",
+        INSTALL_EXIFTOOL,
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -7,6 +7,7 @@
 //! Without `heif-enc` or `cjxl` a test says `SKIPPED: <test> needs <tool>` on stderr and
 //! passes, except under CI (`CI` set), where it fails: CI installs them.
 
+mod encoders;
 mod seeds;
 use seeds::seed;
 
@@ -16,18 +17,10 @@ use std::process::Command;
 use lookalike::similarity::cosine;
 use lookalike::{Engine, EngineOptions, ModelKind};
 
-const PHOTOS: [&str; 3] = ["Tiger.jpg", "elephant.jpg", "bird01.jpg"];
+const HEIF_ENC: &str = "apt-get install libheif-examples";
+const CJXL: &str = "apt-get install libjxl-tools";
 
-/// Whether `tool` runs here; if not, says so on stderr (or fails under CI).
-fn present(tool: &str, test: &str) -> bool {
-    let runs = Command::new(tool).arg("--help").output().is_ok();
-    if !runs {
-        let line = format!("SKIPPED: {test} needs {tool}");
-        assert!(std::env::var_os("CI").is_none(), "{line}, and CI runs all");
-        eprintln!("{line}");
-    }
-    runs
-}
+const PHOTOS: [&str; 3] = ["Tiger.jpg", "elephant.jpg", "bird01.jpg"];
 
 /// Runs `tool` with `args`, which make `out`; returns `out`.
 fn encode(tool: &str, args: &[&std::ffi::OsStr], out: PathBuf) -> PathBuf {
@@ -62,7 +55,11 @@ fn classify_like_sources(made: &[(PathBuf, PathBuf)]) {
 
 #[test]
 fn heic_and_avif_classify_like_their_jpeg_sources() {
-    if !present("heif-enc", "heic_and_avif_classify_like_their_jpeg_sources") {
+    if !encoders::tool_runs(
+        "heif-enc",
+        "heic_and_avif_classify_like_their_jpeg_sources",
+        HEIF_ENC,
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -86,7 +83,7 @@ fn heic_and_avif_classify_like_their_jpeg_sources() {
 
 #[test]
 fn jpeg_xl_classifies_like_its_jpeg_source() {
-    if !present("cjxl", "jpeg_xl_classifies_like_its_jpeg_source") {
+    if !encoders::tool_runs("cjxl", "jpeg_xl_classifies_like_its_jpeg_source", CJXL) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

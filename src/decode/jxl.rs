@@ -273,7 +273,7 @@ mod tests {
         // The corpus's copy, which libjxl's `jxlinfo` reads as 30000x20000 too.
         assert_eq!(
             bomb,
-            include_bytes!("../../tests/data/corpus/huge-header.jxl")
+            include_bytes!("../../tests/data/refused/huge-header.jxl")
         );
         assert_eq!(size(&bomb), Ok((30_000, 20_000)));
         let err = decode(&bomb).unwrap_err();
