@@ -82,6 +82,17 @@ def print_recall_per_edit(truth, predicted_pairs):
     print("recall per edit (original, copy pairs found):")
     for edit in sorted(total):
         print(f"  {edit:<10} {ratio(found[edit], total[edit]):.3f}  ({found[edit]}/{total[edit]})")
+    if any("+" in edit for edit in total):
+        # Copies made by two edits: each edit's recall over every copy it took part in.
+        part_found, part_total = Counter(), Counter()
+        for edit in total:
+            for part in edit.split("+"):
+                part_found[part] += found[edit]
+                part_total[part] += total[edit]
+        print("recall per edit, over the copies each took part in:")
+        for part in sorted(part_total):
+            print(f"  {part:<16} {ratio(part_found[part], part_total[part]):.3f}  "
+                  f"({part_found[part]}/{part_total[part]})")
 
 
 def box_overlap(a, b):

@@ -57,8 +57,10 @@ def words(rng, n):
 
 
 def magick(src, dst, args):
-    subprocess.run(["convert", str(src), *[str(a) for a in args], str(dst)], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = subprocess.run(["convert", str(src), *[str(a) for a in args], str(dst)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        sys.exit(f"convert failed on {src} with {args}: {done.stderr}")
 
 
 def edit_args(name, size, rng):
@@ -146,13 +148,13 @@ def windows(photo_size, count, rng):
     """Square-ish windows at random places of a photo, not overlapping one another."""
     w, h = photo_size
     found = []
-    for _ in range(count * 30):
+    for _ in range(count * 60):
         if len(found) == count:
             break
-        side = rng.uniform(0.25, 0.5) * min(w, h)
+        side = rng.uniform(0.2, 0.45) * min(w, h)
         aspect = rng.choice([1.0, 4 / 3, 3 / 4, 3 / 2, 2 / 3])
         bw, bh = int(side * aspect ** 0.5), int(side / aspect ** 0.5)
-        if bw >= w or bh >= h or min(bw, bh) < 240:
+        if bw >= w or bh >= h or min(bw, bh) < 200:
             continue
         x, y = rng.randint(0, w - bw), rng.randint(0, h - bh)
         box = (x, y, x + bw, y + bh)
@@ -161,12 +163,12 @@ def windows(photo_size, count, rng):
     return found
 
 
-def pictures(sources, wanted, rng, min_side=240):
+def pictures(sources, wanted, rng, min_side=200):
     """(PIL image, source label) cut from the installed photos, up to `wanted`."""
     out = []
     order = list(sources)
     rng.shuffle(order)
-    per_photo = max(1, wanted // max(1, len(order)) + 2)
+    per_photo = max(1, 3 * wanted // max(1, len(order)))
     for label, path in order:
         photo = tuning.open_rgb(path)
         for box in windows(photo.size, per_photo, rng):
@@ -175,6 +177,9 @@ def pictures(sources, wanted, rng, min_side=240):
             if min(piece.size) >= min_side and tuning.detail(piece) >= tuning.MIN_DETAIL:
                 out.append((piece, f"{label}#{box[0]},{box[1]}"))
     rng.shuffle(out)
+    # Originals (taken first) from the larger pictures, so that a copy at a fifth of the size
+    # is still a picture.
+    out.sort(key=lambda p: -min(p[0].size) if min(p[0].size) >= 300 else 0)
     return out[:wanted]
 
 

@@ -144,6 +144,9 @@ BURST_SHOTS = (3, 6)     # shots per burst, both ends included
 BURST_MARGIN = 1.4       # a burst's piece is this much larger than its shots, room to move
 BURST_ASPECTS = [1.0, 4 / 3, 3 / 2, 16 / 9]  # long : short side of the shots
 EDITS = ["jpeg_low", "downscale", "crop", "brightness", "rotate", "caption", "png", "mirror"]
+# --edits hard: what other people's copies go through, on top of the mild ones above.
+HARD_EDITS = EDITS + ["crop_half", "rotate_wide", "quarter_turn", "border", "letterbox", "framed",
+                      "grey", "tint", "watermark", "jpeg_heavy", "tiny"]
 CAPTIONS = ["Summer 2019", "Best day ever!", "Happy birthday Anna", "Our trip to the coast",
             "Look at this!", "Family weekend", "Good morning", "Throwback Thursday",
             "Missing this place", "Sunday walk"]
@@ -314,7 +317,78 @@ def edit(img, name, rng):
         return img, "PNG", None, name
     if name == "mirror":
         return img.transpose(Image.FLIP_LEFT_RIGHT), "JPEG", 90, name
+    return hard_edit(img, name, rng)
+
+
+def hard_edit(img, name, rng):
+    """The edits only --edits hard makes."""
+    if name == "crop_half":
+        side = math.sqrt(rng.uniform(0.45, 0.70))
+        w, h = round(img.width * side), round(img.height * side)
+        x, y = rng.randint(0, img.width - w), rng.randint(0, img.height - h)
+        return img.crop((x, y, x + w, y + h)), "JPEG", 90, name
+    if name == "rotate_wide":
+        return rotated(img, rng.uniform(5, 14) * rng.choice([-1, 1])), "JPEG", 90, name
+    if name == "quarter_turn":
+        turn = rng.choice([Image.ROTATE_90, Image.ROTATE_180, Image.ROTATE_270])
+        return img.transpose(turn), "JPEG", 90, name
+    if name in ("border", "letterbox"):
+        colour = tuple(rng.randrange(256) for _ in range(3)) if name == "border" else (0, 0, 0)
+        if name == "border":
+            pad = round(min(img.size) * rng.uniform(0.04, 0.12))
+            size, at = (img.width + 2 * pad, img.height + 2 * pad), (pad, pad)
+        else:
+            tall = rng.random() < 0.5
+            grow = rng.uniform(1.15, 1.5)
+            size = (img.width, round(img.height * grow)) if tall else (round(img.width * grow), img.height)
+            at = ((size[0] - img.width) // 2, (size[1] - img.height) // 2)
+        canvas = Image.new("RGB", size, colour)
+        canvas.paste(img, at)
+        return canvas, "JPEG", 90, name
+    if name == "framed":
+        return in_window(img, rng), "JPEG", 90, name
+    if name == "grey":
+        return img.convert("L").convert("RGB"), "JPEG", 90, name
+    if name == "tint":
+        r, g, b = (np.asarray(img, dtype=np.float32)[..., c] for c in range(3))
+        gains = [rng.uniform(0.7, 1.3) for _ in range(3)]
+        lift = rng.uniform(0, 40)
+        out = np.stack([lift + r * gains[0], lift + g * gains[1], lift + b * gains[2]], -1)
+        return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8)), "JPEG", 90, name
+    if name == "watermark":
+        return watermarked(img, rng), "JPEG", 90, name
+    if name == "jpeg_heavy":
+        return img, "JPEG", rng.randint(12, 30), name
+    if name == "tiny":
+        scale = rng.uniform(0.2, 0.34)
+        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+        return img.resize(size, Image.BILINEAR), "JPEG", 90, name
     raise ValueError(name)
+
+
+def in_window(img, rng):
+    """The picture in a grey window with a title bar and a line of text, as in a screenshot."""
+    grow_w, grow_h = rng.uniform(1.2, 1.7), rng.uniform(1.25, 1.6)
+    canvas = Image.new("RGB", (round(img.width * grow_w), round(img.height * grow_h)), (232, 232, 236))
+    draw = ImageDraw.Draw(canvas)
+    bar = max(14, canvas.height // 14)
+    draw.rectangle([0, 0, canvas.width, bar], fill=(60, 64, 72))
+    draw.text((bar, bar // 2), rng.choice(CAPTIONS), fill="white", font=caption_font(bar // 2), anchor="lm")
+    x = rng.randint(0, canvas.width - img.width)
+    y = rng.randint(bar + 2, max(bar + 2, canvas.height - img.height))
+    canvas.paste(img, (x, y))
+    return canvas
+
+
+def watermarked(img, rng):
+    """Half-transparent text over a corner or the middle."""
+    layer = Image.new("RGBA", img.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    font = caption_font(max(10, img.width // rng.randint(8, 14)))
+    x, y = rng.uniform(0.05, 0.5) * img.width, rng.uniform(0.1, 0.85) * img.height
+    draw.text((x, y), rng.choice(["(c) photo", "SAMPLE", "my photos"]), font=font,
+              fill=(255, 255, 255, rng.randint(90, 170)))
+    return Image.alpha_composite(img.convert("RGBA"), layer).convert("RGB")
 
 
 def rotated(img, degrees):
@@ -446,6 +520,17 @@ def build(out_dir, originals, distractors, seed, extra_folders, bursts=0):
     return truth
 
 
+EDIT_RULES = {"edits": EDITS, "two": False}
+
+
+def copy_edit_names(rng):
+    """The edits of an original's 3 copies: one each, or with --two-edits two different ones."""
+    edits = EDIT_RULES["edits"]
+    if EDIT_RULES["two"]:
+        return [rng.sample(edits, 2) for _ in range(3)]
+    return [[name] for name in rng.sample(edits, 3)]
+
+
 def write_job(role, piece, photo, images, names, truth, rng):
     """Write one picture (and, for an original, its 3 copies) and record it in truth."""
     if piece:
@@ -463,8 +548,14 @@ def write_job(role, piece, photo, images, names, truth, rng):
     truth["sources"][original] = source
     group = [original]
     base = reopened(img, quality)
-    for edit_name in rng.sample(EDITS, 3):
-        copy_img, fmt, copy_quality, edit_name = edit(base, edit_name, rng)
+    for edit_names in copy_edit_names(rng):
+        copy_img, fmt, copy_quality, edit_name = base, "JPEG", 90, []
+        for name in edit_names:
+            if fmt == "PNG" or copy_quality != 90:  # a re-encoding edit goes last
+                copy_img = reopened(copy_img, copy_quality) if fmt == "JPEG" else copy_img
+            copy_img, fmt, copy_quality, recorded = edit(copy_img, name, rng)
+            edit_name.append(recorded)
+        edit_name = "+".join(edit_name)
         copy = save(copy_img, images / names.pop(), fmt, copy_quality)
         truth["edits"][copy] = edit_name
         truth["sources"][copy] = source
@@ -664,12 +755,17 @@ def main():
     parser.add_argument("--bursts", type=int, default=0,
                         help="groups of 3-6 shots of one scene, for the \"scene\" strictness")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--edits", choices=["mild", "hard"], default="mild",
+                        help="hard adds crops to half, wide and quarter turns, borders, letterbox, "
+                             "frames, grey, tints, watermarks, heavy JPEG and tiny copies")
+    parser.add_argument("--two-edits", action="store_true", help="every copy gets two edits")
     parser.add_argument("--photos", action="append", default=[], metavar="DIR",
                         help="another folder of real photos to cut pieces from")
     args = parser.parse_args()
     images = Path(args.out_dir) / "images"
     if images.is_dir() and any(images.iterdir()):
         sys.exit(f"{images} is not empty: give a new folder, so that old pictures do not mix in")
+    EDIT_RULES.update(edits=HARD_EDITS if args.edits == "hard" else EDITS, two=args.two_edits)
     started = time.monotonic()
     truth = build(args.out_dir, args.originals, args.distractors, args.seed, args.photos, args.bursts)
     print_summary(args.out_dir, truth, time.monotonic() - started)

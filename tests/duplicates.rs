@@ -182,3 +182,118 @@ fn a_threshold_outside_the_cosine_range_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("between -1 and 1"));
 }
+
+fn photo(name: &str) -> image::RgbImage {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/photos")
+        .join(name);
+    image::open(path).unwrap().to_rgb8()
+}
+
+fn save(dir: &Path, name: &str, picture: &image::RgbImage) {
+    picture.save(dir.join(name)).unwrap();
+}
+
+/// A photo with three copies that other people made (a quarter turn without its EXIF tag, a
+/// crop to about half with a caption band, the picture in a screenshot), two shots of another
+/// place framed a step apart, and two unrelated photos.
+fn folder_of_hard_copies() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mountain = photo("mountain.jpg");
+    let (w, h) = mountain.dimensions();
+    save(d, "mountain.jpg", &mountain);
+    save(d, "mountain turned.jpg", &imageops::rotate90(&mountain));
+    let mut half = imageops::crop_imm(&mountain, w / 4, h / 5, w * 7 / 10, h * 7 / 10).to_image();
+    let band = image::RgbImage::from_pixel(half.width(), half.height() / 7, image::Rgb([250; 3]));
+    let mut captioned = image::RgbImage::new(half.width(), half.height() + band.height());
+    imageops::overlay(&mut captioned, &band, 0, 0);
+    imageops::overlay(&mut captioned, &half, 0, i64::from(band.height()));
+    half = captioned;
+    save(d, "mountain crop with caption.jpg", &half);
+    let mut screen = image::RgbImage::from_pixel(w * 3 / 2, h * 3 / 2, image::Rgb([236; 3]));
+    imageops::overlay(&mut screen, &mountain, i64::from(w / 5), i64::from(h / 3));
+    save(d, "mountain screenshot.png", &screen);
+    let peaks = photo("peaks.jpg");
+    let (pw, ph) = peaks.dimensions();
+    let shot = |x: u32, y: u32| imageops::crop_imm(&peaks, x, y, pw * 4 / 5, ph * 4 / 5).to_image();
+    save(d, "peaks first shot.jpg", &shot(0, 0));
+    save(d, "peaks second shot.jpg", &shot(pw / 5, ph / 6));
+    save(d, "life.jpg", &photo("life.jpg"));
+    save(d, "friends.jpg", &photo("friends.jpg"));
+    dir
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn copies_made_by_other_hands_are_one_photo_and_other_shots_are_not() {
+    let dir = folder_of_hard_copies();
+    let cache = tempfile::tempdir().unwrap();
+    let first = duplicates(dir.path(), cache.path(), &["--json"]);
+    let expected = vec![vec![
+        "mountain crop with caption.jpg",
+        "mountain screenshot.png",
+        "mountain turned.jpg",
+        "mountain.jpg",
+    ]];
+    assert_eq!(groups(&json_lines(&first)), expected);
+    // The keypoints found are kept in the index, tied to their file's content: the second
+    // run reads them instead of making them again, and answers the same.
+    let kept: i64 = rusqlite::Connection::open(cache.path().join("index.sqlite"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM copy_features", [], |r| r.get(0))
+        .unwrap();
+    assert!(kept >= 4, "{kept} pictures' keypoints kept");
+    let second = duplicates(dir.path(), cache.path(), &["--json"]);
+    assert_eq!(groups(&json_lines(&second)), expected);
+    // Every verified pair says why: the two shots share keypoints, but neither frame lies
+    // inside the other.
+    let pairs = json_lines(&duplicates(dir.path(), cache.path(), &["--pairs"]));
+    let shots = pairs
+        .iter()
+        .find(|p| {
+            let names: Vec<String> = p["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| {
+                    Path::new(f.as_str().unwrap())
+                        .file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect();
+            names.iter().all(|n| n.starts_with("peaks"))
+        })
+        .expect("the two shots are look-alikes, so their pair is verified");
+    assert_eq!(shots["copy"], false, "{shots}");
+    assert!(shots["inliers"].as_u64().unwrap() >= 12, "{shots}");
+    assert!(pairs.iter().filter(|p| p["copy"] == true).count() >= 3);
+}
+
+#[test]
+fn keypoints_kept_for_a_file_are_not_used_once_it_changes() {
+    let dir = folder_of_hard_copies();
+    let cache = tempfile::tempdir().unwrap();
+    duplicates(dir.path(), cache.path(), &["--json"]);
+    // The screenshot is replaced by an unrelated picture under the same name: its old
+    // keypoints must not make it a copy any more.
+    let elephant = image::open(seed("elephant.jpg")).unwrap().to_rgb8();
+    save(dir.path(), "mountain screenshot.png", &elephant);
+    let out = duplicates(dir.path(), cache.path(), &["--json"]);
+    let grouped = groups(&json_lines(&out));
+    assert!(
+        grouped
+            .iter()
+            .flatten()
+            .all(|n| n != "mountain screenshot.png"),
+        "{grouped:?}"
+    );
+}

@@ -8,11 +8,12 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::json;
 
-use lookalike::duplicates::pixels::PixelMatches;
+use lookalike::duplicates::copies::{self, CopyMatches};
 use lookalike::duplicates::{
     groups, groups_confirmed, human_bytes, FileFacts, Group, Level, Neighbours,
     NEIGHBOURS_PER_IMAGE, SLACK,
 };
+use lookalike::index::Store;
 use lookalike::shown::shown_path;
 
 use super::index::{folder_images, CacheArgs, FolderImage};
@@ -29,12 +30,17 @@ pub struct DuplicatesArgs {
     #[arg(long, default_value = "photo", value_parser = ["photo", "scene", "subject"], conflicts_with = "threshold")]
     level: String,
     /// A cosine threshold instead of a level, by the embeddings alone (the levels: photo
-    /// 0.80 with a pixel check, scene 0.78, subject 0.40 with the built-in model).
+    /// 0.50 with a keypoint check, scene 0.78, subject 0.40 with the built-in model).
     #[arg(long, value_name = "T", value_parser = threshold_in_range)]
     threshold: Option<f32>,
     /// One JSON object per group and line.
     #[arg(long)]
     json: bool,
+    /// Instead of groups, every pair the photo level verified, one JSON object a line: both
+    /// files, their cosine, how many keypoints agree, how much of each frame lies inside the
+    /// other, and the verdict. For seeing why two pictures were (not) called one photo.
+    #[arg(long, conflicts_with = "threshold")]
+    pairs: bool,
     #[command(flatten)]
     cache: CacheArgs,
 }
@@ -48,15 +54,21 @@ fn threshold_in_range(text: &str) -> Result<f32, String> {
 }
 
 pub fn run(args: &DuplicatesArgs) -> anyhow::Result<i32> {
-    // A threshold given by hand is the embeddings' alone; the photo level also checks pixels.
-    let (threshold, check_pixels) = match args.threshold {
+    // A threshold given by hand is the embeddings' alone; the photo level also matches keypoints.
+    let (threshold, check_copies) = match args.threshold {
         Some(t) => (t, false),
         None => {
             let level = Level::from_name(&args.level)?;
-            (level.threshold(), level.checks_pixels())
+            (level.threshold(), level.checks_copies())
         }
     };
-    let (engine, images) = folder_images(&args.model, &args.cache, &args.dir, check_pixels)?;
+    anyhow::ensure!(
+        check_copies || !args.pairs,
+        "--pairs shows the photo level's verified pairs; the {} level verifies none",
+        args.level
+    );
+    let (engine, images, mut index) =
+        folder_images(&args.model, &args.cache, &args.dir, check_copies)?;
     let dim = engine.info().dim;
     let vectors: Vec<f32> = images
         .iter()
@@ -64,10 +76,13 @@ pub fn run(args: &DuplicatesArgs) -> anyhow::Result<i32> {
         .collect();
     let neighbours = Neighbours::find(&vectors, dim, threshold - SLACK, NEIGHBOURS_PER_IMAGE);
     let facts: Vec<FileFacts> = images.iter().map(facts_of).collect();
-    let groups = match check_pixels {
+    let groups = match check_copies {
         true => {
-            let thumbnail = |i: usize| images[i].thumbnail.as_ref()?.to_rgb().ok();
-            let matches = PixelMatches::find(&neighbours, threshold, &thumbnail);
+            let matches = copy_matches(&neighbours, threshold, &images, index.as_deref_mut())?;
+            if args.pairs {
+                write_pairs(&matches, &neighbours, &images)?;
+                return Ok(0);
+            }
             let confirm = |a: usize, b: usize| matches.confirms(a, b);
             groups_confirmed(&neighbours, threshold, &facts, &confirm)
         }
@@ -91,6 +106,71 @@ pub fn run(args: &DuplicatesArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// Verifies the candidate pairs at `threshold` by their keypoints: kept in the index, or made
+/// from the thumbnails and then kept there, so that the next run decodes nothing. Features
+/// the index cannot keep (read-only, busy) are only a warning: this run has them anyway.
+fn copy_matches(
+    neighbours: &Neighbours,
+    threshold: f32,
+    images: &[FolderImage],
+    mut index: Option<&mut (dyn Store + 'static)>,
+) -> anyhow::Result<CopyMatches> {
+    let pairs = copies::candidate_pairs(neighbours, threshold, copies::PAIRS_PER_IMAGE);
+    let needed = copies::images_in(&pairs, images.len());
+    let paths: Vec<&std::path::Path> = images.iter().map(|i| i.path.as_path()).collect();
+    let wanted: Vec<&std::path::Path> = (paths.iter().zip(&needed))
+        .filter(|p| *p.1)
+        .map(|p| *p.0)
+        .collect();
+    let mut stored = vec![None; images.len()];
+    if let Some(index) = index.as_deref_mut() {
+        let found = index.copy_features(&wanted)?;
+        let at = (0..images.len()).filter(|&i| needed[i]);
+        at.zip(found).for_each(|(i, bytes)| stored[i] = bytes);
+    }
+    let thumbnail = |i: usize| images[i].thumbnail.as_ref()?.to_rgb().ok();
+    let (features, made) = copies::features_for(&needed, stored, &thumbnail);
+    if let Some(index) = index {
+        let bytes: Vec<(usize, Vec<u8>)> = made
+            .iter()
+            .filter_map(|&i| Some((i, features[i].as_ref()?.to_bytes())))
+            .collect();
+        let keep: Vec<(&std::path::Path, &[u8])> = bytes
+            .iter()
+            .map(|(i, b)| (paths[*i], b.as_slice()))
+            .collect();
+        if let Err(e) = index.store_copy_features(&keep) {
+            eprintln!("warning: the keypoints found could not be kept in the index: {e}");
+        }
+    }
+    Ok(CopyMatches::find(
+        neighbours,
+        threshold,
+        copies::PAIRS_PER_IMAGE,
+        &features,
+    ))
+}
+
+fn write_pairs(
+    matches: &CopyMatches,
+    neighbours: &Neighbours,
+    images: &[FolderImage],
+) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for (a, b, verdict) in matches.pairs() {
+        let line = json!({
+            "files": [display(&images[a].path), display(&images[b].path)],
+            "cosine": neighbours.similarity(a, b),
+            "inliers": verdict.inliers,
+            "keypoints": verdict.keypoints,
+            "inside": verdict.inside,
+            "copy": verdict.is_copy(),
+        });
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
 }
 
 fn facts_of(image: &FolderImage) -> FileFacts {

@@ -126,7 +126,7 @@ pub fn folder_images(
     cache: &CacheArgs,
     dir: &Path,
     thumbnails: bool,
-) -> anyhow::Result<(Engine, Vec<FolderImage>)> {
+) -> anyhow::Result<(Engine, Vec<FolderImage>, Option<Box<DynStore>>)> {
     // What goes into the index is also what the app shows: thumbnails and labels included.
     // Without an index, no labels: nothing here shows them.
     let mut index = cache.open(dir)?;
@@ -139,7 +139,7 @@ pub fn folder_images(
     for failure in &report.failed {
         eprintln!("skipped {}: {}", failure.file, failure.error);
     }
-    Ok((engine, found))
+    Ok((engine, found, index))
 }
 
 /// One readable image of a folder, with what the indexer learned about it.

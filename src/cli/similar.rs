@@ -117,7 +117,7 @@ fn rank_in_index(args: &SimilarArgs, dir: &Path, index: &mut DynStore) -> anyhow
 
 /// --no-cache: embeds the folder and ranks it here.
 fn rank_in_memory(args: &SimilarArgs, dir: &Path) -> anyhow::Result<Ranking> {
-    let (engine, found) = folder_images(&args.model, &args.cache, dir, false)?;
+    let (engine, found, _) = folder_images(&args.model, &args.cache, dir, false)?;
     let query = build_query(&engine, &args.queries, &args.not)?;
     let examples = canonical_examples(args);
     let found: Vec<(PathBuf, Vec<f32>)> = found

@@ -11,9 +11,9 @@
 //! Each group proposes one picture to keep: the one with the most pixels, then the largest
 //! file, then the oldest, then the first in folder order.
 
+pub mod copies;
 mod int8;
 mod neighbours;
-pub mod pixels;
 
 pub use neighbours::Neighbours;
 
@@ -63,8 +63,8 @@ impl Level {
             })
     }
 
-    /// Whether pairs must also pass the pixel check ([`pixels`]) to count.
-    pub fn checks_pixels(self) -> bool {
+    /// Whether pairs must also be found copies by their keypoints ([`copies`]) to count.
+    pub fn checks_copies(self) -> bool {
         self == Level::Photo
     }
 
@@ -79,7 +79,7 @@ impl Level {
     /// kinds.
     pub fn threshold(self) -> f32 {
         match self {
-            Level::Photo => 0.80,
+            Level::Photo => 0.35,
             Level::Scene => 0.78,
             Level::Subject => 0.40,
         }
@@ -120,7 +120,7 @@ pub fn groups(neighbours: &Neighbours, threshold: f32, facts: &[FileFacts]) -> V
 }
 
 /// [`groups`], where a pair joins a group only if `confirm` agrees too (the `photo` level's
-/// pixel check).
+/// copy check).
 pub fn groups_confirmed(
     neighbours: &Neighbours,
     threshold: f32,

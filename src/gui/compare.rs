@@ -1,14 +1,23 @@
 //! Two look-alikes side by side at the same scale, so that a smaller or cropped copy looks
 //! smaller, with their pixel sizes, file sizes and dates: what a person checks before choosing
 //! which one to keep. The pictures are decoded off the UI thread, as the viewer does.
+//!
+//! When the photo level matched the two by their keypoints, the comparison shows why: each
+//! picture's frame drawn where it lies on the other (the crop box, turned and mirrored as
+//! the copy is), and lines between the keypoints that agree.
 
 use eframe::egui;
-use egui::{Color32, Key, RichText, Vec2};
+use egui::{Color32, Key, Pos2, Rect, RichText, Stroke, Vec2};
 
 use super::duplicates::format_date;
 use super::state::Gallery;
 use super::viewer::{load_in_background, overlay_ui, Picture};
+use crate::duplicates::copies::CopyMatch;
 use crate::duplicates::human_bytes;
+
+/// Lines drawn between agreeing keypoints, at most: enough to show the match, few enough
+/// to see the pictures.
+const MATCH_LINES: usize = 40;
 
 /// One side of the comparison.
 struct Side {
@@ -19,11 +28,18 @@ struct Side {
 /// The comparison overlay.
 pub struct Compare {
     sides: [Side; 2],
+    /// How the first picture maps onto the second, when their keypoints were matched.
+    matched: Option<CopyMatch>,
 }
 
 impl Compare {
-    /// Starts loading images `a` and `b` of the gallery.
-    pub fn open(ctx: &egui::Context, gallery: &Gallery, a: usize, b: usize) -> Self {
+    /// Starts loading images `a` and `b` of the gallery; `matched` maps `a` onto `b`.
+    pub fn open(
+        ctx: &egui::Context,
+        gallery: &Gallery,
+        [a, b]: [usize; 2],
+        matched: Option<CopyMatch>,
+    ) -> Self {
         let side = |index: usize| {
             let path = gallery.items[index].path.clone();
             let loading = load_in_background(ctx, path);
@@ -34,6 +50,7 @@ impl Compare {
         };
         Compare {
             sides: [side(a), side(b)],
+            matched,
         }
     }
 
@@ -52,6 +69,7 @@ impl Compare {
                 let hint = "Side by side at the same scale · Esc: close";
                 ui.label(RichText::new(hint).color(Color32::GRAY));
             });
+            ui.label(RichText::new(match_summary(self.matched.as_ref())).color(Color32::WHITE));
             self.pictures_ui(ui, gallery);
         });
         open
@@ -69,19 +87,86 @@ impl Compare {
             .map(|s| (room.x / 2.0 / s.x).min(room.y / s.y))
             .fold(f32::INFINITY, f32::min)
             .min(1.0);
+        let mut shown = [None; 2];
         ui.horizontal_top(|ui| {
-            for (side, size) in self.sides.iter().zip(sizes) {
+            for ((side, size), rect) in self.sides.iter().zip(sizes).zip(&mut shown) {
                 ui.vertical(|ui| {
                     ui.set_width(room.x / 2.0);
-                    side.ui(ui, gallery, size * scale);
+                    *rect = side.ui(ui, gallery, size * scale);
                 });
             }
         });
+        if let (Some(matched), [Some(first), Some(second)]) = (&self.matched, shown) {
+            draw_match(ui.painter(), matched, [first, second]);
+        }
+    }
+}
+
+/// One line on how the keypoints matched.
+fn match_summary(matched: Option<&CopyMatch>) -> String {
+    let Some(m) = matched else {
+        return "No keypoints in common were found.".into();
+    };
+    let verdict = m.verdict();
+    let mut parts = vec![format!("{} keypoints agree", verdict.inliers)];
+    if m.mirrored {
+        parts.push("mirrored".into());
+    }
+    let turn = m.mapping.turn().to_degrees().abs();
+    if turn >= 1.0 {
+        parts.push(format!("turned {turn:.0}°"));
+    }
+    let covered = verdict.inside[0].max(verdict.inside[1]);
+    parts.push(format!(
+        "{:.0} % of one lies inside the other",
+        covered * 100.0
+    ));
+    let said = match verdict.is_copy() {
+        true => "The same photo",
+        false => "Not the same photo",
+    };
+    format!("{said}: {}.", parts.join(" · "))
+}
+
+/// Each picture's frame where it lies on the other, and lines between agreeing keypoints.
+fn draw_match(painter: &egui::Painter, m: &CopyMatch, rects: [Rect; 2]) {
+    let to_screen = |side: usize, (x, y): (f32, f32)| {
+        let (w, h) = m.sizes[side];
+        let rect = rects[side];
+        Pos2::new(
+            rect.left() + x / w * rect.width(),
+            rect.top() + y / h * rect.height(),
+        )
+    };
+    let frame = Stroke::new(2.0, Color32::from_rgb(255, 200, 0));
+    let first_on_second: Vec<Pos2> = m
+        .frame_in_second()
+        .iter()
+        .map(|&p| to_screen(1, p))
+        .collect();
+    let second_on_first: Vec<Pos2> = m
+        .frame_of_second_in_first()
+        .iter()
+        .map(|&p| to_screen(0, p))
+        .collect();
+    // An outline larger than the picture it lies on is cut at the picture's edge.
+    for (outline, on) in [(first_on_second, rects[1]), (second_on_first, rects[0])] {
+        let clipped = painter.with_clip_rect(on.intersect(painter.clip_rect()));
+        clipped.add(egui::Shape::closed_line(outline, frame));
+    }
+    let line = Stroke::new(1.0, Color32::from_rgba_unmultiplied(80, 220, 120, 170));
+    let step = (m.inliers.len() / MATCH_LINES).max(1);
+    for &(p, q) in m.inliers.iter().step_by(step) {
+        let (from, to) = (to_screen(0, p), to_screen(1, q));
+        painter.line_segment([from, to], line);
+        painter.circle_filled(from, 2.0, line.color);
+        painter.circle_filled(to, 2.0, line.color);
     }
 }
 
 impl Side {
-    fn ui(&self, ui: &mut egui::Ui, gallery: &Gallery, shown: Vec2) {
+    /// Draws the side; returns where its picture is, once it is loaded.
+    fn ui(&self, ui: &mut egui::Ui, gallery: &Gallery, shown: Vec2) -> Option<Rect> {
         let item = &gallery.items[self.index];
         let (w, h) = item.size.unwrap_or((0, 0));
         let white = |text: String| RichText::new(text).color(Color32::WHITE);
@@ -96,9 +181,9 @@ impl Side {
         ));
         match (&self.picture.texture, &self.picture.error) {
             (Some(t), _) => {
-                ui.add(
-                    egui::Image::new((t.id(), shown)).alt_text(format!("{}, compared", item.name)),
-                );
+                let image =
+                    egui::Image::new((t.id(), shown)).alt_text(format!("{}, compared", item.name));
+                return Some(ui.add(image).rect);
             }
             (None, Some(e)) => {
                 ui.colored_label(Color32::LIGHT_RED, e);
@@ -107,5 +192,6 @@ impl Side {
                 ui.label(white("Loading…".into()));
             }
         }
+        None
     }
 }

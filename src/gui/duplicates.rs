@@ -16,6 +16,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::{channel, Receiver, TryRecvError};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use eframe::egui;
@@ -26,7 +27,7 @@ use super::histogram::Histogram;
 use super::state::{Gallery, Item};
 use super::texture_for;
 use super::trash::{GroupMarks, TrashRequest};
-use crate::duplicates::pixels::PixelMatches;
+use crate::duplicates::copies::{self, CopyFeatures, CopyMatch, CopyMatches};
 use crate::duplicates::{
     groups_confirmed, human_bytes, FileFacts, Group, Level, Neighbours, NEIGHBOURS_PER_IMAGE, SLACK,
 };
@@ -56,8 +57,10 @@ enum Mark {
 /// The neighbours of the images analysed when the search started.
 struct Found {
     neighbours: Neighbours,
-    /// Pixel matches of the pairs at or above the photo level's threshold.
-    pixels: PixelMatches,
+    /// Copy verdicts of the pairs at or above the photo level's threshold.
+    copies: CopyMatches,
+    /// The keypoints of the images those pairs hold, by row, for Compare to show.
+    features: Vec<Option<Arc<CopyFeatures>>>,
     /// Gallery index of each row of `neighbours`.
     items: Vec<usize>,
     /// How many images were analysed then.
@@ -67,14 +70,14 @@ struct Found {
 /// The view's state.
 pub struct DuplicatesView {
     threshold: f32,
-    /// Pairs must also match by their pixels (the photo level).
-    check_pixels: bool,
+    /// Pairs must also match by their keypoints (the photo level).
+    check_copies: bool,
     found: Option<Found>,
     searching: Option<Receiver<Found>>,
     /// Why the last search did not finish; a new one starts only when the user retries.
     failed: Option<String>,
     groups: Vec<Group>,
-    /// The threshold and pixel check the groups were made with.
+    /// The threshold and copy check the groups were made with.
     grouped_at: Option<(f32, bool)>,
     /// Each grouped image's mark, by gallery index.
     marks: HashMap<usize, Mark>,
@@ -90,7 +93,7 @@ impl Default for DuplicatesView {
     fn default() -> Self {
         DuplicatesView {
             threshold: Level::Photo.threshold(),
-            check_pixels: Level::Photo.checks_pixels(),
+            check_copies: Level::Photo.checks_copies(),
             found: None,
             searching: None,
             failed: None,
@@ -125,10 +128,10 @@ impl DuplicatesView {
 
     /// Forgets everything about the images (another folder, or files moved away).
     pub fn reset(&mut self) {
-        let (threshold, check_pixels) = (self.threshold, self.check_pixels);
+        let (threshold, check_copies) = (self.threshold, self.check_copies);
         *self = DuplicatesView {
             threshold,
-            check_pixels,
+            check_copies,
             ..Default::default()
         };
     }
@@ -163,7 +166,7 @@ impl DuplicatesView {
         if self.searching.is_some() {
             ctx.request_repaint_after(std::time::Duration::from_millis(50));
         }
-        if self.grouped_at != Some((self.threshold, self.check_pixels)) {
+        if self.grouped_at != Some((self.threshold, self.check_copies)) {
             self.regroup(gallery);
         }
     }
@@ -187,7 +190,7 @@ impl DuplicatesView {
     }
 
     fn regroup(&mut self, gallery: &Gallery) {
-        self.grouped_at = Some((self.threshold, self.check_pixels));
+        self.grouped_at = Some((self.threshold, self.check_copies));
         let Some(found) = &self.found else {
             self.groups.clear();
             return;
@@ -197,7 +200,7 @@ impl DuplicatesView {
             .iter()
             .map(|&i| facts_of(&gallery.items[i]))
             .collect();
-        let confirm = |a: usize, b: usize| !self.check_pixels || found.pixels.confirms(a, b);
+        let confirm = |a: usize, b: usize| !self.check_copies || found.copies.confirms(a, b);
         self.groups = groups_confirmed(&found.neighbours, self.threshold, &facts, &confirm)
             .into_iter()
             .map(|g| Group {
@@ -284,10 +287,10 @@ impl DuplicatesView {
                 (Level::Subject, "Same subject"),
             ] {
                 let on = (self.threshold - level.threshold()).abs() < 1e-4
-                    && self.check_pixels == level.checks_pixels();
+                    && self.check_copies == level.checks_copies();
                 if ui.selectable_label(on, title).clicked() {
                     self.threshold = level.threshold();
-                    self.check_pixels = level.checks_pixels();
+                    self.check_copies = level.checks_copies();
                 }
             }
             let label = ui.label("Strictness:");
@@ -297,9 +300,10 @@ impl DuplicatesView {
                     .text("same subject … same photo"),
             )
             .labelled_by(label.id);
-            ui.checkbox(&mut self.check_pixels, "Same pixels")
+            ui.checkbox(&mut self.check_copies, "Same photo")
                 .on_hover_text(
-                    "Also compare the pictures' layouts: only edited copies of one photo group",
+                    "Also match the pictures' keypoints: only copies of one photo group \
+                     (cropped, turned, mirrored, captioned, recoloured…), not other shots",
                 );
             ui.separator();
             ui.label(self.summary(gallery));
@@ -401,10 +405,22 @@ impl DuplicatesView {
             match click {
                 TileClick::Toggle(i) => self.flip(i),
                 TileClick::Compare(a, b) => {
-                    self.compare = Some(Compare::open(ui.ctx(), gallery, a, b));
+                    let matched = self.copy_match(a, b);
+                    self.compare = Some(Compare::open(ui.ctx(), gallery, [a, b], matched));
                 }
             }
         }
+    }
+
+    /// How gallery images `a` and `b` map onto each other by their keypoints, if both had
+    /// some made (pairs the photo level looked at).
+    fn copy_match(&self, a: usize, b: usize) -> Option<CopyMatch> {
+        let found = self.found.as_ref()?;
+        let features = |item: usize| {
+            let row = found.items.binary_search(&item).ok()?;
+            found.features.get(row)?.clone()
+        };
+        copies::match_pictures(&*features(a)?, &*features(b)?)
     }
 
     fn group_ui(
@@ -520,10 +536,16 @@ fn search(ctx: &egui::Context, gallery: &Gallery) -> Result<Receiver<Found>, Str
         .spawn(move || {
             let neighbours = Neighbours::find(&vectors, dim, LOOSEST - SLACK, NEIGHBOURS_PER_IMAGE);
             let picture = |row: usize| thumbnails[row].as_ref()?.to_rgb().ok();
-            let pixels = PixelMatches::find(&neighbours, Level::Photo.threshold(), &picture);
+            let floor = Level::Photo.threshold();
+            let pairs = copies::candidate_pairs(&neighbours, floor, copies::PAIRS_PER_IMAGE);
+            let needed = copies::images_in(&pairs, neighbours.len());
+            let stored = vec![None; neighbours.len()];
+            let (features, _) = copies::features_for(&needed, stored, &picture);
+            let copies = CopyMatches::find(&neighbours, floor, copies::PAIRS_PER_IMAGE, &features);
             let _ = send.send(Found {
                 neighbours,
-                pixels,
+                copies,
+                features,
                 items,
                 analysed,
             });
@@ -691,7 +713,7 @@ mod tests {
         // 0 and 1 are near copies (1 has more pixels); 2, a little further, has the most.
         let gallery = gallery(&[(at(0.0), 10), (at(5.0), 20), (at(30.0), 30)]);
         let mut view = DuplicatesView {
-            check_pixels: false,
+            check_copies: false,
             found: Some(found(&gallery)),
             ..Default::default()
         };
@@ -720,7 +742,7 @@ mod tests {
         let (send, receive) = channel::<Found>();
         drop(send);
         let view = DuplicatesView {
-            check_pixels: false,
+            check_copies: false,
             searching: Some(receive),
             ..Default::default()
         };

@@ -226,6 +226,19 @@ pub trait Store: Send {
             .collect())
     }
 
+    /// The copy-matching features kept for these canonical paths (`duplicates::copies`), each
+    /// only while its file still holds the content they were made from. A backend that keeps
+    /// none answers `None` for each, and the features are made again from the thumbnails.
+    fn copy_features(&mut self, paths: &[&Path]) -> Result<Vec<Option<Vec<u8>>>> {
+        Ok(vec![None; paths.len()])
+    }
+
+    /// Keeps features made for these files (canonical paths), in one transaction; a path the
+    /// index does not hold is passed over.
+    fn store_copy_features(&mut self, _features: &[(&Path, &[u8])]) -> Result<()> {
+        Ok(())
+    }
+
     /// Work that pays off once an indexing run is over, such as building a search index.
     fn tidy(&mut self, _model: ModelStamp<'_>) -> Result<()> {
         Ok(())

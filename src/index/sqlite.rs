@@ -22,6 +22,14 @@ use crate::model::labels::Prediction;
 /// Bump when the tables change. An index of an older version is rebuilt from scratch; one of
 /// a newer version is refused, since the lookalike that wrote it is still using it.
 const SCHEMA_VERSION: i64 = 1;
+/// Copy-matching features (`duplicates::copies`), with the fingerprint of the content they
+/// were made from. Made when first needed; an older lookalike ignores it, and its rows go
+/// with their file.
+const COPY_FEATURES_TABLE: &str = "CREATE TABLE IF NOT EXISTS copy_features (
+    file_id INTEGER PRIMARY KEY REFERENCES files (id) ON DELETE CASCADE,
+    fingerprint BLOB NOT NULL,
+    data BLOB NOT NULL
+)";
 const FILE_NAME: &str = "index.sqlite3";
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -144,6 +152,7 @@ impl SqliteIndex {
     fn create_tables(&self) -> rusqlite::Result<()> {
         self.conn.execute_batch(&format!(
             "DROP TABLE IF EXISTS embeddings;
+             DROP TABLE IF EXISTS copy_features;
              DROP TABLE IF EXISTS files;
              CREATE TABLE files (
                  id INTEGER PRIMARY KEY,
@@ -169,6 +178,16 @@ impl SqliteIndex {
              );
              INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', {SCHEMA_VERSION});"
         ))
+    }
+
+    /// Whether the copy-features table exists: an index written before them lacks it until
+    /// the first features are kept (older versions of lookalike leave it alone).
+    fn has_copy_features(&self) -> rusqlite::Result<bool> {
+        self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'copy_features')",
+            [],
+            |r| r.get(0),
+        )
     }
 
     pub fn path(&self) -> &Path {
@@ -308,6 +327,46 @@ impl Store for SqliteIndex {
                     put_embedding(&tx, id, model, vector, top)?;
                 }
             }
+            tx.commit()?;
+            Ok(())
+        })();
+        self.named(result)
+    }
+
+    fn copy_features(&mut self, paths: &[&Path]) -> Result<Vec<Option<Vec<u8>>>> {
+        let result = (|| -> Result<Vec<Option<Vec<u8>>>> {
+            if !self.has_copy_features()? {
+                return Ok(vec![None; paths.len()]);
+            }
+            // The fingerprint ties the features to the content they were made from.
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT c.data FROM files f JOIN copy_features c
+                   ON c.file_id = f.id AND c.fingerprint = f.fingerprint
+                 WHERE f.path = ?1",
+            )?;
+            let mut found = Vec::with_capacity(paths.len());
+            for path in paths {
+                found.push(stmt.query_row([path_key(path)], |r| r.get(0)).optional()?);
+            }
+            Ok(found)
+        })();
+        self.named(result)
+    }
+
+    fn store_copy_features(&mut self, features: &[(&Path, &[u8])]) -> Result<()> {
+        let result = (|| -> Result<()> {
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute_batch(COPY_FEATURES_TABLE)?;
+            let mut put = tx.prepare_cached(
+                "INSERT OR REPLACE INTO copy_features (file_id, fingerprint, data)
+                 SELECT id, fingerprint, ?2 FROM files WHERE path = ?1",
+            )?;
+            for (path, data) in features {
+                put.execute(params![path_key(path), data])?;
+            }
+            drop(put);
             tx.commit()?;
             Ok(())
         })();

@@ -1,0 +1,530 @@
+//! Whether two look-alikes are one photo, for the `photo` level: their keypoints
+//! ([`features`]) are matched, and a single turn, scale and shift (a similarity), with or
+//! without a mirror, must carry enough of one picture's matched keypoints onto the other's
+//! (RANSAC). A crop, a turn of any angle, a smaller copy, a border, a caption, a frame or a
+//! watermark all keep such a mapping for the parts the two share; another shot of the same
+//! scene does not, because the camera moved: near things shift against far ones, and no one
+//! similarity fits both.
+//!
+//! A second shot taken from the same spot (a burst) can still fit one. What tells it apart is
+//! how the two frames lie on each other: a copy is the other picture, or a part of it, with
+//! at most bands added around it, so one of the two frames lies almost wholly inside the
+//! other ([`Verdict::contained`]); shots of a scene are framed a step apart, and each shows
+//! a strip the other does not.
+//!
+//! Only pairs the embeddings already call alike are verified (the neighbour search picks
+//! them), so the cost is per candidate pair, not per pair of pictures.
+
+pub mod features;
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+pub use features::CopyFeatures;
+use features::{distance, Keypoint};
+
+use super::Neighbours;
+
+/// Descriptors further apart than this (of 256 bits) never match.
+const MAX_DISTANCE: u32 = 64;
+/// A match must be this much closer than the next best candidate (Lowe's ratio test).
+const RATIO: f32 = 0.85;
+/// How far (working pixels) a mapped keypoint may land from its match and still agree.
+const TOLERANCE: f32 = 4.0;
+/// How far a keypoint's orientation may differ from the mapping's turn and still agree.
+const ANGLE_TOLERANCE: f32 = 0.5;
+/// Hypotheses tried per pair.
+const TRIALS: usize = 300;
+/// The fewest agreeing keypoints for a copy.
+pub const MIN_INLIERS: usize = 18;
+/// A copy's frame lies at least this much inside the other's (see [`Verdict::contained`]).
+pub const CONTAINED: f32 = 0.95;
+/// And the other's frame at least this much inside the copy's: a copy shows a fair part of
+/// its original (a crop to a quarter is no longer the same photo), and a mapping that
+/// squeezes a whole picture into a corner of another is a coincidence of texture.
+pub const SHOWN: f32 = 0.25;
+/// A picture with fewer keypoints than this (a clear sky, fog, a soft gradient) cannot be
+/// matched by them; such a pair is one photo when its embeddings are nearly the same.
+pub const FEW_KEYPOINTS: usize = 40;
+/// The cosine at which two plain pictures count as one photo.
+pub const PLAIN_COSINE: f32 = 0.95;
+
+/// Look-alikes verified per image, best first: a copy is nearly always among an image's
+/// closest few, and the cap keeps a folder of one subject from costing a verification per
+/// pair.
+pub const PAIRS_PER_IMAGE: usize = 24;
+
+/// A turn, scale and shift: `(x, y) ↦ (a·x − b·y + tx, b·x + a·y + ty)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Similarity {
+    pub a: f32,
+    pub b: f32,
+    pub tx: f32,
+    pub ty: f32,
+}
+
+impl Similarity {
+    pub fn apply(&self, (x, y): (f32, f32)) -> (f32, f32) {
+        (
+            self.a * x - self.b * y + self.tx,
+            self.b * x + self.a * y + self.ty,
+        )
+    }
+
+    pub fn scale(&self) -> f32 {
+        self.a.hypot(self.b)
+    }
+
+    pub fn turn(&self) -> f32 {
+        self.b.atan2(self.a)
+    }
+
+    pub fn inverse(&self) -> Similarity {
+        let d = self.a * self.a + self.b * self.b;
+        let (a, b) = (self.a / d, -self.b / d);
+        Similarity {
+            a,
+            b,
+            tx: -(a * self.tx - b * self.ty),
+            ty: -(b * self.tx + a * self.ty),
+        }
+    }
+
+    /// The similarity that carries `p0` to `q0` and `p1` to `q1`.
+    fn through(p: [(f32, f32); 2], q: [(f32, f32); 2]) -> Option<Similarity> {
+        let (dpx, dpy) = (p[1].0 - p[0].0, p[1].1 - p[0].1);
+        let (dqx, dqy) = (q[1].0 - q[0].0, q[1].1 - q[0].1);
+        let d = dpx * dpx + dpy * dpy;
+        if d < 4.0 {
+            return None;
+        }
+        let a = (dpx * dqx + dpy * dqy) / d;
+        let b = (dpx * dqy - dpy * dqx) / d;
+        Some(Similarity {
+            a,
+            b,
+            tx: q[0].0 - (a * p[0].0 - b * p[0].1),
+            ty: q[0].1 - (b * p[0].0 + a * p[0].1),
+        })
+    }
+
+    /// The least-squares similarity over point pairs.
+    fn fitted(pairs: &[((f32, f32), (f32, f32))]) -> Option<Similarity> {
+        let n = pairs.len() as f32;
+        let (mut pcx, mut pcy, mut qcx, mut qcy) = (0f32, 0f32, 0f32, 0f32);
+        for &((px, py), (qx, qy)) in pairs {
+            (pcx, pcy, qcx, qcy) = (pcx + px, pcy + py, qcx + qx, qcy + qy);
+        }
+        (pcx, pcy, qcx, qcy) = (pcx / n, pcy / n, qcx / n, qcy / n);
+        let (mut num_a, mut num_b, mut den) = (0f32, 0f32, 0f32);
+        for &((px, py), (qx, qy)) in pairs {
+            let (px, py, qx, qy) = (px - pcx, py - pcy, qx - qcx, qy - qcy);
+            num_a += px * qx + py * qy;
+            num_b += px * qy - py * qx;
+            den += px * px + py * py;
+        }
+        if den < 1.0 {
+            return None;
+        }
+        let (a, b) = (num_a / den, num_b / den);
+        Some(Similarity {
+            a,
+            b,
+            tx: qcx - (a * pcx - b * pcy),
+            ty: qcy - (b * pcx + a * pcy),
+        })
+    }
+}
+
+/// How one picture maps onto another.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CopyMatch {
+    /// Whether the first picture is mirrored before `mapping` applies.
+    pub mirrored: bool,
+    /// From the first picture's working pixels (mirrored if so) to the second's.
+    pub mapping: Similarity,
+    /// Agreeing keypoints: positions in the first picture (unmirrored) and in the second,
+    /// in working pixels.
+    pub inliers: Vec<((f32, f32), (f32, f32))>,
+    /// The working sizes of the two pictures.
+    pub sizes: [(f32, f32); 2],
+    /// The fewer keypoints of the two pictures.
+    pub keypoints: usize,
+    /// Each picture's textured cells ([`CopyFeatures::textured`]), unmirrored.
+    pub busy: [[u16; CELLS]; 2],
+}
+
+/// What a match says about the pair.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Verdict {
+    pub inliers: usize,
+    /// The share of the first picture's frame that lies inside the second's, and the other
+    /// way round.
+    pub inside: [f32; 2],
+    /// The fewer keypoints of the two pictures.
+    pub keypoints: usize,
+    /// The pair's cosine similarity, for pictures too plain to match by keypoints.
+    pub cosine: f32,
+}
+
+impl Verdict {
+    /// Whether one frame lies (almost) wholly inside the other: a copy, or a crop of the
+    /// other, with at most a band added.
+    pub fn contained(&self) -> bool {
+        let [a, b] = self.inside;
+        a.max(b) >= CONTAINED && a.min(b) >= SHOWN
+    }
+
+    pub fn is_copy(&self) -> bool {
+        match self.keypoints >= FEW_KEYPOINTS {
+            true => self.inliers >= MIN_INLIERS && self.contained(),
+            false => self.cosine >= PLAIN_COSINE,
+        }
+    }
+}
+
+impl CopyMatch {
+    /// Maps a point of the first picture (unmirrored working pixels) into the second.
+    pub fn map(&self, (x, y): (f32, f32)) -> (f32, f32) {
+        let x = match self.mirrored {
+            true => self.sizes[0].0 - 1.0 - x,
+            false => x,
+        };
+        self.mapping.apply((x, y))
+    }
+
+    /// The corners of the first picture's frame in the second's working pixels.
+    pub fn frame_in_second(&self) -> [(f32, f32); 4] {
+        let (w, h) = self.sizes[0];
+        [(0.0, 0.0), (w, 0.0), (w, h), (0.0, h)].map(|p| self.map(p))
+    }
+
+    /// The corners of the second picture's frame in the first's working pixels (unmirrored).
+    pub fn frame_of_second_in_first(&self) -> [(f32, f32); 4] {
+        let (w, h) = self.sizes[1];
+        let inverse = self.mapping.inverse();
+        let (wa, _) = self.sizes[0];
+        [(0.0, 0.0), (w, 0.0), (w, h), (0.0, h)].map(|p| {
+            let (x, y) = inverse.apply(p);
+            match self.mirrored {
+                true => (wa - 1.0 - x, y),
+                false => (x, y),
+            }
+        })
+    }
+
+    pub fn verdict(&self) -> Verdict {
+        let [(wa, ha), (wb, hb)] = self.sizes;
+        let inverse = self.mapping.inverse();
+        let inside_second = share_inside((wa, ha), &self.busy[0], |p| self.map(p), (wb, hb));
+        let inside_first = share_inside(
+            (wb, hb),
+            &self.busy[1],
+            |p| {
+                let (x, y) = inverse.apply(p);
+                match self.mirrored {
+                    true => (wa - 1.0 - x, y),
+                    false => (x, y),
+                }
+            },
+            (wa, ha),
+        );
+        Verdict {
+            inliers: self.inliers.len(),
+            inside: [inside_second, inside_first],
+            keypoints: self.keypoints,
+            cosine: 0.0,
+        }
+    }
+}
+
+/// Cells per side of the grid a frame is sampled on: the one the features mark plain cells
+/// on.
+const CELLS: usize = features::GRID;
+
+/// The share of a `w` × `h` frame that `map` carries inside a `to_w` × `to_h` frame, on a
+/// grid of sample points, where a point that lands outside counts only in a textured cell:
+/// bars and borders added around a copy, which the original never had, are no evidence that
+/// the copy shows more than the original.
+fn share_inside(
+    (w, h): (f32, f32),
+    busy: &[u16; CELLS],
+    map: impl Fn((f32, f32)) -> (f32, f32),
+    (to_w, to_h): (f32, f32),
+) -> f32 {
+    let margin = 0.02 * to_w.max(to_h);
+    let (mut inside, mut counted) = (0, 0);
+    for cell in 0..CELLS * CELLS {
+        let (cx, cy) = (cell % CELLS, cell / CELLS);
+        let (u, v) = (cx as f32 + 0.5, cy as f32 + 0.5);
+        let (x, y) = map((u * w / CELLS as f32, v * h / CELLS as f32));
+        let lands =
+            (-margin..=to_w + margin).contains(&x) && (-margin..=to_h + margin).contains(&y);
+        if lands {
+            inside += 1;
+            counted += 1;
+        } else if busy[cy] & (1 << cx) != 0 {
+            counted += 1;
+        }
+    }
+    inside as f32 / counted.max(1) as f32
+}
+
+/// Matches `first` onto `second`, straight and mirrored, and keeps the better mapping;
+/// `None` when neither finds enough agreeing keypoints to try.
+pub fn match_pictures(first: &CopyFeatures, second: &CopyFeatures) -> Option<CopyMatch> {
+    let width = f32::from(first.width);
+    let mirrored: Vec<Keypoint> = first.keypoints.iter().map(|k| k.mirrored(width)).collect();
+    let sizes = [
+        (f32::from(first.width), f32::from(first.height)),
+        (f32::from(second.width), f32::from(second.height)),
+    ];
+    [(false, &first.keypoints), (true, &mirrored)]
+        .into_iter()
+        .filter_map(|(is_mirrored, keypoints)| {
+            let (mapping, inliers) = best_mapping(keypoints, &second.keypoints)?;
+            let unmirror = |(x, y): (f32, f32)| match is_mirrored {
+                true => (width - 1.0 - x, y),
+                false => (x, y),
+            };
+            Some(CopyMatch {
+                mirrored: is_mirrored,
+                mapping,
+                inliers: inliers.into_iter().map(|(p, q)| (unmirror(p), q)).collect(),
+                sizes,
+                keypoints: first.keypoints.len().min(second.keypoints.len()),
+                busy: [first.textured, second.textured],
+            })
+        })
+        .max_by_key(|m| m.inliers.len())
+}
+
+/// Each keypoint of `first` with its nearest descriptor in `second`, where that one is close
+/// and clearly closer than the next.
+fn candidate_matches(first: &[Keypoint], second: &[Keypoint]) -> Vec<(usize, usize)> {
+    first
+        .iter()
+        .enumerate()
+        .filter_map(|(i, k)| {
+            let (mut best, mut next, mut at) = (u32::MAX, u32::MAX, 0);
+            for (j, other) in second.iter().enumerate() {
+                let d = distance(&k.bits, &other.bits);
+                if d < best {
+                    (next, best, at) = (best, d, j);
+                } else if d < next {
+                    next = d;
+                }
+            }
+            (best <= MAX_DISTANCE && (best as f32) < RATIO * next as f32).then_some((i, at))
+        })
+        .collect()
+}
+
+type PointPairs = Vec<((f32, f32), (f32, f32))>;
+
+/// RANSAC over two-point hypotheses, then a least-squares refit on the agreeing matches.
+fn best_mapping(first: &[Keypoint], second: &[Keypoint]) -> Option<(Similarity, PointPairs)> {
+    let matches = candidate_matches(first, second);
+    if matches.len() < MIN_INLIERS.min(4).max(2) {
+        return None;
+    }
+    let point = |k: &Keypoint| (k.x, k.y);
+    let agreeing = |mapping: &Similarity| -> Vec<(usize, usize)> {
+        let turn = mapping.turn();
+        matches
+            .iter()
+            .copied()
+            .filter(|&(i, j)| {
+                let (x, y) = mapping.apply(point(&first[i]));
+                let (qx, qy) = point(&second[j]);
+                let angle_gap = angle_between(second[j].angle - first[i].angle, turn);
+                (x - qx).hypot(y - qy) <= TOLERANCE && angle_gap <= ANGLE_TOLERANCE
+            })
+            .collect()
+    };
+    let mut random = Lcg(matches.len() as u64 * 7919 + 17);
+    let mut best: Option<(Similarity, Vec<(usize, usize)>)> = None;
+    for _ in 0..TRIALS {
+        let (m0, m1) = (random.below(matches.len()), random.below(matches.len()));
+        if m0 == m1 {
+            continue;
+        }
+        let (p, q) = (matches[m0], matches[m1]);
+        let Some(mapping) = Similarity::through(
+            [point(&first[p.0]), point(&first[q.0])],
+            [point(&second[p.1]), point(&second[q.1])],
+        ) else {
+            continue;
+        };
+        if !(0.3..=3.3).contains(&mapping.scale()) {
+            continue;
+        }
+        let inliers = agreeing(&mapping);
+        if best.as_ref().is_none_or(|b| inliers.len() > b.1.len()) {
+            best = Some((mapping, inliers));
+        }
+    }
+    let (mut mapping, mut inliers) = best?;
+    let pairs = |ids: &[(usize, usize)]| -> PointPairs {
+        ids.iter()
+            .map(|&(i, j)| (point(&first[i]), point(&second[j])))
+            .collect()
+    };
+    if inliers.len() >= 3 {
+        if let Some(refit) = Similarity::fitted(&pairs(&inliers)) {
+            let again = agreeing(&refit);
+            if again.len() >= inliers.len() {
+                (mapping, inliers) = (refit, again);
+            }
+        }
+    }
+    Some((mapping, pairs(&inliers)))
+}
+
+/// The gap between two angles, 0 to π.
+fn angle_between(a: f32, b: f32) -> f32 {
+    use std::f32::consts::{PI, TAU};
+    ((a - b + PI).rem_euclid(TAU) - PI).abs()
+}
+
+/// A small fixed-seed generator: the same pair always gets the same verdict.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 33) as usize) % n.max(1)
+    }
+}
+
+/// The verdicts of every candidate pair of look-alikes.
+#[derive(Debug, Clone, Default)]
+pub struct CopyMatches {
+    /// Per image: (look-alike, verdict), sorted by look-alike; each pair is kept under its
+    /// lower index.
+    lists: Vec<Vec<(u32, Verdict)>>,
+}
+
+impl CopyMatches {
+    /// Verifies every pair of `neighbours` at or above `floor` (at most `per_image` of each
+    /// image's best), with the features `features` gives; images without any match nothing.
+    pub fn find(
+        neighbours: &Neighbours,
+        floor: f32,
+        per_image: usize,
+        features: &[Option<Arc<CopyFeatures>>],
+    ) -> Self {
+        let verdicts: Vec<(u32, u32, Verdict)> = candidate_pairs(neighbours, floor, per_image)
+            .into_par_iter()
+            .filter_map(|(a, b)| {
+                let first = features.get(a as usize)?.as_ref()?;
+                let second = features.get(b as usize)?.as_ref()?;
+                let matched = match_pictures(first, second);
+                let verdict = Verdict {
+                    keypoints: first.keypoints.len().min(second.keypoints.len()),
+                    cosine: neighbours.similarity(a as usize, b as usize).unwrap_or(0.0),
+                    ..matched.map(|m| m.verdict()).unwrap_or_default()
+                };
+                Some((a, b, verdict))
+            })
+            .collect();
+        let mut lists = vec![Vec::new(); neighbours.len()];
+        for (a, b, verdict) in verdicts {
+            lists[a as usize].push((b, verdict));
+        }
+        lists
+            .iter_mut()
+            .for_each(|l| l.sort_unstable_by_key(|v| v.0));
+        CopyMatches { lists }
+    }
+
+    /// Whether `a` and `b` were found to be one photo.
+    pub fn confirms(&self, a: usize, b: usize) -> bool {
+        self.verdict(a, b).is_some_and(|v| v.is_copy())
+    }
+
+    pub fn verdict(&self, a: usize, b: usize) -> Option<Verdict> {
+        let (low, high) = (a.min(b), a.max(b) as u32);
+        let list = self.lists.get(low)?;
+        let at = list.binary_search_by_key(&high, |v| v.0).ok()?;
+        Some(list[at].1)
+    }
+
+    /// How many pairs were verified.
+    pub fn verified(&self) -> usize {
+        self.lists.iter().map(Vec::len).sum()
+    }
+
+    /// Every verified pair, lower index first, with its verdict.
+    pub fn pairs(&self) -> impl Iterator<Item = (usize, usize, Verdict)> + '_ {
+        (self.lists.iter().enumerate())
+            .flat_map(|(a, list)| list.iter().map(move |&(b, v)| (a, b as usize, v)))
+    }
+}
+
+/// The features of the images `needed` marks: those `stored` holds (bytes from an index,
+/// checked as they are read), the rest made from `picture` (thumbnails will do), in parallel.
+/// Returns them with the images whose features were made here, for the caller to keep.
+pub fn features_for(
+    needed: &[bool],
+    stored: Vec<Option<Vec<u8>>>,
+    picture: &(dyn Fn(usize) -> Option<image::RgbImage> + Sync),
+) -> (Vec<Option<Arc<CopyFeatures>>>, Vec<usize>) {
+    let features: Vec<(Option<Arc<CopyFeatures>>, bool)> = needed
+        .par_iter()
+        .zip(stored.into_par_iter())
+        .enumerate()
+        .map(|(i, (&needed, bytes))| {
+            if !needed {
+                return (None, false);
+            }
+            if let Some(kept) = bytes.as_deref().and_then(CopyFeatures::from_bytes) {
+                return (Some(Arc::new(kept)), false);
+            }
+            match picture(i) {
+                Some(rgb) => (Some(Arc::new(CopyFeatures::of(&rgb))), true),
+                None => (None, false),
+            }
+        })
+        .collect();
+    let made = (features.iter().enumerate())
+        .filter(|(_, f)| f.1)
+        .map(|(i, _)| i)
+        .collect();
+    (features.into_iter().map(|f| f.0).collect(), made)
+}
+
+/// Every pair worth verifying, once, lower index first: each image with its look-alikes at
+/// or above `floor`, at most `per_image` of them.
+pub fn candidate_pairs(neighbours: &Neighbours, floor: f32, per_image: usize) -> Vec<(u32, u32)> {
+    let mut pairs: Vec<(u32, u32)> = (0..neighbours.len())
+        .flat_map(|i| {
+            neighbours
+                .of(i)
+                .iter()
+                .take_while(move |p| p.1 >= floor)
+                .take(per_image)
+                .map(move |p| ((i as u32).min(p.0), (i as u32).max(p.0)))
+        })
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    pairs
+}
+
+/// The images whose features a verification of `pairs` needs.
+pub fn images_in(pairs: &[(u32, u32)], images: usize) -> Vec<bool> {
+    let mut needed = vec![false; images];
+    for &(a, b) in pairs {
+        needed[a as usize] = true;
+        needed[b as usize] = true;
+    }
+    needed
+}
+
+#[cfg(test)]
+mod tests;
