@@ -520,7 +520,7 @@ def build(out_dir, originals, distractors, seed, extra_folders, bursts=0):
     return truth
 
 
-EDIT_RULES = {"edits": EDITS, "two": False}
+EDIT_RULES = {"edits": EDITS, "two": False, "step_aside": False}
 
 
 def copy_edit_names(rng):
@@ -597,6 +597,8 @@ def write_burst(piece, photo, count, images, names, truth, rng):
             patch, mask, positions = subject
             scene_now.paste(patch, positions[index], mask)
         shot = framed(scene_now, out_size, cx, cy, zoom, degrees)
+        if EDIT_RULES["step_aside"]:
+            shot = seen_from_aside(shot, rng)
         exposure, blur, noise = rng.uniform(0.85, 1.15), rng.uniform(0, 1.2), rng.uniform(0, 5)
         shot = developed(shot, exposure, blur, noise, rng)
         name = save(shot, images / names.pop(), "JPEG", quality)
@@ -609,6 +611,21 @@ def write_burst(piece, photo, count, images, names, truth, rng):
         truth["sources"][name] = source
         scene.append(name)
     truth["scenes"].append(scene)
+
+
+def seen_from_aside(shot, rng):
+    """The shot as a camera a step aside sees it: the scene's plane at a slight angle, each
+    corner of the frame moved by 2-8 % of the size (bursts made with --step-aside)."""
+    w, h = shot.size
+    k = rng.uniform(0.02, 0.08)
+    corners = [(0, 0), (w, 0), (w, h), (0, h)]
+    moved = [(x + rng.uniform(-k, k) * w, y + rng.uniform(-k, k) * h) for x, y in corners]
+    rows, rhs = [], []
+    for (x, y), (u, v) in zip(corners, moved):  # output (x, y) samples input (u, v)
+        rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y]); rhs.append(u)
+        rows.append([0, 0, 0, x, y, 1, -v * x, -v * y]); rhs.append(v)
+    coeffs = np.linalg.solve(np.array(rows, dtype=float), np.array(rhs, dtype=float))
+    return shot.transform((w, h), Image.PERSPECTIVE, tuple(coeffs), Image.BICUBIC)
 
 
 def burst_frames(work_size, out_size, count, rng):
@@ -759,13 +776,16 @@ def main():
                         help="hard adds crops to half, wide and quarter turns, borders, letterbox, "
                              "frames, grey, tints, watermarks, heavy JPEG and tiny copies")
     parser.add_argument("--two-edits", action="store_true", help="every copy gets two edits")
+    parser.add_argument("--step-aside", action="store_true",
+                        help="burst shots also see the scene at a slight angle, as from a step aside")
     parser.add_argument("--photos", action="append", default=[], metavar="DIR",
                         help="another folder of real photos to cut pieces from")
     args = parser.parse_args()
     images = Path(args.out_dir) / "images"
     if images.is_dir() and any(images.iterdir()):
         sys.exit(f"{images} is not empty: give a new folder, so that old pictures do not mix in")
-    EDIT_RULES.update(edits=HARD_EDITS if args.edits == "hard" else EDITS, two=args.two_edits)
+    EDIT_RULES.update(edits=HARD_EDITS if args.edits == "hard" else EDITS, two=args.two_edits,
+                      step_aside=args.step_aside)
     started = time.monotonic()
     truth = build(args.out_dir, args.originals, args.distractors, args.seed, args.photos, args.bursts)
     print_summary(args.out_dir, truth, time.monotonic() - started)

@@ -245,7 +245,7 @@ fn copies_made_by_other_hands_are_one_photo_and_other_shots_are_not() {
     assert_eq!(groups(&json_lines(&first)), expected);
     // The keypoints found are kept in the index, tied to their file's content: the second
     // run reads them instead of making them again, and answers the same.
-    let kept: i64 = rusqlite::Connection::open(cache.path().join("index.sqlite"))
+    let kept: i64 = rusqlite::Connection::open(cache.path().join("index.sqlite3"))
         .unwrap()
         .query_row("SELECT count(*) FROM copy_features", [], |r| r.get(0))
         .unwrap();

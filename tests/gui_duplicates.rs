@@ -353,3 +353,33 @@ fn the_confirmation_lists_each_file_with_its_size_and_the_total() {
     assert!(folder.path().join("Tiger small.jpg").exists());
     assert!(folder.path().join("elephant dark.jpg").exists());
 }
+
+#[test]
+fn compare_shows_why_two_pictures_are_one_photo() {
+    // A copy turned a quarter without its EXIF tag: Compare says it is the same photo, how
+    // many keypoints agree and by how much it is turned.
+    let folder = folder_with_copies();
+    let elephant = image::open(folder.path().join("elephant.jpg")).unwrap();
+    elephant
+        .rotate90()
+        .to_rgb8()
+        .save_with_format(
+            folder.path().join("elephant turned.jpg"),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    let (_folder, _cache, mut harness) = open_duplicates_view_of(folder);
+    let group = group_of(&harness, "elephant.jpg");
+    assert!(
+        group.iter().any(|(name, _)| name == "elephant turned.jpg"),
+        "{group:?}"
+    );
+    harness.get_all_by_label("Compare with best copy").next().unwrap().click();
+    harness.run();
+    let summary = harness
+        .query_all_by_role(Role::Label)
+        .filter_map(|n| n.value())
+        .find(|v| v.starts_with("The same photo: "))
+        .expect("Compare says why the pictures are one photo");
+    assert!(summary.contains("keypoints agree"), "{summary}");
+}

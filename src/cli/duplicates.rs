@@ -119,10 +119,16 @@ fn copy_matches(
 ) -> anyhow::Result<CopyMatches> {
     let pairs = copies::candidate_pairs(neighbours, threshold, copies::PAIRS_PER_IMAGE);
     let needed = copies::images_in(&pairs, images.len());
-    let paths: Vec<&std::path::Path> = images.iter().map(|i| i.path.as_path()).collect();
+    // The index knows files by their canonical paths, as the indexer stored them.
+    let paths: Vec<PathBuf> = (images.iter().zip(&needed))
+        .map(|(i, &needed)| match needed {
+            true => std::fs::canonicalize(&i.path).unwrap_or_else(|_| i.path.clone()),
+            false => PathBuf::new(),
+        })
+        .collect();
     let wanted: Vec<&std::path::Path> = (paths.iter().zip(&needed))
         .filter(|p| *p.1)
-        .map(|p| *p.0)
+        .map(|p| p.0.as_path())
         .collect();
     let mut stored = vec![None; images.len()];
     if let Some(index) = index.as_deref_mut() {
@@ -139,7 +145,7 @@ fn copy_matches(
             .collect();
         let keep: Vec<(&std::path::Path, &[u8])> = bytes
             .iter()
-            .map(|(i, b)| (paths[*i], b.as_slice()))
+            .map(|(i, b)| (paths[*i].as_path(), b.as_slice()))
             .collect();
         if let Err(e) = index.store_copy_features(&keep) {
             eprintln!("warning: the keypoints found could not be kept in the index: {e}");
@@ -165,6 +171,7 @@ fn write_pairs(
             "cosine": neighbours.similarity(a, b),
             "inliers": verdict.inliers,
             "keypoints": verdict.keypoints,
+            "in_perspective": verdict.in_perspective,
             "inside": verdict.inside,
             "copy": verdict.is_copy(),
         });

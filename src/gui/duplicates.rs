@@ -300,7 +300,7 @@ impl DuplicatesView {
                     .text("same subject … same photo"),
             )
             .labelled_by(label.id);
-            ui.checkbox(&mut self.check_copies, "Same photo")
+            ui.checkbox(&mut self.check_copies, "Copies only")
                 .on_hover_text(
                     "Also match the pictures' keypoints: only copies of one photo group \
                      (cropped, turned, mirrored, captioned, recoloured…), not other shots",

@@ -69,6 +69,7 @@ impl Keypoint {
 }
 
 /// Bits that differ between two descriptors (0–256).
+#[inline(always)]
 pub fn distance(a: &[u64; 4], b: &[u64; 4]) -> u32 {
     (a[0] ^ b[0]).count_ones()
         + (a[1] ^ b[1]).count_ones()

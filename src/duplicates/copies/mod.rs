@@ -31,19 +31,24 @@ const MAX_DISTANCE: u32 = 64;
 /// A match must be this much closer than the next best candidate (Lowe's ratio test).
 const RATIO: f32 = 0.85;
 /// How far (working pixels) a mapped keypoint may land from its match and still agree.
-const TOLERANCE: f32 = 4.0;
+const TOLERANCE: f32 = 3.0;
 /// How far a keypoint's orientation may differ from the mapping's turn and still agree.
 const ANGLE_TOLERANCE: f32 = 0.5;
 /// Hypotheses tried per pair.
 const TRIALS: usize = 300;
+/// So many agreeing keypoints leave no doubt; the mirrored search is skipped.
+const CLEAR_INLIERS: usize = 60;
 /// The fewest agreeing keypoints for a copy.
-pub const MIN_INLIERS: usize = 18;
+pub const MIN_INLIERS: usize = 15;
 /// A copy's frame lies at least this much inside the other's (see [`Verdict::contained`]).
 pub const CONTAINED: f32 = 0.95;
 /// And the other's frame at least this much inside the copy's: a copy shows a fair part of
 /// its original (a crop to a quarter is no longer the same photo), and a mapping that
 /// squeezes a whole picture into a corner of another is a coincidence of texture.
 pub const SHOWN: f32 = 0.25;
+/// The share of a perspective mapping's matches that the similarity must carry too
+/// ([`Verdict::flat`]).
+pub const FLAT_SHARE: f32 = 0.95;
 /// A picture with fewer keypoints than this (a clear sky, fog, a soft gradient) cannot be
 /// matched by them; such a pair is one photo when its embeddings are nearly the same.
 pub const FEW_KEYPOINTS: usize = 40;
@@ -153,6 +158,9 @@ pub struct CopyMatch {
     pub keypoints: usize,
     /// Each picture's textured cells ([`CopyFeatures::textured`]), unmirrored.
     pub busy: [[u16; CELLS]; 2],
+    /// How many matches the best perspective mapping (a homography) carries: as many as the
+    /// similarity for a copy, more for a scene seen from a step aside.
+    pub in_perspective: usize,
 }
 
 /// What a match says about the pair.
@@ -166,6 +174,8 @@ pub struct Verdict {
     pub keypoints: usize,
     /// The pair's cosine similarity, for pictures too plain to match by keypoints.
     pub cosine: f32,
+    /// Matches a perspective mapping carries ([`CopyMatch::in_perspective`]).
+    pub in_perspective: usize,
 }
 
 impl Verdict {
@@ -176,9 +186,16 @@ impl Verdict {
         a.max(b) >= CONTAINED && a.min(b) >= SHOWN
     }
 
+    /// Whether one turn, scale and shift carries (nearly) all the matches a perspective
+    /// mapping does: a copy lies flat on its original; a scene seen from a step aside does
+    /// not.
+    pub fn flat(&self) -> bool {
+        self.inliers as f32 >= FLAT_SHARE * self.in_perspective as f32
+    }
+
     pub fn is_copy(&self) -> bool {
         match self.keypoints >= FEW_KEYPOINTS {
-            true => self.inliers >= MIN_INLIERS && self.contained(),
+            true => self.inliers >= MIN_INLIERS && self.flat() && self.contained(),
             false => self.cosine >= PLAIN_COSINE,
         }
     }
@@ -235,6 +252,7 @@ impl CopyMatch {
             inside: [inside_second, inside_first],
             keypoints: self.keypoints,
             cosine: 0.0,
+            in_perspective: self.in_perspective,
         }
     }
 }
@@ -280,15 +298,27 @@ pub fn match_pictures(first: &CopyFeatures, second: &CopyFeatures) -> Option<Cop
         (f32::from(first.width), f32::from(first.height)),
         (f32::from(second.width), f32::from(second.height)),
     ];
-    [(false, &first.keypoints), (true, &mirrored)]
+    let straight = first.keypoints.as_slice();
+    [(false, straight), (true, mirrored.as_slice())]
         .into_iter()
-        .filter_map(|(is_mirrored, keypoints)| {
-            let (mapping, inliers) = best_mapping(keypoints, &second.keypoints)?;
+        .scan(0, |straight_inliers, (is_mirrored, keypoints)| {
+            // A picture that lies on the other straight, with many keypoints agreeing, is
+            // not also its mirror image: the second search is spared.
+            if is_mirrored && *straight_inliers >= CLEAR_INLIERS {
+                return None;
+            }
+            let found = best_mapping(keypoints, &second.keypoints);
+            *straight_inliers = found.as_ref().map_or(0, |f| f.1.len());
+            Some((is_mirrored, found))
+        })
+        .filter_map(|(is_mirrored, found)| {
+            let (mapping, inliers, in_perspective) = found?;
             let unmirror = |(x, y): (f32, f32)| match is_mirrored {
                 true => (width - 1.0 - x, y),
                 false => (x, y),
             };
             Some(CopyMatch {
+                in_perspective,
                 mirrored: is_mirrored,
                 mapping,
                 inliers: inliers.into_iter().map(|(p, q)| (unmirror(p), q)).collect(),
@@ -303,30 +333,56 @@ pub fn match_pictures(first: &CopyFeatures, second: &CopyFeatures) -> Option<Cop
 /// Each keypoint of `first` with its nearest descriptor in `second`, where that one is close
 /// and clearly closer than the next.
 fn candidate_matches(first: &[Keypoint], second: &[Keypoint]) -> Vec<(usize, usize)> {
-    first
-        .iter()
-        .enumerate()
-        .filter_map(|(i, k)| {
-            let (mut best, mut next, mut at) = (u32::MAX, u32::MAX, 0);
-            for (j, other) in second.iter().enumerate() {
-                let d = distance(&k.bits, &other.bits);
-                if d < best {
-                    (next, best, at) = (best, d, j);
-                } else if d < next {
-                    next = d;
-                }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("popcnt") {
+        // SAFETY: the CPU has POPCNT, checked just above.
+        return unsafe { candidate_matches_popcnt(first, second) };
+    }
+    candidate_matches_portable(first, second)
+}
+
+/// [`candidate_matches`] compiled with the POPCNT instruction, which counts a descriptor's
+/// differing bits in one step each 64 bits instead of a dozen.
+///
+/// # Safety
+/// The CPU must have POPCNT.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "popcnt")]
+unsafe fn candidate_matches_popcnt(first: &[Keypoint], second: &[Keypoint]) -> Vec<(usize, usize)> {
+    candidate_matches_portable(first, second)
+}
+
+/// Plain loops, not iterator adaptors: those become functions of their own, compiled
+/// without the caller's POPCNT.
+#[inline(always)]
+fn candidate_matches_portable(first: &[Keypoint], second: &[Keypoint]) -> Vec<(usize, usize)> {
+    let mut found = Vec::new();
+    for (i, k) in first.iter().enumerate() {
+        let (mut best, mut next, mut at) = (u32::MAX, u32::MAX, 0);
+        for (j, other) in second.iter().enumerate() {
+            let d = distance(&k.bits, &other.bits);
+            if d < best {
+                (next, best, at) = (best, d, j);
+            } else if d < next {
+                next = d;
             }
-            (best <= MAX_DISTANCE && (best as f32) < RATIO * next as f32).then_some((i, at))
-        })
-        .collect()
+        }
+        if best <= MAX_DISTANCE && (best as f32) < RATIO * next as f32 {
+            found.push((i, at));
+        }
+    }
+    found
 }
 
 type PointPairs = Vec<((f32, f32), (f32, f32))>;
 
 /// RANSAC over two-point hypotheses, then a least-squares refit on the agreeing matches.
-fn best_mapping(first: &[Keypoint], second: &[Keypoint]) -> Option<(Similarity, PointPairs)> {
+fn best_mapping(
+    first: &[Keypoint],
+    second: &[Keypoint],
+) -> Option<(Similarity, PointPairs, usize)> {
     let matches = candidate_matches(first, second);
-    if matches.len() < MIN_INLIERS.min(4).max(2) {
+    if matches.len() < MIN_INLIERS {
         return None;
     }
     let point = |k: &Keypoint| (k.x, k.y);
@@ -339,13 +395,18 @@ fn best_mapping(first: &[Keypoint], second: &[Keypoint]) -> Option<(Similarity, 
                 let (x, y) = mapping.apply(point(&first[i]));
                 let (qx, qy) = point(&second[j]);
                 let angle_gap = angle_between(second[j].angle - first[i].angle, turn);
-                (x - qx).hypot(y - qy) <= TOLERANCE && angle_gap <= ANGLE_TOLERANCE
+                let (dx, dy) = (x - qx, y - qy);
+                dx * dx + dy * dy <= TOLERANCE * TOLERANCE && angle_gap <= ANGLE_TOLERANCE
             })
             .collect()
     };
     let mut random = Lcg(matches.len() as u64 * 7919 + 17);
     let mut best: Option<(Similarity, Vec<(usize, usize)>)> = None;
-    for _ in 0..TRIALS {
+    let mut needed = TRIALS;
+    for trial in 0..TRIALS {
+        if trial >= needed {
+            break;
+        }
         let (m0, m1) = (random.below(matches.len()), random.below(matches.len()));
         if m0 == m1 {
             continue;
@@ -362,6 +423,7 @@ fn best_mapping(first: &[Keypoint], second: &[Keypoint]) -> Option<(Similarity, 
         }
         let inliers = agreeing(&mapping);
         if best.as_ref().is_none_or(|b| inliers.len() > b.1.len()) {
+            needed = trials_needed(inliers.len(), matches.len(), 2);
             best = Some((mapping, inliers));
         }
     }
@@ -379,13 +441,105 @@ fn best_mapping(first: &[Keypoint], second: &[Keypoint]) -> Option<(Similarity, 
             }
         }
     }
-    Some((mapping, pairs(&inliers)))
+    // Only a pair that could be a copy needs the perspective mapping to decide.
+    let in_perspective = match inliers.len() >= MIN_INLIERS {
+        true => perspective_inliers(&pairs(&matches), &mut random).max(inliers.len()),
+        false => inliers.len(),
+    };
+    Some((mapping, pairs(&inliers), in_perspective))
+}
+
+/// How many of `pairs` the best homography found by RANSAC (four-point hypotheses) carries
+/// within [`TOLERANCE`].
+fn perspective_inliers(pairs: &[((f32, f32), (f32, f32))], random: &mut Lcg) -> usize {
+    if pairs.len() < 4 {
+        return 0;
+    }
+    let (mut best, mut needed) = (0, TRIALS);
+    for trial in 0..TRIALS {
+        if trial >= needed {
+            break;
+        }
+        let picks = [(); 4].map(|_| pairs[random.below(pairs.len())]);
+        let Some(h) = homography_through(&picks) else {
+            continue;
+        };
+        let agreeing = (pairs.iter())
+            .filter(|&&(p, q)| {
+                project(&h, p).is_some_and(|(x, y)| {
+                    let (dx, dy) = (x - q.0, y - q.1);
+                    dx * dx + dy * dy <= TOLERANCE * TOLERANCE
+                })
+            })
+            .count();
+        if agreeing > best {
+            best = agreeing;
+            needed = trials_needed(best, pairs.len(), 4);
+        }
+    }
+    best
+}
+
+/// How many RANSAC trials find, with 99.9 % confidence, a sample of `sample` matches all
+/// agreeing, when `agreeing` of `total` do (at least 20, so that a lucky first hypothesis
+/// does not end the search).
+fn trials_needed(agreeing: usize, total: usize, sample: i32) -> usize {
+    let share = (agreeing as f64 / total.max(1) as f64).powi(sample);
+    if share >= 1.0 {
+        return 20;
+    }
+    let needed = (0.001f64).ln() / (1.0 - share).ln();
+    (needed.ceil() as usize).clamp(20, TRIALS)
+}
+
+/// The homography (last entry 1) that carries each first point of `pairs` to its second.
+fn homography_through(pairs: &[((f32, f32), (f32, f32)); 4]) -> Option<[f64; 8]> {
+    let mut system = [[0f64; 9]; 8];
+    for (i, &((x, y), (u, v))) in pairs.iter().enumerate() {
+        let (x, y, u, v) = (f64::from(x), f64::from(y), f64::from(u), f64::from(v));
+        system[2 * i] = [x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y, u];
+        system[2 * i + 1] = [0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y, v];
+    }
+    // Gaussian elimination with partial pivoting; a degenerate sample has no answer.
+    for col in 0..8 {
+        let pivot =
+            (col..8).max_by(|&a, &b| system[a][col].abs().total_cmp(&system[b][col].abs()))?;
+        if system[pivot][col].abs() < 1e-9 {
+            return None;
+        }
+        system.swap(col, pivot);
+        for row in 0..8 {
+            if row != col {
+                let factor = system[row][col] / system[col][col];
+                for k in col..9 {
+                    system[row][k] -= factor * system[col][k];
+                }
+            }
+        }
+    }
+    Some(std::array::from_fn(|i| system[i][8] / system[i][i]))
+}
+
+fn project(h: &[f64; 8], (x, y): (f32, f32)) -> Option<(f32, f32)> {
+    let (x, y) = (f64::from(x), f64::from(y));
+    let w = h[6] * x + h[7] * y + 1.0;
+    if w.abs() < 1e-9 {
+        return None;
+    }
+    Some((
+        ((h[0] * x + h[1] * y + h[2]) / w) as f32,
+        ((h[3] * x + h[4] * y + h[5]) / w) as f32,
+    ))
 }
 
 /// The gap between two angles, 0 to π.
 fn angle_between(a: f32, b: f32) -> f32 {
     use std::f32::consts::{PI, TAU};
-    ((a - b + PI).rem_euclid(TAU) - PI).abs()
+    let mut gap = (a - b).abs() % TAU;
+    if gap > PI {
+        gap = TAU - gap;
+    }
+    gap
 }
 
 /// A small fixed-seed generator: the same pair always gets the same verdict.
