@@ -374,7 +374,11 @@ fn compare_shows_why_two_pictures_are_one_photo() {
         group.iter().any(|(name, _)| name == "elephant turned.jpg"),
         "{group:?}"
     );
-    harness.get_all_by_label("Compare with best copy").next().unwrap().click();
+    harness
+        .get_all_by_label("Compare with best copy")
+        .next()
+        .unwrap()
+        .click();
     harness.run();
     let summary = harness
         .query_all_by_role(Role::Label)
