@@ -119,7 +119,7 @@ impl Similarity {
     }
 
     /// The least-squares similarity over point pairs.
-    fn fitted(pairs: &[((f32, f32), (f32, f32))]) -> Option<Similarity> {
+    fn fitted(pairs: &[PointPair]) -> Option<Similarity> {
         let n = pairs.len() as f32;
         let (mut pcx, mut pcy, mut qcx, mut qcy) = (0f32, 0f32, 0f32, 0f32);
         for &((px, py), (qx, qy)) in pairs {
@@ -378,7 +378,10 @@ fn candidate_matches_portable(first: &[Keypoint], second: &[Keypoint]) -> Vec<(u
     found
 }
 
-type PointPairs = Vec<((f32, f32), (f32, f32))>;
+/// A point in working pixels, and a point of one picture with its match in the other.
+type Point = (f32, f32);
+type PointPair = (Point, Point);
+type PointPairs = Vec<PointPair>;
 
 /// RANSAC over two-point hypotheses, then a least-squares refit on the agreeing matches.
 fn best_mapping(
@@ -455,7 +458,7 @@ fn best_mapping(
 
 /// How many of `pairs` the best homography found by RANSAC (four-point hypotheses) carries
 /// within [`TOLERANCE`].
-fn perspective_inliers(pairs: &[((f32, f32), (f32, f32))], random: &mut Lcg) -> usize {
+fn perspective_inliers(pairs: &[PointPair], random: &mut Lcg) -> usize {
     if pairs.len() < 4 {
         return 0;
     }
@@ -497,7 +500,7 @@ fn trials_needed(agreeing: usize, total: usize, sample: i32) -> usize {
 }
 
 /// The homography (last entry 1) that carries each first point of `pairs` to its second.
-fn homography_through(pairs: &[((f32, f32), (f32, f32)); 4]) -> Option<[f64; 8]> {
+fn homography_through(pairs: &[PointPair; 4]) -> Option<[f64; 8]> {
     let mut system = [[0f64; 9]; 8];
     for (i, &((x, y), (u, v))) in pairs.iter().enumerate() {
         let (x, y, u, v) = (f64::from(x), f64::from(y), f64::from(u), f64::from(v));
