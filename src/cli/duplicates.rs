@@ -30,7 +30,7 @@ pub struct DuplicatesArgs {
     #[arg(long, default_value = "photo", value_parser = ["photo", "scene", "subject"], conflicts_with = "threshold")]
     level: String,
     /// A cosine threshold instead of a level, by the embeddings alone (the levels: photo
-    /// 0.50 with a keypoint check, scene 0.78, subject 0.40 with the built-in model).
+    /// 0.35 with a keypoint check, scene 0.78, subject 0.40 with the built-in model).
     #[arg(long, value_name = "T", value_parser = threshold_in_range)]
     threshold: Option<f32>,
     /// One JSON object per group and line.
