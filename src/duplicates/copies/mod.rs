@@ -383,66 +383,25 @@ type Point = (f32, f32);
 type PointPair = (Point, Point);
 type PointPairs = Vec<PointPair>;
 
-/// RANSAC over two-point hypotheses, then a least-squares refit on the agreeing matches.
+/// RANSAC over two-point hypotheses, then a least-squares refit on the agreeing matches;
+/// with the matches a perspective mapping carries, for a pair that could be a copy.
 fn best_mapping(
     first: &[Keypoint],
     second: &[Keypoint],
 ) -> Option<(Similarity, PointPairs, usize)> {
-    let matches = candidate_matches(first, second);
-    if matches.len() < MIN_INLIERS {
+    let matched = Matched {
+        first,
+        second,
+        matches: candidate_matches(first, second),
+    };
+    if matched.matches.len() < MIN_INLIERS {
         return None;
     }
-    let point = |k: &Keypoint| (k.x, k.y);
-    let agreeing = |mapping: &Similarity| -> Vec<(usize, usize)> {
-        let turn = mapping.turn();
-        matches
-            .iter()
-            .copied()
-            .filter(|&(i, j)| {
-                let (x, y) = mapping.apply(point(&first[i]));
-                let (qx, qy) = point(&second[j]);
-                let angle_gap = angle_between(second[j].angle - first[i].angle, turn);
-                let (dx, dy) = (x - qx, y - qy);
-                dx * dx + dy * dy <= TOLERANCE * TOLERANCE && angle_gap <= ANGLE_TOLERANCE
-            })
-            .collect()
-    };
-    let mut random = Lcg(matches.len() as u64 * 7919 + 17);
-    let mut best: Option<(Similarity, Vec<(usize, usize)>)> = None;
-    let mut needed = TRIALS;
-    for trial in 0..TRIALS {
-        if trial >= needed {
-            break;
-        }
-        let (m0, m1) = (random.below(matches.len()), random.below(matches.len()));
-        if m0 == m1 {
-            continue;
-        }
-        let (p, q) = (matches[m0], matches[m1]);
-        let Some(mapping) = Similarity::through(
-            [point(&first[p.0]), point(&first[q.0])],
-            [point(&second[p.1]), point(&second[q.1])],
-        ) else {
-            continue;
-        };
-        if !(0.3..=3.3).contains(&mapping.scale()) {
-            continue;
-        }
-        let inliers = agreeing(&mapping);
-        if best.as_ref().is_none_or(|b| inliers.len() > b.1.len()) {
-            needed = trials_needed(inliers.len(), matches.len(), 2);
-            best = Some((mapping, inliers));
-        }
-    }
-    let (mut mapping, mut inliers) = best?;
-    let pairs = |ids: &[(usize, usize)]| -> PointPairs {
-        ids.iter()
-            .map(|&(i, j)| (point(&first[i]), point(&second[j])))
-            .collect()
-    };
+    let mut random = Lcg(matched.matches.len() as u64 * 7919 + 17);
+    let (mut mapping, mut inliers) = matched.ransac(&mut random)?;
     if inliers.len() >= 3 {
-        if let Some(refit) = Similarity::fitted(&pairs(&inliers)) {
-            let again = agreeing(&refit);
+        if let Some(refit) = Similarity::fitted(&matched.pairs(&inliers)) {
+            let again = matched.agreeing(&refit);
             if again.len() >= inliers.len() {
                 (mapping, inliers) = (refit, again);
             }
@@ -450,10 +409,76 @@ fn best_mapping(
     }
     // Only a pair that could be a copy needs the perspective mapping to decide.
     let in_perspective = match inliers.len() >= MIN_INLIERS {
-        true => perspective_inliers(&pairs(&matches), &mut random).max(inliers.len()),
+        true => {
+            perspective_inliers(&matched.pairs(&matched.matches), &mut random).max(inliers.len())
+        }
         false => inliers.len(),
     };
-    Some((mapping, pairs(&inliers), in_perspective))
+    Some((mapping, matched.pairs(&inliers), in_perspective))
+}
+
+/// Two pictures' keypoints and their candidate matches (indices into each).
+struct Matched<'a> {
+    first: &'a [Keypoint],
+    second: &'a [Keypoint],
+    matches: Vec<(usize, usize)>,
+}
+
+impl Matched<'_> {
+    /// The matches `mapping` carries within [`TOLERANCE`], turning their orientations by
+    /// about its turn.
+    fn agreeing(&self, mapping: &Similarity) -> Vec<(usize, usize)> {
+        let turn = mapping.turn();
+        (self.matches.iter().copied())
+            .filter(|&(i, j)| {
+                let (p, q) = (&self.first[i], &self.second[j]);
+                let (x, y) = mapping.apply((p.x, p.y));
+                let (dx, dy) = (x - q.x, y - q.y);
+                dx * dx + dy * dy <= TOLERANCE * TOLERANCE
+                    && angle_between(q.angle - p.angle, turn) <= ANGLE_TOLERANCE
+            })
+            .collect()
+    }
+
+    fn pairs(&self, ids: &[(usize, usize)]) -> PointPairs {
+        ids.iter()
+            .map(|&(i, j)| {
+                let (p, q) = (&self.first[i], &self.second[j]);
+                ((p.x, p.y), (q.x, q.y))
+            })
+            .collect()
+    }
+
+    /// The similarity through two matches that the most matches agree with, trying until
+    /// [`trials_needed`] says the best has almost surely been seen.
+    fn ransac(&self, random: &mut Lcg) -> Option<(Similarity, Vec<(usize, usize)>)> {
+        let count = self.matches.len();
+        let mut best: Option<(Similarity, Vec<(usize, usize)>)> = None;
+        let mut needed = TRIALS;
+        for trial in 0..TRIALS {
+            if trial >= needed {
+                break;
+            }
+            let (m0, m1) = (random.below(count), random.below(count));
+            if m0 == m1 {
+                continue;
+            }
+            let two = self.pairs(&[self.matches[m0], self.matches[m1]]);
+            let Some(mapping) = Similarity::through([two[0].0, two[1].0], [two[0].1, two[1].1])
+            else {
+                continue;
+            };
+            if !(0.3..=3.3).contains(&mapping.scale()) {
+                continue;
+            }
+            let inliers = self.agreeing(&mapping);
+            if best.as_ref().is_none_or(|b| inliers.len() > b.1.len()) {
+                needed = trials_needed(inliers.len(), count, 2);
+                best = Some((mapping, inliers));
+            }
+        }
+        best
+    }
 }
 
 /// How many of `pairs` the best homography found by RANSAC (four-point hypotheses) carries
