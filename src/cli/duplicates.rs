@@ -172,6 +172,7 @@ fn write_pairs(
             "inliers": verdict.inliers,
             "keypoints": verdict.keypoints,
             "in_perspective": verdict.in_perspective,
+            "bend": { "significance": verdict.bend.significance, "share": verdict.bend.share },
             "inside": verdict.inside,
             "copy": verdict.is_copy(),
         });

@@ -53,6 +53,10 @@ pub const SHOWN: f32 = 0.25;
 /// The share of a perspective mapping's matches that the similarity must carry too
 /// ([`Verdict::flat`]).
 pub const FLAT_SHARE: f32 = 0.95;
+/// A pair is [`Bend::is_bent`] with at least this significance ...
+pub const BENT_SIGNIFICANCE: f32 = 5.0;
+/// ... and this share of the similarity's gaps taken away.
+pub const BENT_SHARE: f32 = 0.1;
 /// A picture with fewer keypoints than this (a clear sky, fog, a soft gradient) cannot be
 /// matched by them; such a pair is one photo when its embeddings are nearly the same.
 pub const FEW_KEYPOINTS: usize = 40;
@@ -165,6 +169,9 @@ pub struct CopyMatch {
     /// How many matches the best perspective mapping (a homography) carries: as many as the
     /// similarity for a copy, more for a scene seen from a step aside.
     pub in_perspective: usize,
+    /// How much better a perspective mapping fits the agreeing keypoints than the
+    /// similarity does.
+    pub bend: Bend,
 }
 
 /// What a match says about the pair.
@@ -180,6 +187,8 @@ pub struct Verdict {
     pub cosine: f32,
     /// Matches a perspective mapping carries ([`CopyMatch::in_perspective`]).
     pub in_perspective: usize,
+    /// [`CopyMatch::bend`].
+    pub bend: Bend,
 }
 
 impl Verdict {
@@ -191,10 +200,10 @@ impl Verdict {
     }
 
     /// Whether one turn, scale and shift carries (nearly) all the matches a perspective
-    /// mapping does: a copy lies flat on its original; a scene seen from a step aside does
-    /// not.
+    /// mapping does, and fits those it carries as well as one: a copy lies flat on its
+    /// original; a scene seen from a step aside does not.
     pub fn flat(&self) -> bool {
-        self.inliers as f32 >= FLAT_SHARE * self.in_perspective as f32
+        self.inliers as f32 >= FLAT_SHARE * self.in_perspective as f32 && !self.bend.is_bent()
     }
 
     pub fn is_copy(&self) -> bool {
@@ -257,6 +266,7 @@ impl CopyMatch {
             keypoints: self.keypoints,
             cosine: 0.0,
             in_perspective: self.in_perspective,
+            bend: self.bend,
         }
     }
 }
@@ -312,20 +322,25 @@ pub fn match_pictures(first: &CopyFeatures, second: &CopyFeatures) -> Option<Cop
                 return None;
             }
             let found = best_mapping(keypoints, &second.keypoints);
-            *straight_inliers = found.as_ref().map_or(0, |f| f.1.len());
+            *straight_inliers = found.as_ref().map_or(0, |f| f.inliers.len());
             Some((is_mirrored, found))
         })
         .filter_map(|(is_mirrored, found)| {
-            let (mapping, inliers, in_perspective) = found?;
+            let found = found?;
             let unmirror = |(x, y): (f32, f32)| match is_mirrored {
                 true => (width - 1.0 - x, y),
                 false => (x, y),
             };
             Some(CopyMatch {
-                in_perspective,
+                in_perspective: found.in_perspective,
+                bend: found.bend,
                 mirrored: is_mirrored,
-                mapping,
-                inliers: inliers.into_iter().map(|(p, q)| (unmirror(p), q)).collect(),
+                mapping: found.mapping,
+                inliers: found
+                    .inliers
+                    .into_iter()
+                    .map(|(p, q)| (unmirror(p), q))
+                    .collect(),
                 sizes,
                 keypoints: first.keypoints.len().min(second.keypoints.len()),
                 busy: [first.textured, second.textured],
@@ -383,12 +398,17 @@ type Point = (f32, f32);
 type PointPair = (Point, Point);
 type PointPairs = Vec<PointPair>;
 
+/// What [`best_mapping`] finds.
+struct Found {
+    mapping: Similarity,
+    inliers: PointPairs,
+    in_perspective: usize,
+    bend: Bend,
+}
+
 /// RANSAC over two-point hypotheses, then a least-squares refit on the agreeing matches;
-/// with the matches a perspective mapping carries, for a pair that could be a copy.
-fn best_mapping(
-    first: &[Keypoint],
-    second: &[Keypoint],
-) -> Option<(Similarity, PointPairs, usize)> {
+/// with the best perspective mapping, for a pair that could be a copy.
+fn best_mapping(first: &[Keypoint], second: &[Keypoint]) -> Option<Found> {
     let matched = Matched {
         first,
         second,
@@ -407,14 +427,21 @@ fn best_mapping(
             }
         }
     }
+    let pairs = matched.pairs(&inliers);
     // Only a pair that could be a copy needs the perspective mapping to decide.
-    let in_perspective = match inliers.len() >= MIN_INLIERS {
-        true => {
-            perspective_inliers(&matched.pairs(&matched.matches), &mut random).max(inliers.len())
-        }
-        false => inliers.len(),
+    let (in_perspective, bend) = match inliers.len() >= MIN_INLIERS {
+        true => (
+            perspective_inliers(&matched.pairs(&matched.matches), &mut random),
+            Bend::of(&pairs),
+        ),
+        false => (0, Bend::default()),
     };
-    Some((mapping, matched.pairs(&inliers), in_perspective))
+    Some(Found {
+        mapping,
+        in_perspective: in_perspective.max(inliers.len()),
+        inliers: pairs,
+        bend,
+    })
 }
 
 /// Two pictures' keypoints and their candidate matches (indices into each).
@@ -481,35 +508,70 @@ impl Matched<'_> {
     }
 }
 
-/// How many of `pairs` the best homography found by RANSAC (four-point hypotheses) carries
-/// within [`TOLERANCE`].
+/// How many of `pairs` the best homography carries within [`TOLERANCE`]: found by RANSAC
+/// (four-point hypotheses), then refitted by least squares on those it carries.
 fn perspective_inliers(pairs: &[PointPair], random: &mut Lcg) -> usize {
     if pairs.len() < 4 {
         return 0;
     }
-    let (mut best, mut needed) = (0, TRIALS);
+    let (mut best, mut needed): (Option<Homography>, usize) = (None, TRIALS);
+    let mut carried = 0;
     for trial in 0..TRIALS {
         if trial >= needed {
             break;
         }
         let picks = [(); 4].map(|_| pairs[random.below(pairs.len())]);
-        let Some(h) = homography_through(&picks) else {
+        let Some(homography) = Homography::through(&picks) else {
             continue;
         };
-        let agreeing = (pairs.iter())
-            .filter(|&&(p, q)| {
-                project(&h, p).is_some_and(|(x, y)| {
-                    let (dx, dy) = (x - q.0, y - q.1);
-                    dx * dx + dy * dy <= TOLERANCE * TOLERANCE
-                })
-            })
-            .count();
-        if agreeing > best {
-            best = agreeing;
-            needed = trials_needed(best, pairs.len(), 4);
+        let agreeing = homography.agreeing(pairs).count();
+        if agreeing > carried {
+            (best, carried) = (Some(homography), agreeing);
+            needed = trials_needed(carried, pairs.len(), 4);
         }
     }
-    best
+    let refit = best.and_then(|h| Homography::fitted(&h.agreeing(pairs).collect::<Vec<_>>()));
+    refit.map_or(carried, |h| h.agreeing(pairs).count().max(carried))
+}
+
+/// How much better a perspective mapping (a homography) fits the similarity's own agreeing
+/// matches than the similarity does, both fitted to them by least squares.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Bend {
+    /// The F statistic of the homography's four extra parameters: about 1 where the gaps
+    /// left are keypoints' jitter, which the extra parameters cannot explain; above 5 about
+    /// once in a thousand by chance.
+    pub significance: f32,
+    /// The share of the similarity's squared gaps that the homography takes away.
+    pub share: f32,
+}
+
+impl Bend {
+    fn of(pairs: &[PointPair]) -> Bend {
+        let (Some(flat), Some(bent)) = (Similarity::fitted(pairs), Homography::fitted(pairs))
+        else {
+            return Bend::default();
+        };
+        let squared = |(x, y): Point, q: Point| (x - q.0).powi(2) + (y - q.1).powi(2);
+        let flat_gaps: f32 = pairs.iter().map(|&(p, q)| squared(flat.apply(p), q)).sum();
+        let bent_gaps: f32 = (pairs.iter())
+            .map(|&(p, q)| bent.project(p).map_or(flat_gaps, |m| squared(m, q)))
+            .sum::<f32>()
+            .min(flat_gaps);
+        let freedom = (2 * pairs.len()).saturating_sub(8).max(1) as f32;
+        Bend {
+            significance: ((flat_gaps - bent_gaps) / 4.0) / (bent_gaps / freedom).max(1e-6),
+            share: 1.0 - bent_gaps / flat_gaps.max(1e-6),
+        }
+    }
+
+    /// Whether the matches follow a perspective: a scene seen from a step aside leaves gaps
+    /// that grow across the frame, even within the tolerance; a copy lies flat. Both a
+    /// clear significance and a fair share are asked for, so that a copy with hundreds of
+    /// matches and a tiny bend from resampling stays flat.
+    pub fn is_bent(&self) -> bool {
+        self.significance > BENT_SIGNIFICANCE && self.share > BENT_SHARE
+    }
 }
 
 /// How many RANSAC trials find, with 99.9 % confidence, a sample of `sample` matches all
@@ -524,15 +586,109 @@ fn trials_needed(agreeing: usize, total: usize, sample: i32) -> usize {
     (needed.ceil() as usize).clamp(20, TRIALS)
 }
 
-/// The homography (last entry 1) that carries each first point of `pairs` to its second.
-fn homography_through(pairs: &[PointPair; 4]) -> Option<[f64; 8]> {
-    let mut system = [[0f64; 9]; 8];
-    for (i, &((x, y), (u, v))) in pairs.iter().enumerate() {
-        let (x, y, u, v) = (f64::from(x), f64::from(y), f64::from(u), f64::from(v));
-        system[2 * i] = [x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y, u];
-        system[2 * i + 1] = [0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y, v];
+/// A perspective mapping between two pictures' working pixels: `h` (last entry 1) between
+/// coordinates shifted and scaled by `from` and `to` (centre x, centre y, scale), which keeps
+/// the least-squares fit well conditioned.
+struct Homography {
+    h: [f64; 8],
+    from: [f64; 3],
+    to: [f64; 3],
+}
+
+impl Homography {
+    const PLAIN: [f64; 3] = [0.0, 0.0, 1.0];
+
+    /// The homography that carries each first point of `pairs` to its second.
+    fn through(pairs: &[PointPair; 4]) -> Option<Homography> {
+        let mut system = [[0f64; 9]; 8];
+        for (i, &((x, y), (u, v))) in pairs.iter().enumerate() {
+            let (x, y, u, v) = (f64::from(x), f64::from(y), f64::from(u), f64::from(v));
+            system[2 * i] = [x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y, u];
+            system[2 * i + 1] = [0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y, v];
+        }
+        Some(Homography {
+            h: solve(system)?,
+            from: Self::PLAIN,
+            to: Self::PLAIN,
+        })
     }
-    // Gaussian elimination with partial pivoting; a degenerate sample has no answer.
+
+    /// The least-squares homography over `pairs` (the normal equations of the same linear
+    /// system, in normalised coordinates).
+    fn fitted(pairs: &[PointPair]) -> Option<Homography> {
+        if pairs.len() < 5 {
+            return None;
+        }
+        let from = normalising(pairs.iter().map(|p| p.0))?;
+        let to = normalising(pairs.iter().map(|p| p.1))?;
+        let mut normal = [[0f64; 9]; 8];
+        for &(p, q) in pairs {
+            let ((x, y), (u, v)) = (shifted(p, from), shifted(q, to));
+            for row in [
+                [x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y, u],
+                [0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y, v],
+            ] {
+                for (i, line) in normal.iter_mut().enumerate() {
+                    for (j, value) in line.iter_mut().enumerate() {
+                        *value += row[i] * row[j];
+                    }
+                }
+            }
+        }
+        Some(Homography {
+            h: solve(normal)?,
+            from,
+            to,
+        })
+    }
+
+    fn project(&self, p: Point) -> Option<Point> {
+        let (x, y) = shifted(p, self.from);
+        let h = &self.h;
+        let w = h[6] * x + h[7] * y + 1.0;
+        if w.abs() < 1e-9 {
+            return None;
+        }
+        let (u, v) = (
+            (h[0] * x + h[1] * y + h[2]) / w,
+            (h[3] * x + h[4] * y + h[5]) / w,
+        );
+        let [cx, cy, scale] = self.to;
+        Some(((u / scale + cx) as f32, (v / scale + cy) as f32))
+    }
+
+    /// The pairs this mapping carries within [`TOLERANCE`].
+    fn agreeing<'a>(&'a self, pairs: &'a [PointPair]) -> impl Iterator<Item = PointPair> + 'a {
+        (pairs.iter().copied()).filter(|&(p, q)| {
+            self.project(p).is_some_and(|(x, y)| {
+                let (dx, dy) = (x - q.0, y - q.1);
+                dx * dx + dy * dy <= TOLERANCE * TOLERANCE
+            })
+        })
+    }
+}
+
+/// The centre of `points` and the scale that brings their mean distance from it to √2.
+fn normalising(points: impl Iterator<Item = Point> + Clone) -> Option<[f64; 3]> {
+    let count = points.clone().count() as f64;
+    let (sx, sy) = points.clone().fold((0.0, 0.0), |(sx, sy), (x, y)| {
+        (sx + f64::from(x), sy + f64::from(y))
+    });
+    let (cx, cy) = (sx / count, sy / count);
+    let spread = points
+        .map(|(x, y)| (f64::from(x) - cx).hypot(f64::from(y) - cy))
+        .sum::<f64>()
+        / count;
+    (spread > 1e-6).then(|| [cx, cy, std::f64::consts::SQRT_2 / spread])
+}
+
+fn shifted((x, y): Point, [cx, cy, scale]: [f64; 3]) -> (f64, f64) {
+    ((f64::from(x) - cx) * scale, (f64::from(y) - cy) * scale)
+}
+
+/// Solves eight linear equations (each row's last entry is its right side) by Gaussian
+/// elimination with partial pivoting; a degenerate system has no answer.
+fn solve(mut system: [[f64; 9]; 8]) -> Option<[f64; 8]> {
     for col in 0..8 {
         let pivot =
             (col..8).max_by(|&a, &b| system[a][col].abs().total_cmp(&system[b][col].abs()))?;
@@ -551,18 +707,6 @@ fn homography_through(pairs: &[PointPair; 4]) -> Option<[f64; 8]> {
         }
     }
     Some(std::array::from_fn(|i| system[i][8] / system[i][i]))
-}
-
-fn project(h: &[f64; 8], (x, y): (f32, f32)) -> Option<(f32, f32)> {
-    let (x, y) = (f64::from(x), f64::from(y));
-    let w = h[6] * x + h[7] * y + 1.0;
-    if w.abs() < 1e-9 {
-        return None;
-    }
-    Some((
-        ((h[0] * x + h[1] * y + h[2]) / w) as f32,
-        ((h[3] * x + h[4] * y + h[5]) / w) as f32,
-    ))
 }
 
 /// The gap between two angles, 0 to π.

@@ -283,6 +283,44 @@ fn shots_a_step_apart_are_not_copies() {
     }
 }
 
+/// The scene as a camera turned a little to the right sees it: the far side of the frame
+/// shrinks by `tilt` of the height, top and bottom, as a perspective does.
+fn seen_turned(rgb: &RgbImage, tilt: f32) -> RgbImage {
+    let (w, h) = (rgb.width() as f32, rgb.height() as f32);
+    let corners = [(0.0, 0.0), (w, 0.0), (w, h), (0.0, h)];
+    let seen = [
+        (0.03 * w, 0.0),
+        (0.97 * w, tilt * h),
+        (0.97 * w, (1.0 - tilt) * h),
+        (0.03 * w, h),
+    ];
+    let pairs: [PointPair; 4] = std::array::from_fn(|i| (corners[i], seen[i]));
+    let look = Homography::through(&pairs).unwrap();
+    RgbImage::from_fn(rgb.width(), rgb.height(), |x, y| {
+        let (sx, sy) = look.project((x as f32, y as f32)).unwrap();
+        bilinear(rgb, sx, sy)
+    })
+}
+
+#[test]
+fn a_shot_from_a_step_aside_is_not_a_copy_though_it_lies_inside_the_other() {
+    for name in PHOTOS {
+        let scene = photo(name);
+        let v = verdict(&scene, &seen_turned(&scene, 0.06));
+        // The frames lie on each other as a copy's would, and most keypoints agree with one
+        // similarity; only the bend of the perspective tells the two apart.
+        let v = v.unwrap_or_else(|| panic!("{name}: no match"));
+        assert!(v.contained() && v.inliers >= MIN_INLIERS, "{name}: {v:?}");
+        assert!(v.bend.is_bent() && !v.is_copy(), "{name}: {v:?}");
+        // A copy turned by as much as the perspective moves a corner lies flat.
+        let turned = verdict(&scene, &rotated(&scene, 4.0)).unwrap();
+        assert!(
+            !turned.bend.is_bent() && turned.is_copy(),
+            "{name}: {turned:?}"
+        );
+    }
+}
+
 #[test]
 fn different_photos_are_not_copies() {
     for (i, a) in PHOTOS.iter().enumerate() {
