@@ -150,6 +150,18 @@ fn duplicates_view_groups_marks_and_moves_to_the_trash() {
         ["Group 1 · 2 pictures", "Group 2 · 2 pictures"],
         "the two edited copies with their originals"
     );
+    // The keypoints the photo level made are kept in the index for the next search, tied
+    // to their files' content.
+    let kept: i64 = rusqlite::Connection::open(cache.path().join("index.sqlite3"))
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM copy_features c JOIN files f
+               ON f.id = c.file_id AND f.fingerprint = c.fingerprint",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(kept >= 4, "{kept} pictures' keypoints kept");
 
     // The same subject takes in more: the other tigers join the tiger and its copy.
     harness.get_by_label("Same subject").click();

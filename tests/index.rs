@@ -84,6 +84,65 @@ fn generated_images(dir: &Path, count: usize) {
     }
 }
 
+on_both_backends!(kept_keypoints: keypoints_are_kept_per_file_content, postgres_keypoints_are_kept_per_file_content);
+
+/// The keypoints that `duplicates` matches are kept in the index, read back by path, and not
+/// given for a file whose content changed since they were made.
+fn kept_keypoints(cache: &Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    copy_seeds(dir.path(), &["Tiger.jpg", "bird01.jpg"]);
+    let tiger = image::open(seed("Tiger.jpg")).unwrap();
+    tiger
+        .thumbnail(300, 300)
+        .save(dir.path().join("Tiger small.png"))
+        .unwrap();
+    let run = lookalike()
+        .args(["duplicates", "--json"])
+        .arg(dir.path())
+        .args(cache.args())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(String::from_utf8_lossy(&run.stdout).contains("Tiger small.png"));
+    // The tiger and its smaller copy were compared, so both keep their keypoints.
+    assert!(cache.kept_keypoints() >= 2, "{}", cache.kept_keypoints());
+
+    let folder = dir.path().canonicalize().unwrap();
+    let (tiger, bird) = (folder.join("Tiger.jpg"), folder.join("bird01.jpg"));
+    let elsewhere = folder.join("not in the index.jpg");
+    let mut index = cache.open(&folder);
+    let given: [(&Path, &[u8]); 3] = [
+        (&tiger, b"tiger's keypoints"),
+        (&bird, b"bird's keypoints"),
+        (&elsewhere, b"nobody's"),
+    ];
+    index.store_copy_features(&given).unwrap();
+    drop(index);
+    let mut index = cache.open(&folder);
+    assert_eq!(
+        index.copy_features(&[&bird, &elsewhere, &tiger]).unwrap(),
+        [
+            Some(b"bird's keypoints".to_vec()),
+            None,
+            Some(b"tiger's keypoints".to_vec())
+        ]
+    );
+    drop(index);
+
+    // Once the tiger's content changes and is indexed again, its old keypoints are not given.
+    edit_the_middle(&tiger);
+    summary(dir.path(), cache);
+    let mut index = cache.open(&folder);
+    assert_eq!(
+        index.copy_features(&[&tiger, &bird]).unwrap(),
+        [None, Some(b"bird's keypoints".to_vec())]
+    );
+}
+
 on_both_backends!(incremental: index_is_incremental_through_touch_rename_edit_delete_and_add, postgres_index_is_incremental_through_touch_rename_edit_delete_and_add);
 
 fn incremental(cache: &Backend) {

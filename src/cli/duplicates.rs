@@ -115,41 +115,15 @@ fn copy_matches(
     neighbours: &Neighbours,
     threshold: f32,
     images: &[FolderImage],
-    mut index: Option<&mut (dyn Store + 'static)>,
+    index: Option<&mut (dyn Store + 'static)>,
 ) -> anyhow::Result<CopyMatches> {
     let pairs = copies::candidate_pairs(neighbours, threshold, copies::PAIRS_PER_IMAGE);
     let needed = copies::images_in(&pairs, images.len());
-    // The index knows files by their canonical paths, as the indexer stored them.
-    let paths: Vec<PathBuf> = (images.iter().zip(&needed))
-        .map(|(i, &needed)| match needed {
-            true => std::fs::canonicalize(&i.path).unwrap_or_else(|_| i.path.clone()),
-            false => PathBuf::new(),
-        })
-        .collect();
-    let wanted: Vec<&std::path::Path> = (paths.iter().zip(&needed))
-        .filter(|p| *p.1)
-        .map(|p| p.0.as_path())
-        .collect();
-    let mut stored = vec![None; images.len()];
-    if let Some(index) = index.as_deref_mut() {
-        let found = index.copy_features(&wanted)?;
-        let at = (0..images.len()).filter(|&i| needed[i]);
-        at.zip(found).for_each(|(i, bytes)| stored[i] = bytes);
-    }
+    let paths: Vec<PathBuf> = images.iter().map(|i| i.path.clone()).collect();
     let thumbnail = |i: usize| images[i].thumbnail.as_ref()?.to_rgb().ok();
-    let (features, made) = copies::features_for(&needed, stored, &thumbnail);
-    if let Some(index) = index {
-        let bytes: Vec<(usize, Vec<u8>)> = made
-            .iter()
-            .filter_map(|&i| Some((i, features[i].as_ref()?.to_bytes())))
-            .collect();
-        let keep: Vec<(&std::path::Path, &[u8])> = bytes
-            .iter()
-            .map(|(i, b)| (paths[*i].as_path(), b.as_slice()))
-            .collect();
-        if let Err(e) = index.store_copy_features(&keep) {
-            eprintln!("warning: the keypoints found could not be kept in the index: {e}");
-        }
+    let (features, warnings) = copies::kept_features(&needed, &paths, index, &thumbnail);
+    for warning in warnings {
+        eprintln!("warning: {warning}");
     }
     Ok(CopyMatches::find(
         neighbours,

@@ -491,7 +491,8 @@ impl LookalikeApp {
             return 1;
         }
         if let Some(view) = &mut self.duplicates {
-            for action in view.ui(ui, &self.gallery) {
+            let kept_in = (self.folder.clone()).map(|folder| (self.cache.clone(), folder));
+            for action in view.ui(ui, &self.gallery, &kept_in) {
                 match action {
                     DuplicatesAction::MoveToTrash(request) => self.move_to_trash(&request),
                 }

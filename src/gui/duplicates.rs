@@ -15,6 +15,7 @@
 //! least one picture: the view will not take the last keep away, and the trash checks again.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -31,7 +32,7 @@ use crate::duplicates::copies::{self, CopyFeatures, CopyMatch, CopyMatches};
 use crate::duplicates::{
     groups_confirmed, human_bytes, FileFacts, Group, Level, Neighbours, NEIGHBOURS_PER_IMAGE, SLACK,
 };
-use crate::index::mtime_ns;
+use crate::index::{mtime_ns, CacheLocation};
 
 /// The slider's ends: a little looser than "same subject", a little stricter than "same photo".
 const LOOSEST: f32 = 0.35;
@@ -110,8 +111,15 @@ impl Default for DuplicatesView {
 
 impl DuplicatesView {
     /// Draws the view; returns what the user asked for.
-    pub fn ui(&mut self, ui: &mut egui::Ui, gallery: &Gallery) -> Vec<DuplicatesAction> {
-        self.update(ui.ctx(), gallery);
+    /// `index` is where the open folder's index lives, which keeps the keypoints that the
+    /// photo level makes, so that the next search reads them instead.
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        gallery: &Gallery,
+        index: &KeptIn,
+    ) -> Vec<DuplicatesAction> {
+        self.update(ui.ctx(), gallery, index);
         let mut actions = Vec::new();
         self.controls_ui(ui, gallery);
         self.histogram_ui(ui);
@@ -153,12 +161,12 @@ impl DuplicatesView {
 
     /// Starts a search when there are new vectors, takes in a finished one, and regroups when
     /// the threshold moved.
-    fn update(&mut self, ctx: &egui::Context, gallery: &Gallery) {
+    fn update(&mut self, ctx: &egui::Context, gallery: &Gallery, index: &KeptIn) {
         self.take_search_result();
         let analysed = gallery.analysed();
         let stale = self.found.as_ref().is_none_or(|f| f.analysed != analysed);
         if stale && self.searching.is_none() && self.failed.is_none() && analysed > 0 {
-            match search(ctx, gallery) {
+            match search(ctx, gallery, index.clone()) {
                 Ok(receiver) => self.searching = Some(receiver),
                 Err(reason) => self.failed = Some(reason),
             }
@@ -514,17 +522,26 @@ impl DuplicatesView {
     }
 }
 
+/// Where the open folder's index lives: the place, and the folder it is opened for.
+pub type KeptIn = Option<(CacheLocation, PathBuf)>;
+
 /// Finds the neighbours of every analysed image on a background thread; fails only when the
 /// thread cannot start.
-fn search(ctx: &egui::Context, gallery: &Gallery) -> Result<Receiver<Found>, String> {
+fn search(
+    ctx: &egui::Context,
+    gallery: &Gallery,
+    kept_in: KeptIn,
+) -> Result<Receiver<Found>, String> {
     let mut items = Vec::new();
     let mut vectors = Vec::new();
     let mut thumbnails = Vec::new();
+    let mut paths = Vec::new();
     for (i, item) in gallery.items.iter().enumerate() {
         if let (Some(v), false) = (&item.embedding, item.removed) {
             items.push(i);
             vectors.extend_from_slice(v);
             thumbnails.push(item.thumbnail.clone());
+            paths.push(item.path.clone());
         }
     }
     let dim = vectors.len() / items.len().max(1);
@@ -539,8 +556,16 @@ fn search(ctx: &egui::Context, gallery: &Gallery) -> Result<Receiver<Found>, Str
             let floor = Level::Photo.threshold();
             let pairs = copies::candidate_pairs(&neighbours, floor, copies::PAIRS_PER_IMAGE);
             let needed = copies::images_in(&pairs, neighbours.len());
-            let stored = vec![None; neighbours.len()];
-            let (features, _) = copies::features_for(&needed, stored, &picture);
+            let mut index = kept_in.and_then(|(place, folder)| match place.open(&folder) {
+                Ok(index) => index,
+                Err(e) => {
+                    eprintln!("the index could not be opened for the keypoints: {e}");
+                    None
+                }
+            });
+            let (features, warnings) =
+                copies::kept_features(&needed, &paths, index.as_deref_mut(), &picture);
+            warnings.iter().for_each(|w| eprintln!("{w}"));
             let copies = CopyMatches::find(&neighbours, floor, copies::PAIRS_PER_IMAGE, &features);
             let _ = send.send(Found {
                 neighbours,
@@ -690,7 +715,7 @@ mod tests {
     /// The view's neighbours for `gallery`, found as the app finds them, on its thread.
     fn found(gallery: &Gallery) -> Found {
         let ctx = egui::Context::default();
-        let receiver = search(&ctx, gallery).unwrap();
+        let receiver = search(&ctx, gallery, None).unwrap();
         receiver.recv().unwrap()
     }
 
@@ -748,7 +773,7 @@ mod tests {
         };
         let mut harness = Harness::new_ui_state(
             |ui, (view, gallery): &mut (DuplicatesView, Gallery)| {
-                view.ui(ui, gallery);
+                view.ui(ui, gallery, &None);
             },
             (view, gallery),
         );

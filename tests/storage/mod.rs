@@ -61,6 +61,16 @@ impl Backend {
         }
     }
 
+    /// Pictures whose keypoints (for the photo level of `duplicates`) are kept.
+    pub fn kept_keypoints(&self) -> u64 {
+        match self {
+            Backend::Sqlite(dir) => {
+                sqlite_count(&dir.path().join("index.sqlite3"), "copy_features")
+            }
+            Backend::Postgres(db) => db.count("lookalike_copy_features"),
+        }
+    }
+
     /// Image rows (read or failed), read as another process would see them.
     pub fn rows(&self) -> u64 {
         match self {

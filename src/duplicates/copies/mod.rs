@@ -4,7 +4,8 @@
 //! (RANSAC). A crop, a turn of any angle, a smaller copy, a border, a caption, a frame or a
 //! watermark all keep such a mapping for the parts the two share; another shot of the same
 //! scene does not, because the camera moved: the scene is seen at another angle, which a
-//! perspective mapping (a homography) follows better than any similarity ([`Verdict::flat`]).
+//! perspective mapping (a homography) follows better than any similarity: it carries more
+//! matches, or fits those the similarity carries clearly better ([`Verdict::flat`], [`Bend`]).
 //!
 //! A second shot taken from the same spot (a burst) can still fit one. What tells it apart is
 //! how the two frames lie on each other: a copy is the other picture, or a part of it, with
@@ -21,6 +22,7 @@
 
 pub mod features;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -29,6 +31,7 @@ pub use features::CopyFeatures;
 use features::{distance, Keypoint};
 
 use super::Neighbours;
+use crate::index::Store;
 
 /// Descriptors further apart than this (of 256 bits) never match.
 const MAX_DISTANCE: u32 = 64;
@@ -797,10 +800,56 @@ impl CopyMatches {
     }
 }
 
+/// The features of the images `needed` marks, for the files at `paths`: read from `index` where it keeps them for the file's present content,
+/// made from `picture` (thumbnails will do) otherwise, in parallel, and those made kept in
+/// `index` for the next run. An index that cannot read or keep them (read-only, busy, gone)
+/// costs only time: the problem is returned as a warning, and the features are made.
+pub fn kept_features(
+    needed: &[bool],
+    paths: &[PathBuf],
+    mut index: Option<&mut (dyn Store + 'static)>,
+    picture: &(dyn Fn(usize) -> Option<image::RgbImage> + Sync),
+) -> (Vec<Option<Arc<CopyFeatures>>>, Vec<String>) {
+    let mut warnings = Vec::new();
+    let wanted: Vec<usize> = (0..needed.len()).filter(|&i| needed[i]).collect();
+    // The index knows files by their canonical paths, as the indexer stored them.
+    let canonical: Vec<PathBuf> = (wanted.iter())
+        .map(|&i| std::fs::canonicalize(&paths[i]).unwrap_or_else(|_| paths[i].clone()))
+        .collect();
+    let wanted_paths: Vec<&Path> = canonical.iter().map(PathBuf::as_path).collect();
+    let mut stored = vec![None; needed.len()];
+    if let Some(index) = index.as_deref_mut() {
+        match index.copy_features(&wanted_paths) {
+            Ok(found) => wanted.iter().zip(found).for_each(|(&i, b)| stored[i] = b),
+            Err(e) => warnings.push(format!(
+                "the keypoints kept in the index could not be read: {e}"
+            )),
+        }
+    }
+    let (features, made) = features_for(needed, stored, picture);
+    if let Some(index) = index {
+        let path_of: std::collections::HashMap<usize, &Path> = wanted
+            .iter()
+            .copied()
+            .zip(wanted_paths.iter().copied())
+            .collect();
+        let bytes: Vec<(&Path, Vec<u8>)> = (made.iter())
+            .filter_map(|&i| Some((*path_of.get(&i)?, features[i].as_ref()?.to_bytes())))
+            .collect();
+        let keep: Vec<(&Path, &[u8])> = bytes.iter().map(|(p, b)| (*p, b.as_slice())).collect();
+        if let Err(e) = index.store_copy_features(&keep) {
+            warnings.push(format!(
+                "the keypoints found could not be kept in the index: {e}"
+            ));
+        }
+    }
+    (features, warnings)
+}
+
 /// The features of the images `needed` marks: those `stored` holds (bytes from an index,
-/// checked as they are read), the rest made from `picture` (thumbnails will do), in parallel.
-/// Returns them with the images whose features were made here, for the caller to keep.
-pub fn features_for(
+/// checked as they are read), the rest made from `picture`, in parallel. Returns them with
+/// the images whose features were made here, for the caller to keep.
+fn features_for(
     needed: &[bool],
     stored: Vec<Option<Vec<u8>>>,
     picture: &(dyn Fn(usize) -> Option<image::RgbImage> + Sync),

@@ -567,6 +567,60 @@ impl Store for PostgresIndex {
         outcome.map_err(|e| self.fail(e))
     }
 
+    fn copy_features(&mut self, paths: &[&Path]) -> Result<Vec<Option<Vec<u8>>>> {
+        let library = self.library_or_err()?.name.clone();
+        let keys: Vec<Option<Vec<u8>>> =
+            paths.iter().map(|p| self.key(p)).collect::<Result<_>>()?;
+        let wanted: Vec<&[u8]> = keys.iter().flatten().map(Vec::as_slice).collect();
+        // The fingerprint ties the features to the content they were made from.
+        let rows = self
+            .client
+            .query(
+                "SELECT f.path, c.data FROM lookalike_files f
+                 JOIN lookalike_copy_features c ON c.file_id = f.id AND c.fingerprint = f.fingerprint
+                 WHERE f.library = $1 AND f.path = ANY($2)",
+                &[&library, &wanted],
+            )
+            .map_err(|e| self.fail(e))?;
+        let mut found = HashMap::with_capacity(rows.len());
+        for row in rows {
+            found.insert(row.try_get::<_, Vec<u8>>(0)?, row.try_get::<_, Vec<u8>>(1)?);
+        }
+        Ok(keys
+            .iter()
+            .map(|key| key.as_ref().and_then(|k| found.remove(k)))
+            .collect())
+    }
+
+    fn store_copy_features(&mut self, features: &[(&Path, &[u8])]) -> Result<()> {
+        let library = self.library_or_err()?.name.clone();
+        let mut keys = Vec::with_capacity(features.len());
+        let mut data = Vec::with_capacity(features.len());
+        for (path, bytes) in features {
+            if let Some(key) = self.key(path)? {
+                keys.push(key);
+                data.push(*bytes);
+            }
+        }
+        let outcome = (|| {
+            let mut tx = self.client.transaction()?;
+            // A few hundred at a time keeps each statement a few megabytes.
+            for (keys, data) in keys.chunks(256).zip(data.chunks(256)) {
+                tx.execute(
+                    "INSERT INTO lookalike_copy_features (file_id, fingerprint, data)
+                     SELECT f.id, f.fingerprint, given.data
+                     FROM unnest($2::bytea[], $3::bytea[]) AS given (path, data)
+                     JOIN lookalike_files f ON f.library = $1 AND f.path = given.path
+                     ON CONFLICT (file_id)
+                     DO UPDATE SET fingerprint = excluded.fingerprint, data = excluded.data",
+                    &[&library, &keys, &data],
+                )?;
+            }
+            tx.commit()
+        })();
+        outcome.map_err(|e| self.fail(e))
+    }
+
     fn delete_files(&mut self, ids: &[i64]) -> Result<()> {
         if ids.is_empty() {
             return Ok(());

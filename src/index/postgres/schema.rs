@@ -10,6 +10,10 @@
 //! - `lookalike_libraries` (since schema 2): the folders each library was opened from, so that
 //!   indexing a folder inside a library keys its images from the library's folder, and prunes
 //!   only that folder, instead of taking the folder for the whole library.
+//! - `lookalike_copy_features`: per image, the keypoints the `photo` level of `duplicates`
+//!   matches ([`crate::duplicates::copies::CopyFeatures`]), tied to the fingerprint of the
+//!   content they were made from. Added to any schema without a version of its own: a
+//!   lookalike that does not know the table leaves it alone, and rows go with their file.
 //! - `lookalike_vectors_<model>`: per image, the model revision, the `vector(N)` embedding and
 //!   the top labels (`jsonb`); its HNSW index for cosine distance is built once the table is
 //!   large enough to need it (see [`build_search_index`]).
@@ -45,7 +49,7 @@ pub fn prepare(client: &mut Client) -> Result<(), String> {
         .transpose()
         .map_err(describe)?;
     match version {
-        Some(SCHEMA_VERSION) => {}
+        Some(SCHEMA_VERSION) => add_copy_features(&mut tx).map_err(describe)?,
         Some(newer) if newer > SCHEMA_VERSION => {
             return Err(format!(
                 "the index was written by a newer lookalike (schema {newer}; this one knows \
@@ -53,11 +57,15 @@ pub fn prepare(client: &mut Client) -> Result<(), String> {
             ))
         }
         // Schema 1 had no record of the libraries' folders: add it, keeping every row.
-        Some(1) => add_libraries(&mut tx).map_err(describe)?,
+        Some(1) => {
+            add_libraries(&mut tx).map_err(describe)?;
+            add_copy_features(&mut tx).map_err(describe)?;
+        }
         // Versions before 1 never existed.
         _ => {
             create_tables(&mut tx).map_err(describe)?;
             add_libraries(&mut tx).map_err(describe)?;
+            add_copy_features(&mut tx).map_err(describe)?;
         }
     }
     tx.commit().map_err(describe)
@@ -145,6 +153,18 @@ fn add_libraries(tx: &mut postgres::Transaction<'_>) -> Result<(), postgres::Err
         &[&SCHEMA_VERSION],
     )?;
     Ok(())
+}
+
+/// The keypoints of the `photo` level, one row per image.
+fn add_copy_features(tx: &mut postgres::Transaction<'_>) -> Result<(), postgres::Error> {
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS lookalike_copy_features (
+             file_id bigint PRIMARY KEY REFERENCES lookalike_files (id) ON DELETE CASCADE,
+             fingerprint bytea NOT NULL,
+             data bytea NOT NULL
+         );
+         COMMENT ON TABLE lookalike_copy_features IS 'keypoints for telling copies of a photo, per file content';",
+    )
 }
 
 /// The vector table of one model, named from the model id alone: lowercase ASCII letters,
