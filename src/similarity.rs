@@ -4,6 +4,9 @@
 //! works on packed integer keys: 100,000 vectors of 1,280 numbers take a few tens of
 //! milliseconds (`lookalike bench` measures it).
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use rayon::prelude::*;
 
 /// Scales `v` to unit length in place; a zero vector stays zero.
@@ -87,9 +90,120 @@ where
         .collect()
 }
 
+/// The best-scoring items of a stream, kept as they come: every item, or only the `limit`
+/// best, so that ranking a library needs memory for its results, not for its vectors. Ties
+/// go to the smaller item, so the order does not depend on the order items came in.
+pub struct TopScores<T: Ord> {
+    limit: Option<usize>,
+    /// The worst kept item on top, to be pushed out by a better one.
+    kept: BinaryHeap<Reverse<Scored<T>>>,
+}
+
+/// An item with its score; greater is better: a higher score, then a smaller item.
+#[derive(PartialEq, Eq)]
+struct Scored<T: Ord> {
+    score: Descending,
+    item: T,
+}
+
+impl<T: Ord> Ord for Scored<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (other.score.cmp(&self.score)).then_with(|| other.item.cmp(&self.item))
+    }
+}
+
+impl<T: Ord> PartialOrd for Scored<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// A score's sort key: smaller is better ([`descending_bits`]).
+#[derive(PartialEq, Eq, PartialOrd, Ord, Clone, Copy)]
+struct Descending(u32);
+
+impl<T: Ord> TopScores<T> {
+    pub fn new(limit: Option<usize>) -> Self {
+        TopScores {
+            limit,
+            kept: BinaryHeap::new(),
+        }
+    }
+
+    /// Offers an item; `item` is made only when the score may keep it.
+    pub fn offer(&mut self, score: f32, item: impl FnOnce() -> T) {
+        let key = Descending(descending_bits(score));
+        let full = self.limit.is_some_and(|k| self.kept.len() >= k);
+        if self.limit == Some(0) || (full && self.kept.peek().is_some_and(|w| key > w.0.score)) {
+            return;
+        }
+        self.kept.push(Reverse(Scored {
+            score: key,
+            item: item(),
+        }));
+        if self.limit.is_some_and(|k| self.kept.len() > k) {
+            self.kept.pop();
+        }
+    }
+
+    /// The kept items with their scores, best first.
+    pub fn into_best_first(self) -> Vec<(T, f32)> {
+        let mut kept: Vec<Scored<T>> = self.kept.into_iter().map(|r| r.0).collect();
+        kept.sort_unstable_by(|a, b| b.cmp(a));
+        kept.into_iter()
+            .map(|s| (s.item, score_of(s.score.0)))
+            .collect()
+    }
+}
+
+/// The score whose [`descending_bits`] these are.
+fn score_of(bits: u32) -> f32 {
+    let ascending = !bits;
+    f32::from_bits(match ascending >> 31 {
+        1 => ascending & !(1 << 31),
+        _ => !ascending,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn top_scores_keep_what_rank_ranks_first_in_its_order() {
+        let mut state = 12345u32;
+        let mut random = || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state % 2001) as f32 / 1000.0 - 1.0
+        };
+        let vectors: Vec<Vec<f32>> = (0..500)
+            .map(|_| {
+                let mut v: Vec<f32> = (0..16).map(|_| random()).collect();
+                l2_normalise(&mut v);
+                v
+            })
+            .collect();
+        // Two items of equal score: the smaller one ranks first, as in rank's input order.
+        let mut vectors = vectors;
+        vectors[300] = vectors[7].clone();
+        let query = vectors[42].clone();
+        let ranked = rank(&query, vectors.iter().map(Vec::as_slice));
+        for limit in [None, Some(0), Some(1), Some(10), Some(499), Some(600)] {
+            let mut top = TopScores::new(limit);
+            // Offered in another order than rank saw them.
+            for (i, v) in vectors.iter().enumerate().rev() {
+                top.offer(cosine(&query, v), || i);
+            }
+            let expected: Vec<(usize, f32)> = ranked
+                .iter()
+                .copied()
+                .take(limit.unwrap_or(usize::MAX))
+                .collect();
+            assert_eq!(top.into_best_first(), expected, "limit {limit:?}");
+        }
+    }
 
     #[test]
     fn rank_orders_by_cosine() {

@@ -11,13 +11,17 @@ use serde_json::Value;
 
 /// Runs `similar` with a private index and returns the (file name, score) lines.
 fn similar(args: &[&str], cache: &Path) -> Vec<(String, f64)> {
+    let cache = ["--cache-dir", path(cache)];
+    similar_with(&[args, &cache].concat())
+}
+
+/// Runs `similar` with these arguments and returns the (file name, score) lines.
+fn similar_with(args: &[&str]) -> Vec<(String, f64)> {
     let out = succeed(
         Command::new(env!("CARGO_BIN_EXE_lookalike"))
             .arg("similar")
             .args(args)
-            .arg("--json")
-            .arg("--cache-dir")
-            .arg(cache),
+            .arg("--json"),
     );
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -132,4 +136,43 @@ fn two_queries_need_a_folder() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--in DIR"));
+}
+
+#[test]
+fn the_index_ranks_a_library_as_the_pictures_themselves_do() {
+    // The tutorial's pictures and real photos, with crops of the photos so that some scores
+    // lie close together.
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(seed_dir()).unwrap() {
+        let from = entry.unwrap().path();
+        std::fs::copy(&from, dir.path().join(from.file_name().unwrap())).unwrap();
+    }
+    let photos = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/photos");
+    for name in ["friends.jpg", "life.jpg", "mountain.jpg", "peaks.jpg"] {
+        let photo = image::open(photos.join(name)).unwrap();
+        photo.save(dir.path().join(name)).unwrap();
+        let (w, h) = (photo.width(), photo.height());
+        let crop = photo.crop_imm(w / 8, h / 8, w * 3 / 4, h * 3 / 4);
+        crop.save(dir.path().join(format!("crop of {name}")))
+            .unwrap();
+    }
+    let query = dir.path().join("mountain.jpg");
+    let cache = tempfile::tempdir().unwrap();
+    let folder = [path(&query), "--in", path(dir.path())];
+    let run = |extra: &[&str], cache: &Path| similar(&[&folder[..], extra].concat(), cache);
+    // Embedded here and ranked in memory, without an index: the reference.
+    let reference = similar_with(&[&folder[..], &["--no-cache"]].concat());
+    assert!(reference.len() >= 15, "{reference:?}");
+    // The index, read one row at a time, keeping every score or only the best ten.
+    let indexed = run(&[], cache.path());
+    let unscanned = run(&["--no-scan"], cache.path());
+    let top_ten = run(&["--no-scan", "--top", "10"], cache.path());
+    for (ranking, what) in [(&indexed, "indexed"), (&unscanned, "--no-scan")] {
+        assert_eq!(names(ranking), names(&reference), "{what}");
+        for ((_, a), (_, b)) in ranking.iter().zip(&reference) {
+            assert!((a - b).abs() < 1e-5, "{what}: {a} against {b}");
+        }
+    }
+    assert_eq!(names(&top_ten), names(&reference)[..10]);
+    assert_eq!(names(&reference)[0], "crop of mountain.jpg");
 }

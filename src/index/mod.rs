@@ -175,6 +175,21 @@ pub trait Store: Send {
     fn lookup(&mut self, path: &Path) -> Result<Option<FileRow>>;
     /// A row with this fingerprint whose file is gone from its old place: a moved image.
     fn find_moved(&mut self, fingerprint: &[u8], size: u64) -> Result<Option<FileRow>>;
+
+    /// [`Store::lookup`] for many paths at once, in their order: a backend answers them in
+    /// a few queries rather than one a file, which is what opening a large library costs.
+    fn lookup_many(&mut self, paths: &[&Path]) -> Result<Vec<Option<FileRow>>> {
+        paths.iter().map(|p| self.lookup(p)).collect()
+    }
+
+    /// [`Store::image`] for many rows at once, in their order.
+    fn images(
+        &mut self,
+        file_ids: &[i64],
+        model: ModelStamp<'_>,
+    ) -> Result<Vec<Option<CachedImage>>> {
+        file_ids.iter().map(|&id| self.image(id, model)).collect()
+    }
     /// The cached analysis of one file, if it has one for this model revision.
     fn image(&mut self, file_id: i64, model: ModelStamp<'_>) -> Result<Option<CachedImage>>;
     /// Every embedded image under `dir` for this model revision, in path order.

@@ -14,10 +14,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 
-use super::{CacheInfo, CachedImage, FileRecord, FileRow, ModelStamp, ScanStart, Store, Stored};
+use super::{
+    CacheInfo, CachedImage, FileRecord, FileRow, Match, ModelStamp, ScanStart, Store, Stored,
+};
 use crate::decode::Thumbnail;
 use crate::error::{Error, Result};
 use crate::model::labels::Prediction;
+use crate::similarity::{cosine, TopScores};
 
 /// Bump when the tables change. An index of an older version is rebuilt from scratch; one of
 /// a newer version is refused, since the lookalike that wrote it is still using it.
@@ -31,6 +34,9 @@ const COPY_FEATURES_TABLE: &str = "CREATE TABLE IF NOT EXISTS copy_features (
     data BLOB NOT NULL
 )";
 const FILE_NAME: &str = "index.sqlite3";
+/// Rows asked for in one query by the bulk lookups: well under SQLite's limit of bound
+/// parameters, and few enough statements to keep them all prepared.
+const BULK: usize = 500;
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -233,6 +239,54 @@ impl Store for SqliteIndex {
         self.named(result)
     }
 
+    fn lookup_many(&mut self, paths: &[&Path]) -> Result<Vec<Option<FileRow>>> {
+        let result = (|| -> Result<Vec<Option<FileRow>>> {
+            let mut found = std::collections::HashMap::with_capacity(paths.len());
+            for chunk in paths.chunks(BULK) {
+                let sql = format!(
+                    "SELECT id, path, size, mtime_ns, fingerprint, error FROM files WHERE path IN ({})",
+                    placeholders(chunk.len())
+                );
+                let mut stmt = self.conn.prepare_cached(&sql)?;
+                let keys = chunk.iter().map(|p| path_key(p));
+                for row in stmt.query_map(rusqlite::params_from_iter(keys), file_row)? {
+                    let row = row?;
+                    found.insert(row.path.clone(), row);
+                }
+            }
+            Ok(paths.iter().map(|p| found.remove(*p)).collect())
+        })();
+        self.named(result)
+    }
+
+    fn images(
+        &mut self,
+        file_ids: &[i64],
+        model: ModelStamp<'_>,
+    ) -> Result<Vec<Option<CachedImage>>> {
+        let result = (|| -> Result<Vec<Option<CachedImage>>> {
+            let mut found = std::collections::HashMap::with_capacity(file_ids.len());
+            for chunk in file_ids.chunks(BULK) {
+                let sql = format!(
+                    "SELECT f.id, f.path, f.width, f.height, f.thumbnail, f.thumb_width, f.thumb_height, e.vector, e.top
+                     FROM files f JOIN embeddings e ON e.file_id = f.id
+                     WHERE f.id IN ({}) AND e.model = ? AND e.revision = ? AND f.error IS NULL",
+                    placeholders(chunk.len())
+                );
+                let mut stmt = self.conn.prepare_cached(&sql)?;
+                let ids = chunk.iter().map(|id| id as &dyn rusqlite::ToSql);
+                let stamp: [&dyn rusqlite::ToSql; 2] = [&model.model, &model.revision];
+                let args = rusqlite::params_from_iter(ids.chain(stamp));
+                for row in stmt.query_map(args, stored_image)? {
+                    let image = row?.checked(&self.path, model)?;
+                    found.insert(image.file_id, image);
+                }
+            }
+            Ok(file_ids.iter().map(|id| found.remove(id)).collect())
+        })();
+        self.named(result)
+    }
+
     fn find_moved(&mut self, fingerprint: &[u8], size: u64) -> Result<Option<FileRow>> {
         let result = (|| -> Result<Option<FileRow>> {
             let mut stmt = self.conn.prepare_cached(
@@ -297,6 +351,56 @@ impl Store for SqliteIndex {
             rows.into_iter()
                 .map(|row| row.checked(&self.path, model))
                 .collect()
+        })();
+        self.named(result)
+    }
+
+    /// Reads only each image's path and vector, one row at a time, and keeps only the best
+    /// `limit`: memory for the results, not for the library's vectors or thumbnails.
+    fn nearest(
+        &mut self,
+        dir: &Path,
+        model: ModelStamp<'_>,
+        query: &[f32],
+        limit: Option<usize>,
+        _exact: bool,
+    ) -> Result<Vec<Match>> {
+        let result = (|| -> Result<Vec<Match>> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT f.path, e.vector FROM files f JOIN embeddings e ON e.file_id = f.id
+                 WHERE substr(f.path, 1, ?2) = ?1 AND e.model = ?3 AND e.revision = ?4 AND f.error IS NULL",
+            )?;
+            let prefix = dir_prefix(dir);
+            let mut rows = stmt.query(params![
+                prefix,
+                prefix.len() as i64,
+                model.model,
+                model.revision
+            ])?;
+            let mut best = TopScores::new(limit);
+            let mut vector = Vec::with_capacity(model.dim);
+            let shown = self.path.display().to_string();
+            while let Some(row) = rows.next()? {
+                let path = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+                let bytes = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+                let values = match bytes.len() % 4 {
+                    0 => bytes.len() / 4,
+                    _ => usize::MAX,
+                };
+                super::check_stored(&shown, &key_path(path.to_vec()), model, values)?;
+                vector.clear();
+                (bytes.chunks_exact(4))
+                    .for_each(|b| vector.push(f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+                best.offer(cosine(query, &vector), || path.to_vec());
+            }
+            Ok(best
+                .into_best_first()
+                .into_iter()
+                .map(|(path, score)| Match {
+                    path: key_path(path),
+                    score,
+                })
+                .collect())
         })();
         self.named(result)
     }
@@ -579,6 +683,11 @@ fn stored_image(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredImage> {
         vector: r.get(7)?,
         top: r.get(8)?,
     })
+}
+
+/// `?, ?, ...`: `count` bound parameters for an `IN` list.
+fn placeholders(count: usize) -> String {
+    vec!["?"; count].join(", ")
 }
 
 /// Paths are stored as their raw bytes, so names that are not UTF-8 survive.

@@ -9,13 +9,15 @@
 //!   judge), and only rows stored before the scan began (another indexer's fresh rows are for
 //!   files this scan could not have seen).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
+use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
 use crate::engine::Analysis;
 use crate::error::{Error, Result};
 use crate::index::{
-    fingerprint, mtime_ns, CachedImage, FileRecord, ModelStamp, ScanStart, Store, Stored,
+    fingerprint, mtime_ns, CachedImage, FileRecord, FileRow, ModelStamp, ScanStart, Store, Stored,
 };
 use crate::model::ModelInfo;
 use crate::scan::{ImageEntry, ScanResult};
@@ -48,7 +50,56 @@ pub struct Pending {
 
 /// Decides, without decoding, whether an image can be served from the index.
 pub fn plan(index: &mut dyn Store, entry: &ImageEntry, info: &ModelInfo) -> Result<Plan> {
-    let key = std::fs::canonicalize(&entry.path).unwrap_or_else(|_| entry.path.clone());
+    let mut plans = plan_many(index, &[entry], info)?;
+    plans
+        .pop()
+        .unwrap_or_else(|| Err(Error::Index("no plan was made".into())))
+}
+
+/// [`plan`] for many images at once: their rows, and the images the index can serve, are
+/// read in a few queries rather than a few a file, which is what opening a large library
+/// costs. The outer error is the index's; each image's own result is its plan.
+pub fn plan_many(
+    index: &mut dyn Store,
+    entries: &[&ImageEntry],
+    info: &ModelInfo,
+) -> Result<Vec<Result<Plan>>> {
+    let keys: Vec<PathBuf> = (entries.par_iter())
+        .map(|e| std::fs::canonicalize(&e.path).unwrap_or_else(|_| e.path.clone()))
+        .collect();
+    let rows = index.lookup_many(&keys.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
+    let unchanged: Vec<i64> = (entries.iter().zip(&rows))
+        .filter_map(|(entry, row)| row.as_ref().filter(|r| is_unchanged(r, entry)))
+        .filter(|row| row.error.is_none())
+        .map(|row| row.id)
+        .collect();
+    let served = index.images(&unchanged, stamp(info))?;
+    let mut served: HashMap<i64, CachedImage> = (unchanged.into_iter().zip(served))
+        .filter_map(|(id, image)| Some((id, image?)))
+        .collect();
+    Ok((entries.iter().zip(keys).zip(rows))
+        .map(|((entry, key), row)| {
+            let ready = row.as_ref().and_then(|r| served.remove(&r.id));
+            plan_with(index, entry, key, row, ready, info)
+        })
+        .collect())
+}
+
+/// Whether the file has the size and mtime the index has for it.
+fn is_unchanged(row: &FileRow, entry: &ImageEntry) -> bool {
+    row.size == entry.size && row.mtime_ns == mtime_ns(entry.modified)
+}
+
+/// Plans one image from its row (`None`: the index does not know its path) and the image
+/// the index served for an unchanged row.
+fn plan_with(
+    index: &mut dyn Store,
+    entry: &ImageEntry,
+    key: PathBuf,
+    row: Option<FileRow>,
+    ready: Option<CachedImage>,
+    info: &ModelInfo,
+) -> Result<Plan> {
     let mtime = mtime_ns(entry.modified);
     // What the index can serve for a row. One without a thumbnail (written by an older
     // lookalike) is made again, or the app would show a grey placeholder for good.
@@ -56,15 +107,12 @@ pub fn plan(index: &mut dyn Store, entry: &ImageEntry, info: &ModelInfo) -> Resu
         let image = index.image(id, stamp(info))?;
         Ok(image.filter(|i| i.thumbnail.is_some()))
     };
-    let row = index.lookup(&key)?;
-    if let Some(row) = &row {
-        if row.size == entry.size && row.mtime_ns == mtime {
-            if let Some(error) = &row.error {
-                return Ok(Plan::KnownBad(error.clone()));
-            }
-            if let Some(image) = servable(index, row.id)? {
-                return Ok(Plan::Cached(image));
-            }
+    if let Some(row) = row.as_ref().filter(|r| is_unchanged(r, entry)) {
+        if let Some(error) = &row.error {
+            return Ok(Plan::KnownBad(error.clone()));
+        }
+        if let Some(image) = ready.filter(|i| i.thumbnail.is_some()) {
+            return Ok(Plan::Cached(image));
         }
     }
     let fingerprint = fingerprint(&entry.path)?;

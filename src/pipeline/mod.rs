@@ -20,7 +20,7 @@
 
 mod incremental;
 
-pub use incremental::{plan, prune, stamp, store, Pending, Plan};
+pub use incremental::{plan, plan_many, prune, stamp, store, Pending, Plan};
 
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -132,6 +132,9 @@ pub struct Indexer<'a> {
 
 /// After this many rounds of waiting for other indexers, the rest is embedded without asking.
 const CLAIM_ROUNDS: usize = 8;
+/// Images planned together ([`plan_many`]): a few bulk queries each, and a first screenful
+/// served soon.
+const PLANNED_AT_ONCE: usize = 1000;
 
 /// What is left to do for one image after the index has served what it could.
 enum Todo {
@@ -199,7 +202,8 @@ impl<'a> Indexer<'a> {
         Ok(report)
     }
 
-    /// Sends every image among `positions` that the index can serve; returns what is left to
+    /// Sends every image among `positions` that the index can serve, planned
+    /// [`PLANNED_AT_ONCE`] at a time; returns what is left to
     /// do (images not among `positions` are done). When the index itself fails (busy, a
     /// dropped connection, a damaged row), that is an index failure, not the image's: the
     /// sink hears of it once, and unless it stops the run, the rest is embedded without
@@ -212,40 +216,53 @@ impl<'a> Indexer<'a> {
     ) -> Result<Vec<Todo>> {
         let mut todo: Vec<Todo> = images.iter().map(|_| Todo::Done).collect();
         let info = self.engine.info();
-        let mut positions = positions.into_iter();
+        let positions = positions.into_iter();
         let Some(index) = self.index.as_deref_mut() else {
             positions.for_each(|i| todo[i] = Todo::Embed(None));
             return Ok(todo);
         };
-        while let Some(position) = positions.next() {
+        let positions: Vec<usize> = positions.collect();
+        for (at, chunk) in positions.chunks(PLANNED_AT_ONCE).enumerate() {
             if self.cancel.load(Ordering::Relaxed) {
                 return Err(Error::Cancelled);
             }
-            let entry = &images[position];
-            let event = match plan(index, entry, info) {
-                Ok(Plan::Embed(pending)) => {
-                    todo[position] = Todo::Embed(Some(pending));
-                    continue;
-                }
-                Ok(Plan::Cached(image)) => IndexEvent::Ready {
-                    position,
-                    analysis: analysis_from(image),
-                    source: Source::Index,
-                },
-                Ok(Plan::KnownBad(reason)) => IndexEvent::Failed {
-                    position,
-                    error: Error::unusable(&entry.path, reason),
-                },
-                Err(error @ Error::File { .. }) => IndexEvent::Failed { position, error },
+            let entries: Vec<&ImageEntry> = chunk.iter().map(|&i| &images[i]).collect();
+            let plans = match plan_many(index, &entries, info) {
+                Ok(plans) => plans,
                 Err(error) => {
                     index_failed(error, sink)?;
-                    todo[position] = Todo::Embed(None);
-                    positions.for_each(|i| todo[i] = Todo::Embed(None));
+                    let rest = positions[at * PLANNED_AT_ONCE..].iter();
+                    rest.for_each(|&i| todo[i] = Todo::Embed(None));
                     break;
                 }
             };
-            if sink(event).is_break() {
-                return Err(Error::Cancelled);
+            for (offset, (&position, planned)) in chunk.iter().zip(plans).enumerate() {
+                let entry = &images[position];
+                let event = match planned {
+                    Ok(Plan::Embed(pending)) => {
+                        todo[position] = Todo::Embed(Some(pending));
+                        continue;
+                    }
+                    Ok(Plan::Cached(image)) => IndexEvent::Ready {
+                        position,
+                        analysis: analysis_from(image),
+                        source: Source::Index,
+                    },
+                    Ok(Plan::KnownBad(reason)) => IndexEvent::Failed {
+                        position,
+                        error: Error::unusable(&entry.path, reason),
+                    },
+                    Err(error @ Error::File { .. }) => IndexEvent::Failed { position, error },
+                    Err(error) => {
+                        index_failed(error, sink)?;
+                        let rest = positions[at * PLANNED_AT_ONCE + offset..].iter();
+                        rest.for_each(|&i| todo[i] = Todo::Embed(None));
+                        return Ok(todo);
+                    }
+                };
+                if sink(event).is_break() {
+                    return Err(Error::Cancelled);
+                }
             }
         }
         Ok(todo)
