@@ -429,6 +429,28 @@ impl Store for PostgresIndex {
         Ok(self.rows_to_files(rows)?.pop())
     }
 
+    fn lookup_many(&mut self, paths: &[&Path]) -> Result<Vec<Option<FileRow>>> {
+        let library = self.library_or_err()?.name.clone();
+        let keys: Vec<Vec<u8>> = (paths.iter())
+            .map(|p| self.key(p))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        let rows = self
+            .client
+            .query(
+                "SELECT id, path, size, mtime_ns, fingerprint, error FROM lookalike_files
+                 WHERE library = $1 AND path = ANY($2)",
+                &[&library, &keys],
+            )
+            .map_err(|e| self.fail(e))?;
+        let mut found: HashMap<PathBuf, FileRow> = (self.rows_to_files(rows)?.into_iter())
+            .map(|row| (row.path.clone(), row))
+            .collect();
+        Ok(paths.iter().map(|p| found.remove(*p)).collect())
+    }
+
     fn find_moved(&mut self, fingerprint: &[u8], size: u64) -> Result<Option<FileRow>> {
         let library = self.library_or_err()?.name.clone();
         let rows = self
