@@ -11,10 +11,9 @@ random box of 8-60 % of a source photo's width, turned a little or not, mirrored
 light and colour moved a little, saved as JPEG at quality 80-92, a thousand to a folder.
 
 `measure` runs each binary given (default target/release/lookalike) on the library, side by
-side, with one index folder per binary (CACHE/0, CACHE/1, ...; the first indexing is timed
-once per folder and kept for later runs), and prints one table:
-- first indexing (only when the binary's index folder is new), and `index` of the unchanged
-  library;
+side, sharing one index in CACHE (the builds compared must share its schema; the first
+binary indexes it when CACHE is new, and that first indexing is timed), and prints one table:
+- first indexing (only when CACHE is new), and `index` of the unchanged library;
 - `similar --no-scan` over the library, and `similar` with its folder scan;
 - the SQLite index file's size;
 - with --gui, the app from start to every tile ready (`--screenshot`), with its peak memory.
@@ -120,8 +119,8 @@ def measure(library: Path, cache: Path, binaries, gui: bool, runs: int):
     print(f"CPU: {cpu_name()}")
     query = next(library.rglob("*.jpg"))
     rows = {}
-    for n, binary in enumerate(binaries):
-        folder = cache / str(n)
+    folder = cache
+    for binary in binaries:
         first = not (folder / "index.sqlite3").exists()
         folder.mkdir(parents=True, exist_ok=True)
         base = [binary]

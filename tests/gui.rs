@@ -262,3 +262,22 @@ fn about_shows_the_version_model_precision_and_licences() {
         .query_by_label_contains("EfficientNet-Lite0, ImageNet")
         .is_none());
 }
+
+#[test]
+fn thumbnails_are_held_for_a_few_images_and_read_back_from_the_index_when_shown() {
+    let folder = folder_with(true, &[]);
+    let cache = tempfile::tempdir().unwrap();
+    let location = lookalike::index::CacheLocation::Dir(cache.path().to_path_buf());
+    // Indexed once; then opened again with room for three thumbnails, all served at once.
+    drop(open_app_with_cache(folder.path(), location.clone()));
+    let mut harness = open_app_holding(folder.path(), location, Some(3));
+    // Every tile still gets its picture: the ones let go are read back from the index.
+    step_until(&mut harness, Duration::from_secs(30), "every tile", |h| {
+        tile_names(h).len() == 8
+    });
+    assert!(
+        harness.state().thumbnails_held() <= 3,
+        "{} thumbnails held",
+        harness.state().thumbnails_held()
+    );
+}

@@ -87,7 +87,8 @@ fn generated_images(dir: &Path, count: usize) {
 on_both_backends!(kept_keypoints: keypoints_are_kept_per_file_content, postgres_keypoints_are_kept_per_file_content);
 
 /// The keypoints that `duplicates` matches are kept in the index, read back by path, and not
-/// given for a file whose content changed since they were made.
+/// given for a file whose content changed since they were made; thumbnails are read back by
+/// path too.
 fn kept_keypoints(cache: &Backend) {
     let dir = tempfile::tempdir().unwrap();
     copy_seeds(dir.path(), &["Tiger.jpg", "bird01.jpg"]);
@@ -131,6 +132,11 @@ fn kept_keypoints(cache: &Backend) {
             Some(b"tiger's keypoints".to_vec())
         ]
     );
+
+    // The thumbnails the app reads back, by path: one a file the index holds.
+    let thumbnails = index.thumbnails(&[&bird, &elsewhere, &tiger]).unwrap();
+    assert!(thumbnails[0].as_ref().is_some_and(|t| t.to_rgb().is_ok()));
+    assert!(thumbnails[1].is_none() && thumbnails[2].is_some());
     drop(index);
 
     // Once the tiger's content changes and is indexed again, its old keypoints are not given.

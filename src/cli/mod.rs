@@ -217,6 +217,7 @@ fn open_window(cli: Cli) -> anyhow::Result<i32> {
         folder: cli.folder,
         screenshot,
         cache: cli.cache.location()?,
+        thumbnails_held: None,
     };
     lookalike::gui::run(start).map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))?;
     Ok(0)

@@ -17,8 +17,9 @@ use super::outside::OutsideSearch;
 use super::querybar::{QueryAction, QueryBar};
 use super::screenshot::{Screenshot, ScreenshotPlan};
 use super::settings::Settings;
-use super::state::{ExampleSource, Gallery};
+use super::state::{ExampleSource, Gallery, THUMBNAILS_HELD};
 use super::status::{empty_ui, problems_ui, status_ui};
+use super::thumbnails::ThumbnailReader;
 use super::toolbar::{Toolbar, ToolbarAction, ToolbarView};
 use super::viewer::Viewer;
 use super::watch::LiveFolder;
@@ -35,6 +36,9 @@ pub struct Startup {
     pub screenshot: Option<ScreenshotPlan>,
     /// Where the index lives.
     pub cache: CacheLocation,
+    /// How many images hold a thumbnail at once (default [`THUMBNAILS_HELD`]); the rest are
+    /// read back from the index when shown again.
+    pub thumbnails_held: Option<usize>,
 }
 
 /// The desktop app.
@@ -43,6 +47,10 @@ pub struct LookalikeApp {
     engine: Result<Arc<Engine>, String>,
     /// Where the index lives (tests use their own folder).
     cache: CacheLocation,
+    /// How many images hold a thumbnail at once ([`Gallery::thumbnail`]).
+    thumbnails_held: usize,
+    /// Reads thumbnails back from the index once the gallery let go of them.
+    thumbnails: ThumbnailReader,
     folder: Option<PathBuf>,
     gallery: Gallery,
     grid: Grid,
@@ -103,6 +111,8 @@ impl LookalikeApp {
             settings,
             engine,
             cache: start.cache,
+            thumbnails_held: start.thumbnails_held.unwrap_or(THUMBNAILS_HELD),
+            thumbnails: ThumbnailReader::default(),
             folder: None,
             gallery: Gallery::default(),
             grid: Grid::default(),
@@ -135,6 +145,12 @@ impl LookalikeApp {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// How many images hold a thumbnail now (the rest are read back from the index when
+    /// shown again).
+    pub fn thumbnails_held(&self) -> usize {
+        self.gallery.thumbnails_held()
     }
 
     pub fn folder(&self) -> Option<&Path> {
@@ -397,8 +413,15 @@ impl LookalikeApp {
     }
 
     /// Applies what the background job reported since the last frame.
-    fn drain_messages(&mut self) {
+    fn drain_messages(&mut self, ctx: &egui::Context) {
         let was_running = self.indexing.is_running();
+        let bound = match self.cache {
+            CacheLocation::Disabled => None,
+            _ => Some(self.thumbnails_held),
+        };
+        self.gallery.bound_thumbnails(bound);
+        let folder = self.folder.as_deref();
+        (self.thumbnails).update(ctx, &mut self.gallery, &self.cache, folder);
         if let Some(status) = self.indexing.drain(&mut self.gallery, &mut self.problems) {
             self.status = match self.cache.is_shared() {
                 // Whoever browses a shared index should see which one (never its password).
@@ -619,7 +642,7 @@ impl eframe::App for LookalikeApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let frame_start = Instant::now();
         let ctx = ui.ctx().clone();
-        self.drain_messages();
+        self.drain_messages(&ctx);
         self.keep_folder_current(&ctx);
         self.poll_picker(&ctx);
         self.handle_dropped(&ctx);

@@ -28,6 +28,7 @@ use super::histogram::Histogram;
 use super::state::{Gallery, Item};
 use super::texture_for;
 use super::trash::{GroupMarks, TrashRequest};
+use crate::decode::Thumbnail;
 use crate::duplicates::copies::{self, CopyFeatures, CopyMatch, CopyMatches};
 use crate::duplicates::{
     groups_confirmed, human_bytes, FileFacts, Group, Level, Neighbours, NEIGHBOURS_PER_IMAGE, SLACK,
@@ -465,8 +466,7 @@ impl DuplicatesView {
             .take(24)
             .collect();
         for index in missing {
-            let item = &gallery.items[index];
-            let texture = (item.thumbnail.as_ref())
+            let texture = (gallery.thumbnail(index))
                 .and_then(|t| texture_for(ctx, &format!("dup-{index}"), t));
             if let Some(texture) = texture {
                 self.textures.insert(index, texture);
@@ -552,7 +552,6 @@ fn search(
         .name("lookalike-duplicates".into())
         .spawn(move || {
             let neighbours = Neighbours::find(&vectors, dim, LOOSEST - SLACK, NEIGHBOURS_PER_IMAGE);
-            let picture = |row: usize| thumbnails[row].as_ref()?.to_rgb().ok();
             let floor = Level::Photo.threshold();
             let pairs = copies::candidate_pairs(&neighbours, floor, copies::PAIRS_PER_IMAGE);
             let needed = copies::images_in(&pairs, neighbours.len());
@@ -563,6 +562,12 @@ fn search(
                     None
                 }
             });
+            // The gallery holds only some thumbnails; the index gives back the others.
+            let mut thumbnails = thumbnails;
+            if let Some(index) = index.as_deref_mut() {
+                read_back_thumbnails(index, &needed, &paths, &mut thumbnails);
+            }
+            let picture = |row: usize| thumbnails[row].as_ref()?.to_rgb().ok();
             let (features, warnings) =
                 copies::kept_features(&needed, &paths, index.as_deref_mut(), &picture);
             warnings.iter().for_each(|w| eprintln!("{w}"));
@@ -579,6 +584,26 @@ fn search(
     match spawned {
         Ok(_) => Ok(receive),
         Err(e) => Err(format!("the search could not start: {e}")),
+    }
+}
+
+/// Fills in the thumbnails of the `needed` rows that the gallery did not hold, from `index`.
+fn read_back_thumbnails(
+    index: &mut dyn crate::index::Store,
+    needed: &[bool],
+    paths: &[PathBuf],
+    thumbnails: &mut [Option<Thumbnail>],
+) {
+    let rows: Vec<usize> = (0..needed.len())
+        .filter(|&row| needed[row] && thumbnails[row].is_none())
+        .collect();
+    let keys: Vec<PathBuf> = (rows.iter())
+        .map(|&row| std::fs::canonicalize(&paths[row]).unwrap_or_else(|_| paths[row].clone()))
+        .collect();
+    let keys: Vec<&std::path::Path> = keys.iter().map(PathBuf::as_path).collect();
+    match index.thumbnails(&keys) {
+        Ok(read) => (rows.into_iter().zip(read)).for_each(|(row, t)| thumbnails[row] = t),
+        Err(e) => eprintln!("thumbnails could not be read back from the index: {e}"),
     }
 }
 

@@ -132,8 +132,7 @@ impl Grid {
             if self.textures.contains_key(&index) {
                 continue;
             }
-            let Some(thumbnail) = gallery.items.get(index).and_then(|i| i.thumbnail.as_ref())
-            else {
+            let Some(thumbnail) = gallery.thumbnail(index) else {
                 continue;
             };
             if made == TEXTURES_PER_FRAME {

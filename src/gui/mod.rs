@@ -16,6 +16,7 @@ mod settings;
 pub mod state;
 mod status;
 mod system;
+mod thumbnails;
 mod toolbar;
 mod trash;
 mod viewer;

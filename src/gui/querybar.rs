@@ -85,7 +85,7 @@ impl QueryBar {
                     (
                         format!("chip-{i}"),
                         item.name.clone(),
-                        item.thumbnail.as_ref(),
+                        gallery.thumbnail(*i),
                     )
                 }
                 ExampleSource::Outside(p) => (

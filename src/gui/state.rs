@@ -2,7 +2,8 @@
 //! their analyses, the current order (folder or similarity), the filter and the selection.
 //! Everything here is plain data, so it is easy to reason about and to test.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -58,7 +59,9 @@ impl Item {
         self.size = Some((analysis.width, analysis.height));
         self.top = analysis.top;
         self.embedding = Some(analysis.embedding);
-        self.thumbnail = analysis.thumbnail;
+        if analysis.thumbnail.is_some() {
+            self.thumbnail = analysis.thumbnail;
+        }
     }
 
     /// Takes `before`'s analysis if it describes the same file: same size and time.
@@ -134,6 +137,26 @@ pub struct Gallery {
     /// Item indices in display order, filtered. Rebuilt by `refresh` when marked stale.
     order: Vec<usize>,
     stale: bool,
+    /// Which items hold a thumbnail, and which were asked for without one.
+    thumbnails: HeldThumbnails,
+}
+
+/// Thumbnails are held for at most `bound` items at once, the longest held let go first (a
+/// grid texture, once made, does not need its thumbnail); one asked for again is read back
+/// from the index ([`Gallery::take_wanted_thumbnails`]). So a library of 100,000 photos costs
+/// the memory of a few screens of thumbnails, not of every one. Without an index to read
+/// them back from there is no bound.
+#[derive(Debug, Default)]
+struct HeldThumbnails {
+    bound: Option<usize>,
+    /// Items given a thumbnail, oldest first; an item may be here twice, or no longer hold one.
+    held: VecDeque<usize>,
+    /// Items whose thumbnail was asked for while none was held.
+    wanted: RefCell<BTreeSet<usize>>,
+    /// Items the index had no thumbnail for when asked: not asked again.
+    missing: std::collections::HashSet<usize>,
+    /// Counts new galleries and new scans: thumbnails read for an older one are not taken.
+    generation: u64,
 }
 
 impl Gallery {
@@ -143,8 +166,92 @@ impl Gallery {
             scores: vec![None; items.len()],
             items,
             stale: true,
+            thumbnails: HeldThumbnails {
+                bound: Some(THUMBNAILS_HELD),
+                generation: next_generation(),
+                ..Default::default()
+            },
             ..Default::default()
         }
+    }
+
+    /// The thumbnail of item `index`, when it is held; otherwise `None`, and it is asked for
+    /// ([`Gallery::take_wanted_thumbnails`]).
+    pub fn thumbnail(&self, index: usize) -> Option<&Thumbnail> {
+        let item = self.items.get(index)?;
+        let askable = item.embedding.is_some() && !item.removed;
+        if item.thumbnail.is_none() && askable && !self.thumbnails.missing.contains(&index) {
+            self.thumbnails.wanted.borrow_mut().insert(index);
+        }
+        item.thumbnail.as_ref()
+    }
+
+    /// Holds `thumbnail` for item `index` of the gallery of `generation` (see
+    /// [`Gallery::take_wanted_thumbnails`]), letting go of the longest held beyond the bound.
+    pub fn hold_thumbnail(&mut self, index: usize, thumbnail: Thumbnail, generation: u64) {
+        if generation != self.thumbnails.generation {
+            return;
+        }
+        let Some(item) = self.items.get_mut(index).filter(|i| !i.removed) else {
+            return;
+        };
+        item.thumbnail = Some(thumbnail);
+        self.thumbnails.held.push_back(index);
+        self.thumbnails.wanted.borrow_mut().remove(&index);
+        self.let_go_of_thumbnails();
+    }
+
+    /// The index had no thumbnail for item `index` of the gallery of `generation`: it is
+    /// not asked for again (the tile stays grey).
+    pub fn no_thumbnail(&mut self, index: usize, generation: u64) {
+        if generation == self.thumbnails.generation {
+            self.thumbnails.missing.insert(index);
+        }
+    }
+
+    /// How many items may hold a thumbnail at once; `None` for all (no index to read them
+    /// back from).
+    pub fn bound_thumbnails(&mut self, bound: Option<usize>) {
+        self.thumbnails.bound = bound;
+        self.let_go_of_thumbnails();
+    }
+
+    fn let_go_of_thumbnails(&mut self) {
+        let Some(bound) = self.thumbnails.bound else {
+            return;
+        };
+        // Entries of items that no longer hold one, or are held again later, are stale.
+        while self.thumbnails.held.len() > bound {
+            let Some(oldest) = self.thumbnails.held.pop_front() else {
+                break;
+            };
+            let held_again = self.thumbnails.held.contains(&oldest);
+            if !held_again {
+                if let Some(item) = self.items.get_mut(oldest) {
+                    item.thumbnail = None;
+                }
+            }
+        }
+    }
+
+    /// The items whose thumbnails were asked for and are not held (at most `most`, the
+    /// lowest first), with this gallery's generation, to be read back from the index and
+    /// given to [`Gallery::hold_thumbnail`].
+    pub fn take_wanted_thumbnails(&self, most: usize) -> (Vec<(usize, PathBuf)>, u64) {
+        let mut wanted = self.thumbnails.wanted.borrow_mut();
+        let taken: Vec<usize> = wanted.iter().copied().take(most).collect();
+        taken.iter().for_each(|i| {
+            wanted.remove(i);
+        });
+        let paths = (taken.into_iter())
+            .filter_map(|i| Some((i, self.items.get(i)?.path.clone())))
+            .collect();
+        (paths, self.thumbnails.generation)
+    }
+
+    /// How many items hold a thumbnail now.
+    pub fn thumbnails_held(&self) -> usize {
+        self.items.iter().filter(|i| i.thumbnail.is_some()).count()
     }
 
     /// Takes a new scan of the same folder (after files were added, changed, renamed or
@@ -181,6 +288,13 @@ impl Gallery {
         self.picked = self.picked.iter().filter_map(|&i| follow(i)).collect();
         self.scores = vec![None; items.len()];
         self.items = items;
+        self.thumbnails.generation = next_generation();
+        self.thumbnails.wanted.borrow_mut().clear();
+        self.thumbnails.missing.clear();
+        self.thumbnails.held = (self.items.iter().enumerate())
+            .filter(|(_, item)| item.thumbnail.is_some())
+            .map(|(i, _)| i)
+            .collect();
         self.set_examples(examples);
         moved_to
     }
@@ -193,9 +307,13 @@ impl Gallery {
         &self.order
     }
 
-    pub fn set_analysis(&mut self, index: usize, analysis: Analysis) {
+    pub fn set_analysis(&mut self, index: usize, mut analysis: Analysis) {
+        let thumbnail = analysis.thumbnail.take();
         if let Some(item) = self.items.get_mut(index) {
             item.set_analysis(analysis);
+            if let Some(thumbnail) = thumbnail {
+                self.hold_thumbnail(index, thumbnail, self.thumbnails.generation);
+            }
             // In folder order with no filter, a new vector changes nothing on screen.
             self.stale |= self.is_searching() || !self.filter.trim().is_empty();
         }
@@ -432,6 +550,16 @@ impl Gallery {
     }
 }
 
+/// How many items hold a thumbnail at once where an index can give them back: a few
+/// screens of the largest tiles (about 12 KB each, some 25 MB in all).
+pub const THUMBNAILS_HELD: usize = 2000;
+
+/// A number no gallery had before.
+fn next_generation() -> u64 {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,6 +589,58 @@ mod tests {
             height: 1,
             thumbnail: None,
         }
+    }
+
+    fn with_thumbnail(n: u8) -> Analysis {
+        let thumbnail = Thumbnail {
+            jpeg: vec![n],
+            width: 1,
+            height: 1,
+        };
+        Analysis {
+            thumbnail: Some(thumbnail),
+            ..analysis([1.0, 0.0], "x")
+        }
+    }
+
+    #[test]
+    fn thumbnails_beyond_the_bound_are_let_go_and_asked_for_again() {
+        let mut g = gallery(&["a", "b", "c", "d", "e"]);
+        g.bound_thumbnails(Some(2));
+        (0..5).for_each(|i| g.set_analysis(i, with_thumbnail(i as u8)));
+        // The two given last are held; the others were let go.
+        assert_eq!(g.thumbnails_held(), 2);
+        assert_eq!(g.thumbnail(4).map(|t| t.jpeg.clone()), Some(vec![4]));
+        assert!(g.thumbnail(3).is_some());
+        assert!(g.thumbnail(0).is_none() && g.thumbnail(1).is_none());
+        // Those asked for without one are wanted, lowest first, with their paths.
+        let (wanted, generation) = g.take_wanted_thumbnails(1);
+        assert_eq!(wanted, [(0, PathBuf::from("a"))]);
+        let (wanted, _) = g.take_wanted_thumbnails(10);
+        assert_eq!(wanted, [(1, PathBuf::from("b"))]);
+        // One read back is held, and the longest held is let go.
+        g.hold_thumbnail(0, with_thumbnail(0).thumbnail.unwrap(), generation);
+        assert_eq!(g.thumbnails_held(), 2);
+        assert!(g.thumbnail(0).is_some() && g.thumbnail(4).is_some());
+        assert!(g.items[3].thumbnail.is_none());
+        // The index had none for b: it is not asked for again.
+        g.no_thumbnail(1, generation);
+        assert!(g.thumbnail(1).is_none());
+        assert!(g.take_wanted_thumbnails(10).0.iter().all(|w| w.0 != 1));
+        // A read for the gallery before a new scan is not taken.
+        g.merge_scan(&[ImageEntry {
+            path: PathBuf::from("c"),
+            size: 0,
+            modified: None,
+            file_id: None,
+        }]);
+        g.hold_thumbnail(0, with_thumbnail(9).thumbnail.unwrap(), generation);
+        assert!(g.items[0].thumbnail.is_none());
+        // Without a bound every thumbnail is held.
+        let mut all = gallery(&["a", "b", "c"]);
+        all.bound_thumbnails(None);
+        (0..3).for_each(|i| all.set_analysis(i, with_thumbnail(i as u8)));
+        assert_eq!(all.thumbnails_held(), 3);
     }
 
     #[test]

@@ -182,6 +182,13 @@ pub trait Store: Send {
         paths.iter().map(|p| self.lookup(p)).collect()
     }
 
+    /// The thumbnails kept for these canonical paths, in their order (`None` for a path the
+    /// index does not hold, or holds without one): what the app shows, read again on demand
+    /// rather than held for a whole library. A backend that keeps none answers `None`.
+    fn thumbnails(&mut self, paths: &[&Path]) -> Result<Vec<Option<Thumbnail>>> {
+        Ok(vec![None; paths.len()])
+    }
+
     /// [`Store::image`] for many rows at once, in their order.
     fn images(
         &mut self,

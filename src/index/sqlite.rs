@@ -287,6 +287,36 @@ impl Store for SqliteIndex {
         self.named(result)
     }
 
+    fn thumbnails(&mut self, paths: &[&Path]) -> Result<Vec<Option<Thumbnail>>> {
+        let result = (|| -> Result<Vec<Option<Thumbnail>>> {
+            let mut found = std::collections::HashMap::with_capacity(paths.len());
+            for chunk in paths.chunks(BULK) {
+                let sql = format!(
+                    "SELECT path, thumbnail, thumb_width, thumb_height FROM files
+                     WHERE path IN ({}) AND thumbnail IS NOT NULL",
+                    placeholders(chunk.len())
+                );
+                let mut stmt = self.conn.prepare_cached(&sql)?;
+                let keys = chunk.iter().map(|p| path_key(p));
+                let rows = stmt.query_map(rusqlite::params_from_iter(keys), |r| {
+                    let (jpeg, width, height): (Vec<u8>, Option<i64>, Option<i64>) =
+                        (r.get(1)?, r.get(2)?, r.get(3)?);
+                    let stored =
+                        Thumbnail::from_stored(jpeg, width.unwrap_or(0), height.unwrap_or(0));
+                    Ok((key_path(r.get(0)?), stored))
+                })?;
+                for row in rows {
+                    // A row whose sizes make no thumbnail is as good as none.
+                    if let (path, Some(thumbnail)) = row? {
+                        found.insert(path, thumbnail);
+                    }
+                }
+            }
+            Ok(paths.iter().map(|p| found.remove(*p)).collect())
+        })();
+        self.named(result)
+    }
+
     fn find_moved(&mut self, fingerprint: &[u8], size: u64) -> Result<Option<FileRow>> {
         let result = (|| -> Result<Option<FileRow>> {
             let mut stmt = self.conn.prepare_cached(

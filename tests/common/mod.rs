@@ -54,6 +54,15 @@ pub fn open_app(folder: &Path) -> Harness<'static, LookalikeApp> {
 
 /// Opens the app on `folder` and waits until indexing is done.
 pub fn open_app_with_cache(folder: &Path, cache: CacheLocation) -> Harness<'static, LookalikeApp> {
+    open_app_holding(folder, cache, None)
+}
+
+/// [`open_app_with_cache`], with at most `thumbnails_held` images holding a thumbnail.
+pub fn open_app_holding(
+    folder: &Path,
+    cache: CacheLocation,
+    thumbnails_held: Option<usize>,
+) -> Harness<'static, LookalikeApp> {
     let folder: PathBuf = folder.to_path_buf();
     let mut builder = Harness::builder().with_size(egui::vec2(1400.0, 1000.0));
     // The test harness panics on any character its bundled fonts lack, to catch interface text
@@ -73,6 +82,7 @@ pub fn open_app_with_cache(folder: &Path, cache: CacheLocation) -> Harness<'stat
             folder: Some(folder),
             screenshot: None,
             cache,
+            thumbnails_held,
         };
         LookalikeApp::with_engine(&cc.egui_ctx, Settings::default(), Ok(engine()), start)
     });

@@ -451,6 +451,34 @@ impl Store for PostgresIndex {
         Ok(paths.iter().map(|p| found.remove(*p)).collect())
     }
 
+    fn thumbnails(&mut self, paths: &[&Path]) -> Result<Vec<Option<Thumbnail>>> {
+        let library = self.library_or_err()?.name.clone();
+        let keys: Vec<Vec<u8>> = (paths.iter())
+            .map(|p| self.key(p))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        let rows = self
+            .client
+            .query(
+                "SELECT path, thumbnail, thumb_width, thumb_height FROM lookalike_files
+                 WHERE library = $1 AND path = ANY($2) AND thumbnail IS NOT NULL",
+                &[&library, &keys],
+            )
+            .map_err(|e| self.fail(e))?;
+        let mut found = HashMap::with_capacity(rows.len());
+        for (row, path) in self.with_plain_paths(&rows, 0)? {
+            let (width, height): (Option<i32>, Option<i32>) = (row.try_get(2)?, row.try_get(3)?);
+            let (width, height) = (width.unwrap_or(0), height.unwrap_or(0));
+            // A row whose sizes make no thumbnail is as good as none: it is made again.
+            if let Some(t) = Thumbnail::from_stored(row.try_get(1)?, width.into(), height.into()) {
+                found.insert(path, t);
+            }
+        }
+        Ok(paths.iter().map(|p| found.remove(*p)).collect())
+    }
+
     fn find_moved(&mut self, fingerprint: &[u8], size: u64) -> Result<Option<FileRow>> {
         let library = self.library_or_err()?.name.clone();
         let rows = self
