@@ -90,6 +90,104 @@ where
         .collect()
 }
 
+/// The vectors of many items, all of one length, in one block of 16-bit floats: half the
+/// memory of `f32` for a library of 100,000 pictures (250 MB instead of 500 at 1,280 values),
+/// with scores within about 1e-3 of the `f32` ones. An item may have no vector yet.
+#[derive(Debug, Clone, Default)]
+pub struct Vectors {
+    dim: usize,
+    values: Vec<half::f16>,
+    present: Vec<bool>,
+}
+
+impl Vectors {
+    /// Room for `items` items without vectors.
+    pub fn new(items: usize) -> Self {
+        Vectors {
+            dim: 0,
+            values: Vec::new(),
+            present: vec![false; items],
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.present.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.present.is_empty()
+    }
+
+    /// Sets item `index`'s vector. The first vector sets the length; one of another length
+    /// (another model's) clears every other vector first.
+    pub fn set(&mut self, index: usize, vector: &[f32]) {
+        if index >= self.present.len() {
+            return;
+        }
+        if vector.len() != self.dim {
+            self.dim = vector.len();
+            self.values = vec![half::f16::ZERO; self.dim * self.present.len()];
+            self.present.iter_mut().for_each(|p| *p = false);
+        }
+        let row = &mut self.values[index * self.dim..(index + 1) * self.dim];
+        half::slice::HalfFloatSliceExt::convert_from_f32_slice(row, vector);
+        self.present[index] = true;
+    }
+
+    /// Forgets item `index`'s vector.
+    pub fn clear(&mut self, index: usize) {
+        if let Some(p) = self.present.get_mut(index) {
+            *p = false;
+        }
+    }
+
+    pub fn has(&self, index: usize) -> bool {
+        self.present.get(index).copied().unwrap_or(false)
+    }
+
+    /// Item `index`'s vector, as `f32`.
+    pub fn get(&self, index: usize) -> Option<Vec<f32>> {
+        self.has(index)
+            .then(|| self.row(index).iter().map(|v| v.to_f32()).collect())
+    }
+
+    fn row(&self, index: usize) -> &[half::f16] {
+        &self.values[index * self.dim..(index + 1) * self.dim]
+    }
+
+    /// Every item's cosine to `query` (a unit vector of the same length), in parallel;
+    /// `None` for an item without a vector, or for all when the lengths differ.
+    pub fn scores(&self, query: &[f32]) -> Vec<Option<f32>> {
+        if query.len() != self.dim {
+            return vec![None; self.present.len()];
+        }
+        (0..self.present.len())
+            .into_par_iter()
+            .with_min_len(256)
+            .map_init(
+                || vec![0f32; self.dim],
+                |row, i| {
+                    self.has(i).then(|| {
+                        half::slice::HalfFloatSliceExt::convert_to_f32_slice(self.row(i), row);
+                        cosine(query, row)
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// The vectors of the items `from` lists, in that order (`None`: no item there).
+    pub fn rearranged(&self, from: &[Option<usize>]) -> Vectors {
+        let mut moved = Vectors::new(from.len());
+        for (to, was) in from.iter().enumerate() {
+            if let Some(vector) = was.and_then(|was| self.get(was)) {
+                moved.set(to, &vector);
+            }
+        }
+        moved
+    }
+}
+
 /// The best-scoring items of a stream, kept as they come: every item, or only the `limit`
 /// best, so that ranking a library needs memory for its results, not for its vectors. Ties
 /// go to the smaller item, so the order does not depend on the order items came in.
@@ -168,6 +266,44 @@ fn score_of(bits: u32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vectors_in_f16_score_like_f32_and_move_with_their_items() {
+        let mut state = 99u32;
+        let mut random = || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state % 2001) as f32 / 1000.0 - 1.0
+        };
+        let vectors: Vec<Vec<f32>> = (0..300)
+            .map(|_| {
+                let mut v: Vec<f32> = (0..1280).map(|_| random()).collect();
+                l2_normalise(&mut v);
+                v
+            })
+            .collect();
+        let mut store = Vectors::new(301);
+        vectors
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| store.set(i, v));
+        let query = &vectors[5];
+        let scores = store.scores(query);
+        for (i, v) in vectors.iter().enumerate() {
+            let exact = cosine(query, v);
+            assert!((scores[i].unwrap() - exact).abs() < 2e-3, "{i}");
+        }
+        assert_eq!(scores[300], None, "an item without a vector has no score");
+        let moved = store.rearranged(&[Some(7), None, Some(5)]);
+        assert_eq!(moved.len(), 3);
+        assert_eq!(moved.get(0), store.get(7));
+        assert!(!moved.has(1) && moved.get(2).is_some());
+        // Another model's vector, of another length, clears the others.
+        store.set(1, &[1.0, 0.0]);
+        assert!(!store.has(0) && store.has(1));
+        assert_eq!(store.scores(query), vec![None; 301]);
+    }
 
     #[test]
     fn top_scores_keep_what_rank_ranks_first_in_its_order() {

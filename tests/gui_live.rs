@@ -31,8 +31,9 @@ fn labelled(harness: &Harness<'_, LookalikeApp>, name: &str) -> bool {
 }
 
 fn embedding_of(harness: &Harness<'_, LookalikeApp>, name: &str) -> Option<Vec<f32>> {
-    let items = &harness.state().gallery().items;
-    items.iter().find(|i| i.name == name)?.embedding.clone()
+    let gallery = harness.state().gallery();
+    let at = gallery.items.iter().position(|i| i.name == name)?;
+    gallery.vectors.get(at)
 }
 
 /// A folder holding only `tiger.jpg` and `bird.jpg`, and the app open on it with its index in

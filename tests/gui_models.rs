@@ -69,12 +69,9 @@ fn choosing_vgg16_asks_before_downloading_and_uses_weights_from_the_models_folde
     );
     harness.run();
     assert_eq!(harness.state().settings().model, ModelKind::Vgg16);
-    let dims: Vec<usize> = harness
-        .state()
-        .gallery()
-        .items
-        .iter()
-        .filter_map(|i| i.embedding.as_ref().map(Vec::len))
+    let gallery = harness.state().gallery();
+    let dims: Vec<usize> = (0..gallery.items.len())
+        .filter_map(|i| gallery.vectors.get(i).map(|v| v.len()))
         .collect();
     assert_eq!(dims, vec![512; 8], "every image embedded by VGG16");
     let labels: Vec<String> = harness
@@ -127,11 +124,9 @@ fn choosing_a_precision_reloads_the_model_and_keeps_the_index() {
         progress.embedded, 0,
         "the index serves both precisions: nothing is embedded again"
     );
-    let embedded = app
-        .gallery()
-        .items
-        .iter()
-        .filter(|i| i.embedding.is_some())
+    let gallery = app.gallery();
+    let embedded = (0..gallery.items.len())
+        .filter(|&i| gallery.items[i].analysed && gallery.vectors.has(i))
         .count();
     assert_eq!(embedded, 8);
 }

@@ -138,10 +138,9 @@ fn two_queries_need_a_folder() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--in DIR"));
 }
 
-#[test]
-fn the_index_ranks_a_library_as_the_pictures_themselves_do() {
-    // The tutorial's pictures and real photos, with crops of the photos so that some scores
-    // lie close together.
+/// The tutorial's pictures and real photos, with crops of the photos so that some scores lie
+/// close together.
+fn library_of_real_photos() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(seed_dir()).unwrap() {
         let from = entry.unwrap().path();
@@ -156,6 +155,48 @@ fn the_index_ranks_a_library_as_the_pictures_themselves_do() {
         crop.save(dir.path().join(format!("crop of {name}")))
             .unwrap();
     }
+    dir
+}
+
+#[test]
+fn the_apps_compact_vectors_rank_real_photos_as_f32_does() {
+    let dir = library_of_real_photos();
+    let files: Vec<std::path::PathBuf> = (std::fs::read_dir(dir.path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    let out = succeed(
+        Command::new(env!("CARGO_BIN_EXE_lookalike"))
+            .args(["embed", "--json"])
+            .args(&files),
+    );
+    let vectors: Vec<Vec<f32>> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            let values = v["embedding"].as_array().unwrap();
+            values.iter().map(|x| x.as_f64().unwrap() as f32).collect()
+        })
+        .collect();
+    assert_eq!(vectors.len(), files.len());
+    let mut compact = lookalike::similarity::Vectors::new(vectors.len());
+    vectors
+        .iter()
+        .enumerate()
+        .for_each(|(i, v)| compact.set(i, v));
+    // Every picture as the query: the same ten best, in the same order.
+    for (q, query) in vectors.iter().enumerate() {
+        let exact = lookalike::similarity::rank(query, vectors.iter().map(Vec::as_slice));
+        let scores = compact.scores(query);
+        let mut order: Vec<usize> = (0..vectors.len()).collect();
+        order.sort_by(|&a, &b| scores[b].unwrap().total_cmp(&scores[a].unwrap()));
+        let exact: Vec<usize> = exact.iter().map(|r| r.0).take(10).collect();
+        assert_eq!(order[..10], exact, "query {}", files[q].display());
+    }
+}
+
+#[test]
+fn the_index_ranks_a_library_as_the_pictures_themselves_do() {
+    let dir = library_of_real_photos();
     let query = dir.path().join("mountain.jpg");
     let cache = tempfile::tempdir().unwrap();
     let folder = [path(&query), "--in", path(dir.path())];

@@ -537,9 +537,9 @@ fn search(
     let mut thumbnails = Vec::new();
     let mut paths = Vec::new();
     for (i, item) in gallery.items.iter().enumerate() {
-        if let (Some(v), false) = (&item.embedding, item.removed) {
+        if let (Some(v), false) = (gallery.vectors.get(i), item.removed) {
             items.push(i);
-            vectors.extend_from_slice(v);
+            vectors.extend_from_slice(&v);
             thumbnails.push(item.thumbnail.clone());
             paths.push(item.path.clone());
         }
@@ -724,9 +724,10 @@ mod tests {
             })
             .collect();
         let mut gallery = Gallery::new(&entries);
-        for (item, (vector, width)) in gallery.items.iter_mut().zip(images) {
-            item.embedding = Some(vector.to_vec());
-            item.size = Some((*width, 1));
+        for (i, (vector, width)) in images.iter().enumerate() {
+            gallery.vectors.set(i, vector);
+            gallery.items[i].analysed = true;
+            gallery.items[i].size = Some((*width, 1));
         }
         gallery
     }

@@ -12,14 +12,15 @@ use crate::engine::Analysis;
 use crate::model::labels::Prediction;
 use crate::query::Query;
 use crate::scan::{FileId, ImageEntry};
-use crate::similarity::similarity_order;
+use crate::similarity::{similarity_order, Vectors};
 
 /// One image of the open folder.
 #[derive(Debug, Clone)]
 pub struct Item {
     pub path: PathBuf,
     pub name: String,
-    pub embedding: Option<Vec<f32>>,
+    /// Analysed: it has labels (and a vector in [`Gallery::vectors`]).
+    pub analysed: bool,
     pub top: Vec<Prediction>,
     pub size: Option<(u32, u32)>,
     pub thumbnail: Option<Thumbnail>,
@@ -43,7 +44,7 @@ impl Item {
         Item {
             path: entry.path.clone(),
             name,
-            embedding: None,
+            analysed: false,
             top: Vec::new(),
             size: None,
             thumbnail: None,
@@ -58,7 +59,7 @@ impl Item {
     pub fn set_analysis(&mut self, analysis: Analysis) {
         self.size = Some((analysis.width, analysis.height));
         self.top = analysis.top;
-        self.embedding = Some(analysis.embedding);
+        self.analysed = true;
         if analysis.thumbnail.is_some() {
             self.thumbnail = analysis.thumbnail;
         }
@@ -68,7 +69,7 @@ impl Item {
     fn keep_analysis_of(&mut self, before: &Item) {
         let same_file = before.bytes == self.bytes && before.modified == self.modified;
         if same_file && !before.failed {
-            self.embedding = before.embedding.clone();
+            self.analysed = before.analysed;
             self.top = before.top.clone();
             self.size = before.size;
             self.thumbnail = before.thumbnail.clone();
@@ -78,10 +79,10 @@ impl Item {
     /// "tiger 53%"; "no labels" once embedded by a model file without a classifier; or
     /// nothing yet.
     pub fn label_line(&self) -> Option<String> {
-        match (self.top.first(), &self.embedding) {
+        match (self.top.first(), self.analysed) {
             (Some(p), _) => Some(format!("{} {:.0}%", p.label, p.prob * 100.0)),
-            (None, Some(_)) => Some("no labels (model has no classifier)".into()),
-            (None, None) => None,
+            (None, true) => Some("no labels (model has no classifier)".into()),
+            (None, false) => None,
         }
     }
 
@@ -139,6 +140,8 @@ pub struct Gallery {
     stale: bool,
     /// Which items hold a thumbnail, and which were asked for without one.
     thumbnails: HeldThumbnails,
+    /// Every item's vector, once analysed, in one compact block.
+    pub vectors: Vectors,
 }
 
 /// Thumbnails are held for at most `bound` items at once, the longest held let go first (a
@@ -164,6 +167,7 @@ impl Gallery {
         let items: Vec<Item> = entries.iter().map(Item::from_entry).collect();
         Gallery {
             scores: vec![None; items.len()],
+            vectors: Vectors::new(items.len()),
             items,
             stale: true,
             thumbnails: HeldThumbnails {
@@ -179,7 +183,7 @@ impl Gallery {
     /// ([`Gallery::take_wanted_thumbnails`]).
     pub fn thumbnail(&self, index: usize) -> Option<&Thumbnail> {
         let item = self.items.get(index)?;
-        let askable = item.embedding.is_some() && !item.removed;
+        let askable = item.analysed && !item.removed;
         if item.thumbnail.is_none() && askable && !self.thumbnails.missing.contains(&index) {
             self.thumbnails.wanted.borrow_mut().insert(index);
         }
@@ -287,6 +291,12 @@ impl Gallery {
         self.selected = self.selected.and_then(follow);
         self.picked = self.picked.iter().filter_map(|&i| follow(i)).collect();
         self.scores = vec![None; items.len()];
+        let mut came_from = vec![None; items.len()];
+        (moved_to.iter().enumerate())
+            .filter_map(|(was, to)| Some(((*to)?, was)))
+            .filter(|&(to, was)| items[to].analysed && self.vectors.has(was))
+            .for_each(|(to, was)| came_from[to] = Some(was));
+        self.vectors = self.vectors.rearranged(&came_from);
         self.items = items;
         self.thumbnails.generation = next_generation();
         self.thumbnails.wanted.borrow_mut().clear();
@@ -310,6 +320,7 @@ impl Gallery {
     pub fn set_analysis(&mut self, index: usize, mut analysis: Analysis) {
         let thumbnail = analysis.thumbnail.take();
         if let Some(item) = self.items.get_mut(index) {
+            self.vectors.set(index, &analysis.embedding);
             item.set_analysis(analysis);
             if let Some(thumbnail) = thumbnail {
                 self.hold_thumbnail(index, thumbnail, self.thumbnails.generation);
@@ -482,7 +493,7 @@ impl Gallery {
     fn score_against_examples(&mut self) {
         let vector_of = |e: &Example| -> Option<Vec<f32>> {
             match &e.source {
-                ExampleSource::Item(i) => self.items.get(*i)?.embedding.clone(),
+                ExampleSource::Item(i) => self.vectors.get(*i),
                 ExampleSource::Outside(p) => Some(p.embedding.clone()),
             }
         };
@@ -501,9 +512,7 @@ impl Gallery {
             self.scores.iter_mut().for_each(|s| *s = None);
             return;
         };
-        let vectors: Vec<Option<&[f32]>> =
-            self.items.iter().map(|i| i.embedding.as_deref()).collect();
-        self.scores = query.scores(&vectors);
+        self.scores = self.vectors.scores(query.vector());
     }
 
     /// Moves the selection by `step` places in display order (clamped to the ends).
@@ -528,7 +537,8 @@ impl Gallery {
         for &i in indices {
             if let Some(item) = self.items.get_mut(i) {
                 item.removed = true;
-                item.embedding = None;
+                item.analysed = false;
+                self.vectors.clear(i);
                 item.thumbnail = None;
             }
         }
@@ -546,7 +556,7 @@ impl Gallery {
 
     /// How many images have been analysed.
     pub fn analysed(&self) -> usize {
-        self.items.iter().filter(|i| i.embedding.is_some()).count()
+        self.items.iter().filter(|i| i.analysed).count()
     }
 }
 
@@ -668,7 +678,7 @@ mod tests {
         let names: Vec<&str> = g.items.iter().map(|i| i.name.as_str()).collect();
         assert_eq!(names, ["n", "b", "c"]);
         assert!(
-            g.items[0].embedding.is_none(),
+            !g.items[0].analysed && !g.vectors.has(0),
             "the new image waits for its vector"
         );
         assert_eq!(g.items[2].top[0].label, "z", "c keeps its analysis");
@@ -689,7 +699,8 @@ mod tests {
         g.set_analysis(3, analysis([0.8, 0.6], "z"));
         g.sort_by_similarity(1);
         assert_eq!(g.order(), [1, 3, 0, 2]);
-        assert_eq!(g.scores[3], Some(0.6));
+        // Vectors are kept as f16: scores within a thousandth.
+        assert!(g.scores[3].is_some_and(|s| (s - 0.6).abs() < 1e-3));
         // c's vector arrives and it moves into place.
         g.set_analysis(2, analysis([0.0, 1.0], "w"));
         assert_eq!(g.order(), [1, 2, 3, 0]);
