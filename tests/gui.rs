@@ -281,3 +281,28 @@ fn thumbnails_are_held_for_a_few_images_and_read_back_from_the_index_when_shown(
         harness.state().thumbnails_held()
     );
 }
+
+#[test]
+fn the_grid_shows_an_unindexed_folder_at_once() {
+    let folder = folder_with(true, &[]);
+    let mut harness = start_app(
+        folder.path(),
+        lookalike::index::CacheLocation::Disabled,
+        None,
+    );
+    // Every picture's name is on screen while its analysis is still on its way.
+    let loading = |h: &egui_kittest::Harness<'_, lookalike::gui::LookalikeApp>| {
+        h.query_all_by_label_contains("(loading)").count()
+    };
+    step_until(&mut harness, Duration::from_secs(10), "the names", |h| {
+        loading(h) + tile_names(h).len() == 8
+    });
+    assert!(!harness.state().is_idle(), "indexing has not finished yet");
+    assert!(
+        loading(&harness) > 0,
+        "some tiles still wait for their picture"
+    );
+    assert!(harness.query_all_by_label_contains("Tiger2.jpg").count() > 0);
+    wait_until_indexed(&mut harness);
+    assert_eq!(tile_names(&harness).len(), 8);
+}

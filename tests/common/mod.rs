@@ -63,6 +63,17 @@ pub fn open_app_holding(
     cache: CacheLocation,
     thumbnails_held: Option<usize>,
 ) -> Harness<'static, LookalikeApp> {
+    let mut harness = start_app(folder, cache, thumbnails_held);
+    wait_until_indexed(&mut harness);
+    harness
+}
+
+/// The app opening `folder`, from its first frame: indexing has just begun.
+pub fn start_app(
+    folder: &Path,
+    cache: CacheLocation,
+    thumbnails_held: Option<usize>,
+) -> Harness<'static, LookalikeApp> {
     let folder: PathBuf = folder.to_path_buf();
     let mut builder = Harness::builder().with_size(egui::vec2(1400.0, 1000.0));
     // The test harness panics on any character its bundled fonts lack, to catch interface text
@@ -86,7 +97,7 @@ pub fn open_app_holding(
         };
         LookalikeApp::with_engine(&cc.egui_ctx, Settings::default(), Ok(engine()), start)
     });
-    wait_until_indexed(&mut harness);
+    harness.step();
     harness
 }
 
