@@ -267,22 +267,27 @@ fn score_of(bits: u32) -> f32 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn vectors_in_f16_score_like_f32_and_move_with_their_items() {
-        let mut state = 99u32;
+    /// `count` pseudo-random unit vectors of `dim` values, the same for the same `seed`.
+    fn unit_vectors(count: usize, dim: usize, seed: u32) -> Vec<Vec<f32>> {
+        let mut state = seed;
         let mut random = || {
             state ^= state << 13;
             state ^= state >> 17;
             state ^= state << 5;
             (state % 2001) as f32 / 1000.0 - 1.0
         };
-        let vectors: Vec<Vec<f32>> = (0..300)
+        (0..count)
             .map(|_| {
-                let mut v: Vec<f32> = (0..1280).map(|_| random()).collect();
+                let mut v: Vec<f32> = (0..dim).map(|_| random()).collect();
                 l2_normalise(&mut v);
                 v
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn vectors_in_f16_score_like_f32_and_move_with_their_items() {
+        let vectors = unit_vectors(300, 1280, 99);
         let mut store = Vectors::new(301);
         vectors
             .iter()
@@ -307,20 +312,7 @@ mod tests {
 
     #[test]
     fn top_scores_keep_what_rank_ranks_first_in_its_order() {
-        let mut state = 12345u32;
-        let mut random = || {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            (state % 2001) as f32 / 1000.0 - 1.0
-        };
-        let vectors: Vec<Vec<f32>> = (0..500)
-            .map(|_| {
-                let mut v: Vec<f32> = (0..16).map(|_| random()).collect();
-                l2_normalise(&mut v);
-                v
-            })
-            .collect();
+        let vectors = unit_vectors(500, 16, 12345);
         // Two items of equal score: the smaller one ranks first, as in rank's input order.
         let mut vectors = vectors;
         vectors[300] = vectors[7].clone();

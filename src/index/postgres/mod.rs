@@ -169,6 +169,15 @@ impl PostgresIndex {
         Ok(Some(relative_key(relative)))
     }
 
+    /// The stored keys of those `paths` that lie inside the library.
+    fn keys_inside(&self, paths: &[&Path]) -> Result<Vec<Vec<u8>>> {
+        let keys = paths
+            .iter()
+            .map(|p| self.key(p))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(keys.into_iter().flatten().collect())
+    }
+
     /// The stored prefix of everything under `dir` ("" for the library's folder itself).
     fn prefix(&self, dir: &Path) -> Result<Vec<u8>> {
         let mut key = self.key(dir)?.unwrap_or_default();
@@ -431,12 +440,7 @@ impl Store for PostgresIndex {
 
     fn lookup_many(&mut self, paths: &[&Path]) -> Result<Vec<Option<FileRow>>> {
         let library = self.library_or_err()?.name.clone();
-        let keys: Vec<Vec<u8>> = (paths.iter())
-            .map(|p| self.key(p))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .flatten()
-            .collect();
+        let keys = self.keys_inside(paths)?;
         let rows = self
             .client
             .query(
@@ -453,12 +457,7 @@ impl Store for PostgresIndex {
 
     fn thumbnails(&mut self, paths: &[&Path]) -> Result<Vec<Option<Thumbnail>>> {
         let library = self.library_or_err()?.name.clone();
-        let keys: Vec<Vec<u8>> = (paths.iter())
-            .map(|p| self.key(p))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .flatten()
-            .collect();
+        let keys = self.keys_inside(paths)?;
         let rows = self
             .client
             .query(
