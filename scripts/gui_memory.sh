@@ -3,12 +3,17 @@
 # indexes and after, then prints the app's peak RSS and its frame times while indexing.
 # Run by a person, not by CI:
 #
-#   scripts/gui_memory.sh FOLDER [SECONDS]
+#   scripts/gui_memory.sh FOLDER [SECONDS] [-- ARGS...]
+#
+# ARGS go to lookalike, e.g. `-- --cache-dir DIR` for a library indexed into DIR
+# (scripts/library_bench.py).
 #
 # Needs: Xvfb, xdotool, GNU time (Debian: xvfb xdotool time), and a release build.
 set -euo pipefail
 folder=${1:?usage: gui_memory.sh FOLDER [SECONDS]}
 seconds=${2:-120}
+shift $(( $# < 2 ? $# : 2 ))
+[ "${1:-}" = "--" ] && shift
 cd "$(dirname "$0")/.."
 log=$(mktemp)
 Xvfb :77 -screen 0 1400x900x24 >/dev/null 2>&1 &
@@ -18,7 +23,7 @@ export DISPLAY=:77
 sleep 1
 # The app prints its frame-time summary when it closes; --screenshot would quit as soon as
 # indexing is done, so this run is closed by the script instead.
-LOOKALIKE_FRAME_REPORT=1 /usr/bin/time -v target/release/lookalike "$folder" 2>"$log" &
+LOOKALIKE_FRAME_REPORT=1 /usr/bin/time -v target/release/lookalike "$folder" "$@" 2>"$log" &
 app=$!
 sleep 3
 end=$((SECONDS + seconds))
