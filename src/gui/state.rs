@@ -152,7 +152,8 @@ pub struct Gallery {
 #[derive(Debug, Default)]
 struct HeldThumbnails {
     bound: Option<usize>,
-    /// Items given a thumbnail, oldest first; an item may be here twice, or no longer hold one.
+    /// Items holding a thumbnail, in the order they came to hold it (an item taken out of
+    /// the views may linger here without one).
     held: VecDeque<usize>,
     /// Items whose thumbnail was asked for while none was held.
     wanted: RefCell<BTreeSet<usize>>,
@@ -199,8 +200,11 @@ impl Gallery {
         let Some(item) = self.items.get_mut(index).filter(|i| !i.removed) else {
             return;
         };
-        item.thumbnail = Some(thumbnail);
-        self.thumbnails.held.push_back(index);
+        // An item is queued once, when it comes to hold a thumbnail, so letting go never
+        // searches the queue.
+        if item.thumbnail.replace(thumbnail).is_none() {
+            self.thumbnails.held.push_back(index);
+        }
         self.thumbnails.wanted.borrow_mut().remove(&index);
         self.let_go_of_thumbnails();
     }
@@ -224,16 +228,12 @@ impl Gallery {
         let Some(bound) = self.thumbnails.bound else {
             return;
         };
-        // Entries of items that no longer hold one, or are held again later, are stale.
         while self.thumbnails.held.len() > bound {
             let Some(oldest) = self.thumbnails.held.pop_front() else {
                 break;
             };
-            let held_again = self.thumbnails.held.contains(&oldest);
-            if !held_again {
-                if let Some(item) = self.items.get_mut(oldest) {
-                    item.thumbnail = None;
-                }
+            if let Some(item) = self.items.get_mut(oldest) {
+                item.thumbnail = None;
             }
         }
     }
