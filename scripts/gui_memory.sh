@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Opens the real window on a big folder under Xvfb, scrolls through the whole grid while it
-# indexes and after, then prints the app's peak RSS and its frame times while indexing.
+# indexes and after, then prints the app's peak RSS and its frame times while indexing and
+# after.
 # Run by a person, not by CI:
 #
 #   scripts/gui_memory.sh FOLDER [SECONDS] [-- ARGS...]
@@ -26,6 +27,9 @@ sleep 1
 LOOKALIKE_FRAME_REPORT=1 /usr/bin/time -v target/release/lookalike "$folder" "$@" 2>"$log" &
 app=$!
 sleep 3
+# Without a window manager the window has no keyboard focus until given it (Home, Ctrl+Q).
+window=$(xdotool search --name '^lookalike$' | head -1 || true)
+[ -n "$window" ] && xdotool windowfocus "$window" || true
 end=$((SECONDS + seconds))
 while [ $SECONDS -lt $end ] && kill -0 $app 2>/dev/null; do
   # Scroll down in bursts, then jump back to the top now and then, through the whole grid.
@@ -33,6 +37,9 @@ while [ $SECONDS -lt $end ] && kill -0 $app 2>/dev/null; do
   if [ $((RANDOM % 6)) -eq 0 ]; then xdotool key Home || true; xdotool click --repeat 200 --delay 2 4 || true; fi
   sleep 0.3
 done
-xdotool search --name '^lookalike$' windowclose 2>/dev/null || kill -TERM $app
+# Ctrl+Q closes the window as a person would, so that the app reports its frames after indexing.
+xdotool key ctrl+q || true
+for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 $app 2>/dev/null || break; sleep 1; done
+kill -0 $app 2>/dev/null && kill -TERM $app
 wait $app || true
 grep -E "frame times|Maximum resident" "$log" || cat "$log"

@@ -257,7 +257,7 @@ fn the_apps_indexing_worker_reports_every_bad_file() {
         corpus.dir.path().to_path_buf(),
         engine,
         CacheLocation::Disabled,
-        Arc::new(|| {}),
+        Arc::new(|_| {}),
     );
     let mut images = Vec::new();
     let mut problems: Vec<(String, String)> = Vec::new();
@@ -280,19 +280,14 @@ fn the_apps_indexing_worker_reports_every_bad_file() {
                 images = found;
                 problems.extend(p.into_iter().map(|(path, reason)| (lossy(&path), reason)));
             }
-            Message::Analysed {
-                index,
-                result: Ok(_),
-                ..
-            } => {
-                let _ = index;
-                good += 1;
+            Message::Analysed(results) => {
+                for analysed in results {
+                    match analysed.result {
+                        Ok(_) => good += 1,
+                        Err(reason) => problems.push((lossy(&images[analysed.index].path), reason)),
+                    }
+                }
             }
-            Message::Analysed {
-                index,
-                result: Err(reason),
-                ..
-            } => problems.push((lossy(&images[index].path), reason)),
             Message::Finished => break,
             Message::Warning(w) => panic!("unexpected warning {w}"),
             Message::IndexFailed(reason) => panic!("the index failed: {reason}"),

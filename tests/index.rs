@@ -625,7 +625,14 @@ fn similar_stores_thumbnails(cache: &Backend) {
         )
         .unwrap();
     assert_eq!(images.len(), 2);
-    assert!(images.iter().all(|i| i.thumbnail.is_some()));
+    assert!(images.iter().all(|i| i.has_thumbnail));
+    let paths: Vec<&Path> = images.iter().map(|i| i.path.as_path()).collect();
+    let thumbnails = index.thumbnails(&paths).unwrap();
+    assert!(
+        thumbnails.iter().flatten().all(|t| t.to_rgb().is_ok())
+            && thumbnails.iter().all(Option::is_some),
+        "the app can read them back and show them"
+    );
 }
 
 on_both_backends!(similar_stores_thumbnails: similar_stores_thumbnails_for_the_app, postgres_similar_stores_thumbnails_for_the_app);
@@ -645,7 +652,7 @@ fn a_row_without_a_thumbnail_is_made_again() {
     let key = std::fs::canonicalize(dir.path().join("Tiger.jpg")).unwrap();
     let cleared = db
         .execute(
-            "UPDATE files SET thumbnail = NULL WHERE path = ?1",
+            "DELETE FROM thumbnails WHERE file_id = (SELECT id FROM files WHERE path = ?1)",
             [key.as_os_str().as_encoded_bytes()],
         )
         .unwrap();
@@ -659,7 +666,79 @@ fn a_row_without_a_thumbnail_is_made_again() {
     let images = index
         .images_under(&canonical_dir, lookalike::pipeline::stamp(&info))
         .unwrap();
-    assert!(images.iter().all(|i| i.thumbnail.is_some()));
+    assert!(images.iter().all(|i| i.has_thumbnail));
+}
+
+/// Turns an index of today's layout into the first one, which kept thumbnails inside the
+/// files table, as lookalike before version 2 of the index wrote it.
+fn back_to_the_first_layout(db: &rusqlite::Connection) {
+    db.execute_batch(
+        "ALTER TABLE files ADD COLUMN thumbnail BLOB;
+         ALTER TABLE files ADD COLUMN thumb_width INTEGER;
+         ALTER TABLE files ADD COLUMN thumb_height INTEGER;
+         UPDATE files SET
+             thumbnail = (SELECT jpeg FROM thumbnails t WHERE t.file_id = files.id),
+             thumb_width = (SELECT width FROM thumbnails t WHERE t.file_id = files.id),
+             thumb_height = (SELECT height FROM thumbnails t WHERE t.file_id = files.id);
+         DROP TABLE thumbnails;
+         UPDATE meta SET value = 1 WHERE key = 'schema_version';",
+    )
+    .unwrap();
+}
+
+/// An index of the first layout (thumbnails inside the files table, which made checking a
+/// large library read every thumbnail) is moved to today's without losing a vector or a
+/// thumbnail: nothing is analysed again, and the app still has every thumbnail to show.
+#[test]
+fn an_index_of_the_first_layout_keeps_everything_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::sqlite();
+    let Backend::Sqlite(cache) = &backend else {
+        unreachable!()
+    };
+    copy_seeds(dir.path(), &["Tiger.jpg", "bird01.jpg", "Dog.jpg"]);
+    assert_eq!(counts(&summary(dir.path(), &backend)), [3, 3, 0, 0, 0]);
+    back_to_the_first_layout(&raw_sqlite(cache));
+
+    assert_eq!(
+        counts(&summary(dir.path(), &backend)),
+        [3, 0, 0, 3, 0],
+        "every picture is served from the moved index"
+    );
+    let db = raw_sqlite(cache);
+    let version: i64 = db
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let columns: Vec<String> = db
+        .prepare("SELECT name FROM pragma_table_info('files')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(version, 2);
+    assert!(
+        !columns.iter().any(|c| c.starts_with("thumb")),
+        "{columns:?}"
+    );
+    drop(db);
+    let mut index = SqliteIndex::open(cache.path()).unwrap();
+    let canonical_dir = std::fs::canonicalize(dir.path()).unwrap();
+    let stamp = lookalike::pipeline::stamp(&lookalike::model::lite0::INFO);
+    let images = index.images_under(&canonical_dir, stamp).unwrap();
+    assert_eq!(images.len(), 3);
+    assert!(images
+        .iter()
+        .all(|i| i.has_thumbnail && i.embedding.len() == 1280));
+    let paths: Vec<&Path> = images.iter().map(|i| i.path.as_path()).collect();
+    let thumbnails = index.thumbnails(&paths).unwrap();
+    assert!(thumbnails
+        .iter()
+        .all(|t| t.as_ref().is_some_and(|t| t.to_rgb().is_ok())));
 }
 
 /// Rows another indexer stores while this one scans are for files this scan could not have
@@ -965,7 +1044,7 @@ fn an_index_from_a_newer_lookalike_is_refused_and_left_as_it_is() {
     let (dir, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     index_with_one_picture(&cache, dir.path());
     raw_sqlite(&cache)
-        .execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'", [])
+        .execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'", [])
         .unwrap();
 
     let refused = SqliteIndex::open(cache.path()).err().map(|e| e.to_string());
@@ -998,7 +1077,7 @@ fn an_index_from_a_newer_lookalike_is_refused_and_left_as_it_is() {
     let rows: i64 = db
         .query_row("SELECT count(*) FROM embeddings", [], |r| r.get(0))
         .unwrap();
-    assert_eq!((version, rows), (2, 1), "the newer index is left as it was");
+    assert_eq!((version, rows), (3, 1), "the newer index is left as it was");
 }
 
 /// Regression (issue 25, point 10): a damaged index was moved aside without its `-wal` and

@@ -826,9 +826,19 @@ fn stored_paths_and_thumbnails_are_checked_before_use() {
     assert_eq!(index.take_warnings().len(), 5);
 
     let images = index.images_under(&root, stamp).unwrap();
-    let decoded = |name: &str| {
+    let has_thumbnail = |name: &str| {
         let image = images.iter().find(|i| i.path == root.join(name)).unwrap();
-        image.thumbnail.as_ref().map(Thumbnail::to_rgb)
+        image.has_thumbnail
+    };
+    assert!(has_thumbnail("small.jpg") && has_thumbnail("big inside.jpg"));
+    assert!(
+        !has_thumbnail("big outside.jpg"),
+        "a 1024 × 1024 size counts as no thumbnail"
+    );
+    let mut decoded = |name: &str| {
+        let path = root.join(name);
+        let read = index.thumbnails(&[path.as_path()]).unwrap().pop().flatten();
+        read.as_ref().map(Thumbnail::to_rgb)
     };
     assert_eq!(
         decoded("small.jpg").unwrap().unwrap().dimensions(),

@@ -8,12 +8,13 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::json;
 
+use lookalike::decode::Thumbnail;
 use lookalike::duplicates::copies::{self, CopyMatches};
 use lookalike::duplicates::{
     groups, groups_confirmed, human_bytes, FileFacts, Group, Level, Neighbours,
     NEIGHBOURS_PER_IMAGE, SLACK,
 };
-use lookalike::index::Store;
+use lookalike::index::{read_back_thumbnails, Store};
 use lookalike::shown::shown_path;
 
 use super::index::{folder_images, CacheArgs, FolderImage};
@@ -120,9 +121,21 @@ fn copy_matches(
     let pairs = copies::candidate_pairs(neighbours, threshold, copies::PAIRS_PER_IMAGE);
     let needed = copies::images_in(&pairs, images.len());
     let paths: Vec<PathBuf> = images.iter().map(|i| i.path.clone()).collect();
-    let thumbnail = |i: usize| images[i].thumbnail.as_ref()?.to_rgb().ok();
-    let (features, warnings) = copies::kept_features(&needed, &paths, index, &thumbnail);
-    for warning in warnings {
+    let mut thumbnails: Vec<Option<Thumbnail>> =
+        images.iter().map(|i| i.thumbnail.clone()).collect();
+    let mut index = index;
+    let mut warnings = Vec::new();
+    if let Some(index) = index.as_deref_mut() {
+        warnings.extend(read_back_thumbnails(
+            index,
+            &needed,
+            &paths,
+            &mut thumbnails,
+        ));
+    }
+    let thumbnail = |i: usize| thumbnails[i].as_ref()?.to_rgb().ok();
+    let (features, kept) = copies::kept_features(&needed, &paths, index, &thumbnail);
+    for warning in warnings.into_iter().chain(kept) {
         eprintln!("warning: {warning}");
     }
     Ok(CopyMatches::find(

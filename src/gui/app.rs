@@ -71,6 +71,9 @@ pub struct LookalikeApp {
     about_open: bool,
     screenshot: Option<Screenshot>,
     frame_times: FrameTimes,
+    /// `LOOKALIKE_FRAME_REPORT` is set: frame times are printed when indexing ends and when
+    /// the window closes (`scripts/gui_memory.sh`).
+    report_frames: bool,
     status: String,
 }
 
@@ -130,6 +133,7 @@ impl LookalikeApp {
             about_open: false,
             screenshot: start.screenshot.map(Screenshot::new),
             frame_times: FrameTimes::default(),
+            report_frames: std::env::var_os("LOOKALIKE_FRAME_REPORT").is_some(),
             status: String::new(),
         };
         // File names come in every script; a glyph no font has must draw as a box, never panic.
@@ -429,13 +433,20 @@ impl LookalikeApp {
                 false => status,
             };
         }
+        if self.indexing.has_waiting() {
+            ctx.request_repaint();
+        }
         let finished = was_running && !self.indexing.is_running();
-        if finished && std::env::var_os("LOOKALIKE_FRAME_REPORT").is_some() {
+        if finished && self.report_frames {
             self.frame_times.report();
         }
     }
 
     fn handle_keys(&mut self, ctx: &egui::Context, columns: usize) {
+        let quit = egui::KeyboardShortcut::new(egui::Modifiers::COMMAND, Key::Q);
+        if ctx.input_mut(|i| i.consume_shortcut(&quit)) {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
         // The Enter that submits a text field (and takes its focus away) is not a grid key.
         if ctx.egui_wants_keyboard_input() || self.toolbar.text_field_left {
             return;
@@ -667,9 +678,13 @@ impl eframe::App for LookalikeApp {
         self.handle_keys(&ctx, columns);
         self.dialogs_ui(&ctx);
         self.screenshot_step(&ctx);
-        if self.indexing.is_running() {
-            let elapsed = frame_start.elapsed().as_secs_f32() * 1000.0;
-            self.frame_times.while_indexing.push(elapsed);
+        let elapsed = frame_start.elapsed().as_secs_f32() * 1000.0;
+        match self.indexing.is_running() {
+            true => self.frame_times.while_indexing.push(elapsed),
+            false if self.report_frames && !self.gallery.items.is_empty() => {
+                self.frame_times.after_indexing.push(elapsed)
+            }
+            false => {}
         }
         if self.picker.is_some() {
             ctx.request_repaint_after(Duration::from_millis(100));
@@ -678,6 +693,12 @@ impl eframe::App for LookalikeApp {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        if self.report_frames {
+            self.frame_times.report_after();
+        }
     }
 }
 

@@ -28,12 +28,11 @@ use super::histogram::Histogram;
 use super::state::{Gallery, Item};
 use super::texture_for;
 use super::trash::{GroupMarks, TrashRequest};
-use crate::decode::Thumbnail;
 use crate::duplicates::copies::{self, CopyFeatures, CopyMatch, CopyMatches};
 use crate::duplicates::{
     groups_confirmed, human_bytes, FileFacts, Group, Level, Neighbours, NEIGHBOURS_PER_IMAGE, SLACK,
 };
-use crate::index::{mtime_ns, CacheLocation};
+use crate::index::{mtime_ns, read_back_thumbnails, CacheLocation};
 
 /// The slider's ends: a little looser than "same subject", a little stricter than "same photo".
 const LOOSEST: f32 = 0.35;
@@ -565,7 +564,8 @@ fn search(
             // The gallery holds only some thumbnails; the index gives back the others.
             let mut thumbnails = thumbnails;
             if let Some(index) = index.as_deref_mut() {
-                read_back_thumbnails(index, &needed, &paths, &mut thumbnails);
+                let failed = read_back_thumbnails(index, &needed, &paths, &mut thumbnails);
+                failed.iter().for_each(|w| eprintln!("{w}"));
             }
             let picture = |row: usize| thumbnails[row].as_ref()?.to_rgb().ok();
             let (features, warnings) =
@@ -584,26 +584,6 @@ fn search(
     match spawned {
         Ok(_) => Ok(receive),
         Err(e) => Err(format!("the search could not start: {e}")),
-    }
-}
-
-/// Fills in the thumbnails of the `needed` rows that the gallery did not hold, from `index`.
-fn read_back_thumbnails(
-    index: &mut dyn crate::index::Store,
-    needed: &[bool],
-    paths: &[PathBuf],
-    thumbnails: &mut [Option<Thumbnail>],
-) {
-    let rows: Vec<usize> = (0..needed.len())
-        .filter(|&row| needed[row] && thumbnails[row].is_none())
-        .collect();
-    let keys: Vec<PathBuf> = (rows.iter())
-        .map(|&row| std::fs::canonicalize(&paths[row]).unwrap_or_else(|_| paths[row].clone()))
-        .collect();
-    let keys: Vec<&std::path::Path> = keys.iter().map(PathBuf::as_path).collect();
-    match index.thumbnails(&keys) {
-        Ok(read) => (rows.into_iter().zip(read)).for_each(|(row, t)| thumbnails[row] = t),
-        Err(e) => eprintln!("thumbnails could not be read back from the index: {e}"),
     }
 }
 

@@ -5,13 +5,13 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::TryRecvError;
 use eframe::egui;
 
 use super::state::Gallery;
-use super::worker::{Job, Message};
+use super::worker::{Analysed, Job, Message};
 use crate::engine::Engine;
 use crate::index::CacheLocation;
 
@@ -26,6 +26,10 @@ pub struct Progress {
     pub started: Instant,
     pub finished: bool,
 }
+
+/// How long one frame spends applying the worker's messages: a frame of 60 per second has
+/// 16 ms, and drawing needs the rest. What is left waits for the next frame, at once.
+const DRAIN_BUDGET: Duration = Duration::from_millis(8);
 
 /// Files and other things that went wrong, as (file, reason); the file is empty when the
 /// problem concerns none.
@@ -76,7 +80,7 @@ impl Indexing {
         refresh: bool,
     ) -> Self {
         let wake_ctx = ctx.clone();
-        let wake = Arc::new(move || wake_ctx.request_repaint());
+        let wake = Arc::new(move |within| wake_ctx.request_repaint_after(within));
         Indexing {
             job: Some(Job::start(folder, engine, cache, wake)),
             progress: Some(Progress {
@@ -102,6 +106,13 @@ impl Indexing {
         self.job.is_some()
     }
 
+    /// Messages are waiting that the last [`Indexing::drain`] left for the next frame.
+    pub fn has_waiting(&self) -> bool {
+        self.job
+            .as_ref()
+            .is_some_and(|job| !job.messages.is_empty())
+    }
+
     pub fn progress(&self) -> Option<Progress> {
         self.progress
     }
@@ -123,11 +134,17 @@ impl Indexing {
         }
     }
 
-    /// Applies every waiting message; returns a new status line when there is one to show.
+    /// Applies waiting messages for up to [`DRAIN_BUDGET`], so that a frame stays short while
+    /// a large library pours in (see [`Indexing::has_waiting`]); returns a new status line when
+    /// there is one to show.
     pub fn drain(&mut self, gallery: &mut Gallery, problems: &mut Problems) -> Option<String> {
         let job = self.job.as_ref()?;
         let mut status = None;
+        let started = Instant::now();
         loop {
+            if started.elapsed() >= DRAIN_BUDGET {
+                return status;
+            }
             let message = match job.messages.try_recv() {
                 Ok(message) => message,
                 Err(TryRecvError::Empty) => return status,
@@ -219,22 +236,25 @@ fn apply(
             }
             return Some(format!("{} images", images.len()));
         }
-        Message::Analysed {
-            index,
-            result,
-            embedded,
-        } => {
-            match result {
-                Ok(analysis) => gallery.set_analysis(index, analysis),
-                Err(reason) => {
-                    let path = gallery.items.get(index).map(|i| i.path.clone());
-                    gallery.set_failed(index);
-                    problems.push((path.unwrap_or_default(), reason));
+        Message::Analysed(results) => {
+            for Analysed {
+                index,
+                result,
+                embedded,
+            } in results
+            {
+                match result {
+                    Ok(analysis) => gallery.set_analysis(index, analysis),
+                    Err(reason) => {
+                        let path = gallery.items.get(index).map(|i| i.path.clone());
+                        gallery.set_failed(index);
+                        problems.push((path.unwrap_or_default(), reason));
+                    }
                 }
-            }
-            if let Some(progress) = progress {
-                progress.done += 1;
-                progress.embedded += usize::from(embedded);
+                if let Some(progress) = progress {
+                    progress.done += 1;
+                    progress.embedded += usize::from(embedded);
+                }
             }
         }
         Message::Warning(warning) => problems.push((PathBuf::new(), warning)),
@@ -259,26 +279,38 @@ fn finished_status(gallery: &Gallery, problems: &Problems, index_failures: &[Str
 #[derive(Debug, Default, Clone)]
 pub struct FrameTimes {
     pub while_indexing: Vec<f32>,
+    /// Frames once the folder was indexed: scrolling a large library, say.
+    pub after_indexing: Vec<f32>,
 }
 
 impl FrameTimes {
-    /// (median, 99th percentile, worst) in milliseconds.
-    pub fn summary(&self) -> Option<(f32, f32, f32)> {
-        let mut t = self.while_indexing.clone();
-        if t.is_empty() {
-            return None;
-        }
-        t.sort_by(f32::total_cmp);
-        let at = |q: f64| t[((t.len() - 1) as f64 * q) as usize];
-        Some((at(0.5), at(0.99), t[t.len() - 1]))
+    /// Prints the summary of the frames while indexing to stderr, for `--screenshot` runs and
+    /// `LOOKALIKE_FRAME_REPORT`.
+    pub fn report(&self) {
+        print_summary("while indexing", &self.while_indexing);
     }
 
-    /// Prints the summary to stderr, for `--screenshot` runs and `LOOKALIKE_FRAME_REPORT`.
-    pub fn report(&self) {
-        if let Some((median, p99, worst)) = self.summary() {
-            let frames = self.while_indexing.len();
-            eprintln!("frame times while indexing ({frames} frames): median {median:.1} ms, p99 {p99:.1} ms, worst {worst:.1} ms");
-        }
+    /// Prints the summary of the frames after indexing, when the window closes.
+    pub fn report_after(&self) {
+        print_summary("after indexing", &self.after_indexing);
+    }
+}
+
+/// (median, 99th percentile, worst) in milliseconds.
+fn summary_of(times: &[f32]) -> Option<(f32, f32, f32)> {
+    let mut t = times.to_vec();
+    if t.is_empty() {
+        return None;
+    }
+    t.sort_by(f32::total_cmp);
+    let at = |q: f64| t[((t.len() - 1) as f64 * q) as usize];
+    Some((at(0.5), at(0.99), t[t.len() - 1]))
+}
+
+fn print_summary(when: &str, times: &[f32]) {
+    if let Some((median, p99, worst)) = summary_of(times) {
+        let frames = times.len();
+        eprintln!("frame times {when} ({frames} frames): median {median:.1} ms, p99 {p99:.1} ms, worst {worst:.1} ms");
     }
 }
 

@@ -50,6 +50,8 @@ pub fn run(start: Startup) -> eframe::Result {
     }
     let options = eframe::NativeOptions {
         viewport,
+        // Cheaper than wgpu where frames are drawn in software (see Cargo.toml).
+        renderer: eframe::Renderer::Glow,
         ..Default::default()
     };
     eframe::run_native(

@@ -1,16 +1,18 @@
 //! Background indexing for the window: scans a folder, then decodes and embeds its images on
 //! the engine's threads, sending each result back as a message.
 //!
-//! The window never waits on this work. Messages go through a bounded channel; the worker
-//! wakes the window after each batch; images near the top of what the user is looking at are
-//! embedded first; and opening another folder cancels the job through its stop flag.
+//! The window never waits on this work. Messages go through a bounded channel; results the
+//! index serves travel a few hundred to a message, so that a 100,000-photo library costs the
+//! window a few hundred messages, not 100,000; the worker wakes the window at most ten times a
+//! second unless the channel is filling up; images near the top of what the user is looking at
+//! are embedded first; and opening another folder cancels the job through its stop flag.
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -27,13 +29,8 @@ pub enum Message {
         images: Vec<ImageEntry>,
         problems: Vec<(PathBuf, String)>,
     },
-    /// One image is done (or failed, with the reason); `embedded` when the model ran on it,
-    /// rather than the index serving it.
-    Analysed {
-        index: usize,
-        result: Result<Analysis, String>,
-        embedded: bool,
-    },
+    /// Images are done (or failed), in the order they were done.
+    Analysed(Vec<Analysed>),
     /// Every image has been tried.
     Finished,
     /// Something the user should know that stops nothing (the index was rebuilt, say).
@@ -45,6 +42,15 @@ pub enum Message {
     FolderFailed(String),
 }
 
+/// One image done (or failed, with the reason); `embedded` when the model ran on it, rather
+/// than the index serving it.
+#[derive(Debug)]
+pub struct Analysed {
+    pub index: usize,
+    pub result: Result<Analysis, String>,
+    pub embedded: bool,
+}
+
 /// A running indexing job. Dropping it cancels the work.
 pub struct Job {
     pub messages: Receiver<Message>,
@@ -53,20 +59,25 @@ pub struct Job {
     thread: Option<JoinHandle<()>>,
 }
 
-/// Room for a few thousand results; the worker waits when the window falls behind. The
-/// window takes everything waiting once a frame, so this also sets how many frames a large
-/// library served from the index costs: 100,000 pictures in about 50 frames, not 400 (a
-/// frame drawn in software under a virtual display takes tens of milliseconds). At most
-/// some 25 MB of thumbnails wait here.
-const CHANNEL_CAPACITY: usize = 2048;
+/// Messages waiting for the window; the worker waits when the window falls behind. With
+/// [`SERVED_PER_MESSAGE`], at most some 8,000 results (about 40 MB of vectors) wait here.
+const CHANNEL_CAPACITY: usize = 16;
+/// Results the index serves, sent together. Results the model makes go one batch at a time,
+/// as they come: each is news the user is waiting for.
+const SERVED_PER_MESSAGE: usize = 512;
+/// How often the worker wakes the window while the channel has room: often enough for the
+/// progress to move smoothly, rarely enough that drawing frames (tens of milliseconds each in
+/// software under a virtual display) leaves the work its processor time.
+const WAKE_EVERY: Duration = Duration::from_millis(100);
 
 impl Job {
-    /// Starts indexing `folder`. `wake` is called whenever new messages are waiting.
+    /// Starts indexing `folder`. `wake(within)` is called whenever new messages are waiting,
+    /// with how soon the window should take them.
     pub fn start(
         folder: PathBuf,
         engine: Arc<Engine>,
         cache: CacheLocation,
-        wake: Arc<dyn Fn() + Send + Sync>,
+        wake: Arc<dyn Fn(Duration) + Send + Sync>,
     ) -> Job {
         let (sender, messages) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
         let cancel = Arc::new(AtomicBool::new(false));
@@ -137,7 +148,14 @@ struct Worker {
     sender: Sender<Message>,
     cancel: Arc<AtomicBool>,
     visible: Arc<Mutex<Vec<usize>>>,
-    wake: Arc<dyn Fn() + Send + Sync>,
+    wake: Arc<dyn Fn(Duration) + Send + Sync>,
+}
+
+/// Results waiting to go to the window together.
+#[derive(Default)]
+struct Outbox {
+    results: Vec<Analysed>,
+    since: Option<Instant>,
 }
 
 impl Worker {
@@ -156,46 +174,92 @@ impl Worker {
         let on_screen = || self.visible.lock().map(|v| v.clone()).unwrap_or_default();
         let indexer =
             Indexer::new(&self.engine, index.as_deref_mut(), &self.cancel).prioritise(&on_screen);
-        match indexer.run(&folder, &mut |event| self.forward(event)) {
+        let mut outbox = Outbox::default();
+        let ran = indexer.run(&folder, &mut |event| self.forward(event, &mut outbox));
+        if !self.flush(&mut outbox) {
+            return;
+        }
+        match ran {
             Ok(_) => self.send(Message::Finished),
             Err(crate::Error::Cancelled) => false,
             Err(e) => self.send(Message::FolderFailed(e.to_string())),
         };
     }
 
-    /// Turns an indexer event into a message for the window.
-    fn forward(&self, event: IndexEvent<'_>) -> ControlFlow<()> {
-        let message = match event {
-            IndexEvent::Scanned { images, problems } => Message::Scanned {
-                images: images.to_vec(),
-                problems: problems.iter().map(problem_entry).collect(),
-            },
+    /// Turns an indexer event into a message for the window. Results the index serves wait in
+    /// `outbox` until there are [`SERVED_PER_MESSAGE`] of them or [`WAKE_EVERY`] has passed;
+    /// anything else goes at once, after them.
+    fn forward(&self, event: IndexEvent<'_>, outbox: &mut Outbox) -> ControlFlow<()> {
+        let sent = match event {
             IndexEvent::Ready {
                 position,
                 analysis,
                 source,
-            } => Message::Analysed {
-                index: position,
-                result: Ok(analysis),
-                embedded: source != crate::pipeline::Source::Index,
-            },
-            IndexEvent::Failed { position, error } => Message::Analysed {
-                index: position,
-                result: Err(error.reason()),
-                embedded: false,
-            },
+            } => {
+                let served = source == crate::pipeline::Source::Index;
+                let result = Analysed {
+                    index: position,
+                    result: Ok(analysis),
+                    embedded: !served,
+                };
+                self.post(result, served, outbox)
+            }
+            IndexEvent::Failed { position, error } => {
+                let result = Analysed {
+                    index: position,
+                    result: Err(error.reason()),
+                    embedded: false,
+                };
+                self.post(result, false, outbox)
+            }
+            IndexEvent::Scanned { images, problems } => {
+                let scanned = Message::Scanned {
+                    images: images.to_vec(),
+                    problems: problems.iter().map(problem_entry).collect(),
+                };
+                self.flush(outbox) && self.send(scanned)
+            }
             // The images still show; the index only misses what it could not store or serve.
-            IndexEvent::IndexFailed(e) => Message::IndexFailed(e.to_string()),
-            IndexEvent::Pruned(_) | IndexEvent::Progress { .. } => return ControlFlow::Continue(()),
+            IndexEvent::IndexFailed(e) => {
+                self.flush(outbox) && self.send(Message::IndexFailed(e.to_string()))
+            }
+            IndexEvent::Pruned(_) | IndexEvent::Progress { .. } => self.flush(outbox),
         };
-        match self.send(message) {
+        match sent {
             true => ControlFlow::Continue(()),
             false => ControlFlow::Break(()),
         }
     }
 
-    /// Sends a message and wakes the window; false once the job is cancelled or abandoned.
+    /// Puts one result in the outbox, and sends the outbox when it should go: always for a
+    /// result the model made or could not make (`served` false). False once the job is over.
+    fn post(&self, result: Analysed, served: bool, outbox: &mut Outbox) -> bool {
+        outbox.results.push(result);
+        let since = *outbox.since.get_or_insert_with(Instant::now);
+        let due = outbox.results.len() >= SERVED_PER_MESSAGE || since.elapsed() >= WAKE_EVERY;
+        match !served || due {
+            true => self.flush(outbox),
+            false => true,
+        }
+    }
+
+    /// Sends what waits in the outbox; false once the job is over.
+    fn flush(&self, outbox: &mut Outbox) -> bool {
+        outbox.since = None;
+        match outbox.results.is_empty() {
+            true => true,
+            false => self.send(Message::Analysed(std::mem::take(&mut outbox.results))),
+        }
+    }
+
+    /// Sends a message and wakes the window: at once, unless it holds only results the index
+    /// served and the channel has room; those can wait up to [`WAKE_EVERY`]. False once the
+    /// job is cancelled or abandoned.
     fn send(&self, mut message: Message) -> bool {
+        let can_wait = match &message {
+            Message::Analysed(results) => results.iter().all(|r| !r.embedded && r.result.is_ok()),
+            _ => false,
+        };
         loop {
             if self.cancel.load(Ordering::Relaxed) {
                 return false;
@@ -205,7 +269,11 @@ impl Worker {
                 .send_timeout(message, Duration::from_millis(100))
             {
                 Ok(()) => {
-                    (self.wake)();
+                    let filling = self.sender.len() >= CHANNEL_CAPACITY / 2;
+                    (self.wake)(match can_wait && !filling {
+                        true => WAKE_EVERY,
+                        false => Duration::ZERO,
+                    });
                     return true;
                 }
                 Err(crossbeam_channel::SendTimeoutError::Timeout(back)) => message = back,

@@ -2,7 +2,9 @@
 //!
 //! Per image it keeps the canonical path, size and mtime, a content fingerprint (so a moved or
 //! touched file is recognised without decoding it), the pixel size, a JPEG thumbnail, and per
-//! model the embedding and top-5 labels. Rows carry the model's revision, so a change to a
+//! model the embedding and top-5 labels. Thumbnails have a table of their own: a file's row
+//! stays a few dozen bytes, so checking a 100,000-photo library against its scan reads a few
+//! megabytes, not every thumbnail, and the app reads thumbnails only for what is on screen. Rows carry the model's revision, so a change to a
 //! model or its preprocessing invalidates only that model's vectors. Writes go in short WAL
 //! transactions with a busy timeout, so a killed process loses at most the batch in flight and
 //! two processes can share the file. A damaged file is moved aside (with its `-wal` and `-shm`)
@@ -22,9 +24,18 @@ use crate::error::{Error, Result};
 use crate::model::labels::Prediction;
 use crate::similarity::{cosine, TopScores};
 
-/// Bump when the tables change. An index of an older version is rebuilt from scratch; one of
-/// a newer version is refused, since the lookalike that wrote it is still using it.
-const SCHEMA_VERSION: i64 = 1;
+/// Bump when the tables change. An index of version 1 is moved to this one keeping all it
+/// holds; an older one is rebuilt from scratch; one of a newer version is refused, since the
+/// lookalike that wrote it is still using it.
+const SCHEMA_VERSION: i64 = 2;
+/// Version 1 kept thumbnails inside the files table.
+const THUMBNAILS_INSIDE_FILES: i64 = 1;
+const THUMBNAILS_TABLE: &str = "CREATE TABLE thumbnails (
+    file_id INTEGER PRIMARY KEY REFERENCES files (id) ON DELETE CASCADE,
+    jpeg BLOB NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL
+)";
 /// Copy-matching features (`duplicates::copies`), with the fingerprint of the content they
 /// were made from. Made when first needed; an older lookalike ignores it, and its rows go
 /// with their file.
@@ -138,12 +149,16 @@ impl SqliteIndex {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         let decided = match self.stored_version() {
             Ok(Some(v)) if v >= SCHEMA_VERSION => Ok(Some(v)),
+            Ok(Some(THUMBNAILS_INSIDE_FILES)) => self.move_thumbnails_out().map(|()| None),
             Ok(_) => self.create_tables().map(|()| None),
             Err(e) => Err(e),
         };
         match decided {
             Ok(newer) => {
                 self.conn.execute_batch("COMMIT")?;
+                if newer.is_none() {
+                    self.give_back_free_pages();
+                }
                 Ok(newer.filter(|&v| v != SCHEMA_VERSION))
             }
             Err(e) => {
@@ -159,6 +174,7 @@ impl SqliteIndex {
         self.conn.execute_batch(&format!(
             "DROP TABLE IF EXISTS embeddings;
              DROP TABLE IF EXISTS copy_features;
+             DROP TABLE IF EXISTS thumbnails;
              DROP TABLE IF EXISTS files;
              CREATE TABLE files (
                  id INTEGER PRIMARY KEY,
@@ -168,12 +184,10 @@ impl SqliteIndex {
                  fingerprint BLOB NOT NULL,
                  width INTEGER,
                  height INTEGER,
-                 thumbnail BLOB,
-                 thumb_width INTEGER,
-                 thumb_height INTEGER,
                  error TEXT
              );
              CREATE INDEX files_by_fingerprint ON files (fingerprint);
+             {THUMBNAILS_TABLE};
              CREATE TABLE embeddings (
                  file_id INTEGER NOT NULL REFERENCES files (id) ON DELETE CASCADE,
                  model TEXT NOT NULL,
@@ -184,6 +198,33 @@ impl SqliteIndex {
              );
              INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', {SCHEMA_VERSION});"
         ))
+    }
+
+    /// Moves a version 1 index's thumbnails into their own table, keeping every vector: the
+    /// files table is rewritten without them, once.
+    fn move_thumbnails_out(&self) -> rusqlite::Result<()> {
+        self.conn.execute_batch(&format!(
+            "{THUMBNAILS_TABLE};
+             INSERT INTO thumbnails (file_id, jpeg, width, height)
+                 SELECT id, thumbnail, thumb_width, thumb_height FROM files
+                 WHERE thumbnail IS NOT NULL AND thumb_width IS NOT NULL AND thumb_height IS NOT NULL;
+             ALTER TABLE files DROP COLUMN thumbnail;
+             ALTER TABLE files DROP COLUMN thumb_width;
+             ALTER TABLE files DROP COLUMN thumb_height;
+             UPDATE meta SET value = {SCHEMA_VERSION} WHERE key = 'schema_version';"
+        ))
+    }
+
+    /// Hands the pages a schema change freed back to the file system. Best effort: another
+    /// process reading the index makes SQLite refuse, and the pages are then reused by later
+    /// writes instead.
+    fn give_back_free_pages(&self) {
+        let free: i64 = (self.conn)
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+            .unwrap_or(0);
+        if free > 0 {
+            let _ = self.conn.execute_batch("VACUUM");
+        }
     }
 
     /// Whether the copy-features table exists: an index written before them lacks it until
@@ -268,10 +309,12 @@ impl Store for SqliteIndex {
             let mut found = std::collections::HashMap::with_capacity(file_ids.len());
             for chunk in file_ids.chunks(BULK) {
                 let sql = format!(
-                    "SELECT f.id, f.path, f.width, f.height, f.thumbnail, f.thumb_width, f.thumb_height, e.vector, e.top
+                    "SELECT f.id, f.path, f.width, f.height, {HAS_THUMBNAIL}, e.vector, e.top
                      FROM files f JOIN embeddings e ON e.file_id = f.id
+                     LEFT JOIN thumbnails t ON t.file_id = f.id
                      WHERE f.id IN ({}) AND e.model = ? AND e.revision = ? AND f.error IS NULL",
-                    placeholders(chunk.len())
+                    placeholders(chunk.len()),
+                    HAS_THUMBNAIL = has_thumbnail(),
                 );
                 let mut stmt = self.conn.prepare_cached(&sql)?;
                 let ids = chunk.iter().map(|id| id as &dyn rusqlite::ToSql);
@@ -292,8 +335,8 @@ impl Store for SqliteIndex {
             let mut found = std::collections::HashMap::with_capacity(paths.len());
             for chunk in paths.chunks(BULK) {
                 let sql = format!(
-                    "SELECT path, thumbnail, thumb_width, thumb_height FROM files
-                     WHERE path IN ({}) AND thumbnail IS NOT NULL",
+                    "SELECT f.path, t.jpeg, t.width, t.height FROM files f
+                     JOIN thumbnails t ON t.file_id = f.id WHERE f.path IN ({})",
                     placeholders(chunk.len())
                 );
                 let mut stmt = self.conn.prepare_cached(&sql)?;
@@ -366,12 +409,14 @@ impl Store for SqliteIndex {
 
     fn images_under(&mut self, dir: &Path, model: ModelStamp<'_>) -> Result<Vec<CachedImage>> {
         let result = (|| -> Result<Vec<CachedImage>> {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT f.id, f.path, f.width, f.height, f.thumbnail, f.thumb_width, f.thumb_height, e.vector, e.top
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT f.id, f.path, f.width, f.height, {}, e.vector, e.top
                  FROM files f JOIN embeddings e ON e.file_id = f.id
+                 LEFT JOIN thumbnails t ON t.file_id = f.id
                  WHERE substr(f.path, 1, ?2) = ?1 AND e.model = ?3 AND e.revision = ?4 AND f.error IS NULL
                  ORDER BY f.path",
-            )?;
+                has_thumbnail()
+            ))?;
             let prefix = dir_prefix(dir);
             let rows = stmt.query_map(
                 params![prefix, prefix.len() as i64, model.model, model.revision],
@@ -437,11 +482,13 @@ impl Store for SqliteIndex {
 
     fn image(&mut self, file_id: i64, model: ModelStamp<'_>) -> Result<Option<CachedImage>> {
         let result = (|| -> Result<Option<CachedImage>> {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT f.id, f.path, f.width, f.height, f.thumbnail, f.thumb_width, f.thumb_height, e.vector, e.top
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT f.id, f.path, f.width, f.height, {}, e.vector, e.top
                  FROM files f JOIN embeddings e ON e.file_id = f.id
+                 LEFT JOIN thumbnails t ON t.file_id = f.id
                  WHERE f.id = ?1 AND e.model = ?2 AND e.revision = ?3 AND f.error IS NULL",
-            )?;
+                has_thumbnail()
+            ))?;
             let row = stmt
                 .query_row(params![file_id, model.model, model.revision], stored_image)
                 .optional()?;
@@ -583,12 +630,11 @@ fn put_file(conn: &Connection, r: &FileRecord<'_>) -> Result<i64> {
     // that planned the same folder) still finds the file afterwards.
     let id: i64 = conn
         .prepare_cached(
-            "INSERT INTO files (path, size, mtime_ns, fingerprint, width, height, thumbnail, thumb_width, thumb_height, error)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+            "INSERT INTO files (path, size, mtime_ns, fingerprint, width, height, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (path) DO UPDATE SET
                  size = excluded.size, mtime_ns = excluded.mtime_ns, fingerprint = excluded.fingerprint,
-                 width = excluded.width, height = excluded.height, thumbnail = excluded.thumbnail,
-                 thumb_width = excluded.thumb_width, thumb_height = excluded.thumb_height, error = excluded.error
+                 width = excluded.width, height = excluded.height, error = excluded.error
              RETURNING id",
         )?
         .query_row(
@@ -599,13 +645,20 @@ fn put_file(conn: &Connection, r: &FileRecord<'_>) -> Result<i64> {
                 r.fingerprint,
                 r.size_px.map(|s| s.0),
                 r.size_px.map(|s| s.1),
-                r.thumbnail.map(|t| &t.jpeg),
-                r.thumbnail.map(|t| t.width),
-                r.thumbnail.map(|t| t.height),
                 r.error,
             ],
             |row| row.get(0),
         )?;
+    match r.thumbnail {
+        Some(t) => conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO thumbnails (file_id, jpeg, width, height) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![id, &t.jpeg, t.width, t.height])?,
+        None => conn
+            .prepare_cached("DELETE FROM thumbnails WHERE file_id = ?1")?
+            .execute([id])?,
+    };
     if r.content_changed {
         // New content: every model's old vector for this file is stale.
         conn.prepare_cached("DELETE FROM embeddings WHERE file_id = ?1")?
@@ -685,33 +738,31 @@ impl StoredImage {
     }
 }
 
+/// Whether the joined thumbnail `t` is one the app can show: its stored size is one lookalike
+/// makes. Only the blob's length is read, never its bytes.
+fn has_thumbnail() -> String {
+    format!(
+        "(t.width BETWEEN 1 AND {side} AND t.height BETWEEN 1 AND {side} AND length(t.jpeg) <= {bytes})",
+        side = crate::decode::THUMBNAIL_SIDE,
+        bytes = crate::decode::MAX_THUMBNAIL_BYTES,
+    )
+}
+
+/// An image row: id, path, width, height, [`has_thumbnail`], vector, labels.
 fn stored_image(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredImage> {
-    let jpeg: Option<Vec<u8>> = r.get(4)?;
-    let thumbnail = match (
-        jpeg,
-        r.get::<_, Option<u32>>(5)?,
-        r.get::<_, Option<u32>>(6)?,
-    ) {
-        (Some(jpeg), Some(width), Some(height)) => Some(Thumbnail {
-            jpeg,
-            width,
-            height,
-        }),
-        _ => None,
-    };
     let image = CachedImage {
         file_id: r.get(0)?,
         path: key_path(r.get::<_, Vec<u8>>(1)?),
         width: r.get::<_, Option<u32>>(2)?.unwrap_or(0),
         height: r.get::<_, Option<u32>>(3)?.unwrap_or(0),
-        thumbnail,
+        has_thumbnail: r.get::<_, Option<bool>>(4)?.unwrap_or(false),
         embedding: Vec::new(),
         top: Vec::new(),
     };
     Ok(StoredImage {
         image,
-        vector: r.get(7)?,
-        top: r.get(8)?,
+        vector: r.get(5)?,
+        top: r.get(6)?,
     })
 }
 

@@ -64,9 +64,7 @@ pub fn plan_many(
     entries: &[&ImageEntry],
     info: &ModelInfo,
 ) -> Result<Vec<Result<Plan>>> {
-    let keys: Vec<PathBuf> = (entries.par_iter())
-        .map(|e| std::fs::canonicalize(&e.path).unwrap_or_else(|_| e.path.clone()))
-        .collect();
+    let keys = canonical_keys(entries);
     let rows = index.lookup_many(&keys.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
     let unchanged: Vec<i64> = (entries.iter().zip(&rows))
         .filter_map(|(entry, row)| row.as_ref().filter(|r| is_unchanged(r, entry)))
@@ -83,6 +81,28 @@ pub fn plan_many(
             plan_with(index, entry, key, row, ready, info)
         })
         .collect())
+}
+
+/// The index keys (canonical paths) of `entries`. A scan's files share a few folders, so each
+/// folder is resolved once and the file's name joined to it; only a file that is itself a link
+/// is resolved on its own. Resolving every path whole costs a system call per folder level per
+/// file, a second at 100,000 photos. What cannot be resolved keeps its path as scanned.
+fn canonical_keys(entries: &[&ImageEntry]) -> Vec<PathBuf> {
+    let whole = |path: &Path| std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let parents: HashSet<&Path> = entries.iter().filter_map(|e| e.path.parent()).collect();
+    let folders: HashMap<&Path, PathBuf> = (parents.into_par_iter())
+        .filter_map(|p| Some((p, std::fs::canonicalize(p).ok()?)))
+        .collect();
+    (entries.par_iter())
+        .map(|entry| {
+            let path = &entry.path;
+            let is_link = std::fs::symlink_metadata(path).map_or(true, |m| m.is_symlink());
+            match (path.parent().and_then(|p| folders.get(p)), path.file_name()) {
+                (Some(folder), Some(name)) if !is_link => folder.join(name),
+                _ => whole(path),
+            }
+        })
+        .collect()
 }
 
 /// Whether the file has the size and mtime the index has for it.
@@ -105,13 +125,13 @@ fn plan_with(
     // lookalike) is made again, or the app would show a grey placeholder for good.
     let servable = |index: &mut dyn Store, id: i64| -> Result<Option<CachedImage>> {
         let image = index.image(id, stamp(info))?;
-        Ok(image.filter(|i| i.thumbnail.is_some()))
+        Ok(image.filter(|i| i.has_thumbnail))
     };
     if let Some(row) = row.as_ref().filter(|r| is_unchanged(r, entry)) {
         if let Some(error) = &row.error {
             return Ok(Plan::KnownBad(error.clone()));
         }
-        if let Some(image) = ready.filter(|i| i.thumbnail.is_some()) {
+        if let Some(image) = ready.filter(|i| i.has_thumbnail) {
             return Ok(Plan::Cached(image));
         }
     }

@@ -278,6 +278,14 @@ impl<'a> Indexer<'a> {
         sink: &mut Sink<'_>,
     ) -> Result<()> {
         self.total = todo.iter().filter(|t| matches!(t, Todo::Embed(_))).count();
+        // Said before the first batch, which takes a while: what is left is known now.
+        let left = IndexEvent::Progress {
+            done: 0,
+            total: self.total,
+        };
+        if self.total > 0 && sink(left).is_break() {
+            return Err(Error::Cancelled);
+        }
         for round in 0.. {
             let deferred = self.embed_round(images, &todo, round < CLAIM_ROUNDS, sink)?;
             if deferred.is_empty() || self.cancel.load(Ordering::Relaxed) {
@@ -554,7 +562,8 @@ fn analysis_from(image: CachedImage) -> Analysis {
         top: image.top,
         width: image.width,
         height: image.height,
-        thumbnail: image.thumbnail,
+        // Read on demand from the index by whoever shows it.
+        thumbnail: None,
     }
 }
 

@@ -299,31 +299,21 @@ impl PostgresIndex {
             .collect()
     }
 
-    /// An image row as the pipeline takes it, its vector's length and its labels checked:
-    /// another machine, or a hand in the database, may have written anything there. A
-    /// thumbnail of a size lookalike does not make is dropped (the image is then analysed
-    /// again from its file), never decoded.
+    /// An image row as the pipeline takes it (id, path, width, height, [`has_thumbnail`],
+    /// vector, labels), its vector's length and its labels checked: another machine, or a hand
+    /// in the database, may have written anything there. A thumbnail of a size lookalike does
+    /// not make counts as none (the image is then analysed again from its file).
     fn cached_image(&self, r: &Row, path: PathBuf, model: ModelStamp<'_>) -> Result<CachedImage> {
-        let thumbnail = match (
-            r.try_get::<_, Option<Vec<u8>>>(4)?,
-            r.try_get::<_, Option<i32>>(5)?,
-            r.try_get::<_, Option<i32>>(6)?,
-        ) {
-            (Some(jpeg), Some(width), Some(height)) => {
-                Thumbnail::from_stored(jpeg, width.into(), height.into())
-            }
-            _ => None,
-        };
-        let embedding = r.try_get::<_, Vector>(7)?.to_vec();
+        let embedding = r.try_get::<_, Vector>(5)?.to_vec();
         super::check_stored(&self.shown, &path, model, embedding.len())?;
-        let top: serde_json::Value = r.try_get(8)?;
+        let top: serde_json::Value = r.try_get(6)?;
         let top = super::stored_labels(&self.shown, &path, serde_json::from_value(top))?;
         Ok(CachedImage {
             file_id: r.try_get(0)?,
             path,
             width: r.try_get::<_, Option<i32>>(2)?.unwrap_or(0) as u32,
             height: r.try_get::<_, Option<i32>>(3)?.unwrap_or(0) as u32,
-            thumbnail,
+            has_thumbnail: r.try_get::<_, Option<bool>>(4)?.unwrap_or(false),
             embedding,
             top,
         })
@@ -498,9 +488,10 @@ impl Store for PostgresIndex {
         };
         let table = table.sql();
         let sql = format!(
-            "SELECT f.id, f.path, f.width, f.height, f.thumbnail, f.thumb_width, f.thumb_height, v.embedding, v.top
+            "SELECT f.id, f.path, f.width, f.height, {has_thumbnail}, v.embedding, v.top
              FROM lookalike_files f JOIN {table} v ON v.file_id = f.id
-             WHERE f.id = $1 AND v.revision = $2 AND f.error IS NULL"
+             WHERE f.id = $1 AND v.revision = $2 AND f.error IS NULL",
+            has_thumbnail = has_thumbnail(),
         );
         let rows = self
             .client
@@ -517,11 +508,12 @@ impl Store for PostgresIndex {
         let library = self.library_or_err()?.name.clone();
         let prefix = self.prefix(dir)?;
         let sql = format!(
-            "SELECT f.id, f.path, f.width, f.height, f.thumbnail, f.thumb_width, f.thumb_height, v.embedding, v.top
+            "SELECT f.id, f.path, f.width, f.height, {has_thumbnail}, v.embedding, v.top
              FROM lookalike_files f JOIN {table} v ON v.file_id = f.id
              WHERE f.library = $1 AND substring(f.path FROM 1 FOR $3) = $2
                  AND v.revision = $4 AND f.error IS NULL
-             ORDER BY f.path"
+             ORDER BY f.path",
+            has_thumbnail = has_thumbnail(),
         );
         let rows = self
             .client
@@ -1055,4 +1047,15 @@ fn part_os(part: &[u8]) -> std::ffi::OsString {
 #[cfg(not(unix))]
 fn part_os(part: &[u8]) -> std::ffi::OsString {
     String::from_utf8_lossy(part).into_owned().into()
+}
+
+/// Whether a file row `f` keeps a thumbnail the app can show: its stored size is one lookalike
+/// makes. PostgreSQL learns a bytea's length without reading it.
+fn has_thumbnail() -> String {
+    format!(
+        "(f.thumbnail IS NOT NULL AND f.thumb_width BETWEEN 1 AND {side} \
+          AND f.thumb_height BETWEEN 1 AND {side} AND octet_length(f.thumbnail) <= {bytes})",
+        side = crate::decode::THUMBNAIL_SIDE,
+        bytes = crate::decode::MAX_THUMBNAIL_BYTES,
+    )
 }
