@@ -4,6 +4,7 @@ by CI:
 
     python3 scripts/library_bench.py make LIBRARY [--count 100000]
     python3 scripts/library_bench.py measure LIBRARY --cache CACHE [--binary B ...] [--gui]
+    python3 scripts/library_bench.py measure LIBRARY --cache C1 --binary B1 --cache C2 --binary B2
 
 `make` cuts COUNT different 320 x 240 photos from the photos that Debian's wallpaper packages
 ship (lomiri-wallpapers-*, mate-backgrounds, plasma-workspace-wallpapers, palapeli-data): a
@@ -11,8 +12,10 @@ random box of 8-60 % of a source photo's width, turned a little or not, mirrored
 light and colour moved a little, saved as JPEG at quality 80-92, a thousand to a folder.
 
 `measure` runs each binary given (default target/release/lookalike) on the library, side by
-side, sharing one index in CACHE (the builds compared must share its schema; the first
-binary indexes it when CACHE is new, and that first indexing is timed), and prints one table:
+side, sharing one index in CACHE (the builds compared must share its layout; the first
+binary indexes it when CACHE is new, and that first indexing is timed), or with one --cache
+per --binary, each in its own (copies of one index, for builds whose layouts differ), and
+prints one table:
 - first indexing (only when CACHE is new), and `index` of the unchanged library;
 - `similar --no-scan` over the library, and `similar` with its folder scan;
 - the SQLite index file's size;
@@ -115,12 +118,14 @@ def cpu_name():
     return f"{name.group(1) if name else '?'}; {os.cpu_count()} cores; {' '.join(shown)}"
 
 
-def measure(library: Path, cache: Path, binaries, gui: bool, runs: int):
+def measure(library: Path, caches, binaries, gui: bool, runs: int):
     print(f"CPU: {cpu_name()}")
     query = next(library.rglob("*.jpg"))
     rows = {}
-    folder = cache
-    for binary in binaries:
+    if len(caches) not in (1, len(binaries)):
+        raise SystemExit("give one --cache for all builds, or one for each --binary")
+    caches = caches * len(binaries) if len(caches) == 1 else caches
+    for binary, folder in zip(binaries, caches):
         first = not (folder / "index.sqlite3").exists()
         folder.mkdir(parents=True, exist_ok=True)
         base = [binary]
@@ -176,7 +181,9 @@ def main():
     m.add_argument("--seed", type=int, default=7)
     r = sub.add_parser("measure")
     r.add_argument("library", type=Path)
-    r.add_argument("--cache", type=Path, required=True)
+    # One index for every build, or one each (in --binary's order): a build that writes a
+    # newer index layout than another reads would otherwise leave the older one nothing.
+    r.add_argument("--cache", type=Path, action="append", required=True)
     r.add_argument("--binary", action="append", default=[])
     r.add_argument("--gui", action="store_true")
     r.add_argument("--repeat", type=int, default=1)

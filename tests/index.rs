@@ -696,7 +696,7 @@ fn an_index_of_the_first_layout_keeps_everything_it_holds() {
     let Backend::Sqlite(cache) = &backend else {
         unreachable!()
     };
-    copy_seeds(dir.path(), &["Tiger.jpg", "bird01.jpg", "Dog.jpg"]);
+    copy_seeds(dir.path(), &["Tiger.jpg", "bird01.jpg", "elephant.jpg"]);
     assert_eq!(counts(&summary(dir.path(), &backend)), [3, 3, 0, 0, 0]);
     back_to_the_first_layout(&raw_sqlite(cache));
 

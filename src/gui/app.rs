@@ -174,8 +174,17 @@ impl LookalikeApp {
     }
 
     /// True once the open folder has been fully indexed (or nothing is open).
+    /// Nothing is under way: indexing is done, no folder picker is open, and every tile on
+    /// screen has the thumbnail the index keeps for it.
     pub fn is_idle(&self) -> bool {
-        !self.indexing.is_running() && self.picker.is_none()
+        !self.indexing.is_running() && self.picker.is_none() && self.thumbnails_ready()
+    }
+
+    /// No thumbnail is being read back from the index or waits to be (without an index the
+    /// gallery holds every thumbnail it was given, and reads none).
+    fn thumbnails_ready(&self) -> bool {
+        let reads = !matches!(self.cache, CacheLocation::Disabled);
+        !reads || !(self.thumbnails.is_reading() || self.gallery.wants_thumbnails())
     }
 
     /// Opens a folder: cancels any running job and starts indexing this one.
@@ -629,10 +638,11 @@ impl LookalikeApp {
 
     fn screenshot_step(&mut self, ctx: &egui::Context) {
         let indexed = self.indexing.progress().is_some_and(|p| p.finished);
+        let ready = self.thumbnails_ready();
         let Some(shot) = &mut self.screenshot else {
             return;
         };
-        let Some(setup) = shot.step(ctx, indexed, &self.gallery, &self.frame_times) else {
+        let Some(setup) = shot.step(ctx, indexed, ready, &self.gallery, &self.frame_times) else {
             return;
         };
         match setup.select.as_slice() {

@@ -30,6 +30,8 @@ pub struct ScreenshotSetup {
 
 /// Frames to wait after sorting, for textures to load.
 const SETTLE_FRAMES: u32 = 10;
+/// Frames to wait at most for thumbnails read back from the index.
+const MAX_SETTLE_FRAMES: u32 = 2000;
 
 /// Where a `--screenshot` run is.
 pub struct Screenshot {
@@ -51,11 +53,14 @@ impl Screenshot {
         }
     }
 
-    /// Moves the run along once the folder is `indexed`; returns, once, what to set up.
+    /// Moves the run along once the folder is `indexed`; returns, once, what to set up. The
+    /// picture is taken once the tiles on screen have their thumbnails (`thumbnails_ready`)
+    /// and a few frames have passed for their textures.
     pub fn step(
         &mut self,
         ctx: &egui::Context,
         indexed: bool,
+        thumbnails_ready: bool,
         gallery: &Gallery,
         frame_times: &FrameTimes,
     ) -> Option<ScreenshotSetup> {
@@ -76,7 +81,10 @@ impl Screenshot {
         } else {
             SETTLE_FRAMES
         };
-        if self.settle_frames < settle {
+        // Waiting for thumbnails has its bound too: an index that stalls must not keep the
+        // run open for good.
+        let waiting = !thumbnails_ready && self.settle_frames < MAX_SETTLE_FRAMES;
+        if self.settle_frames < settle || waiting {
             self.settle_frames += 1;
             ctx.request_repaint();
         } else if !self.requested {

@@ -238,6 +238,11 @@ impl Gallery {
         }
     }
 
+    /// Thumbnails were asked for that are not yet being read.
+    pub fn wants_thumbnails(&self) -> bool {
+        !self.thumbnails.wanted.borrow().is_empty()
+    }
+
     /// The items whose thumbnails were asked for and are not held (at most `most`, the
     /// lowest first), with this gallery's generation, to be read back from the index and
     /// given to [`Gallery::hold_thumbnail`].

@@ -28,6 +28,11 @@ pub struct ThumbnailReader {
 }
 
 impl ThumbnailReader {
+    /// A read is in flight.
+    pub fn is_reading(&self) -> bool {
+        self.reading.is_some()
+    }
+
     /// Hands what a finished read brought to `gallery`, and starts the next read when
     /// thumbnails are wanted. Without an index (`folder` is the open folder) nothing is read:
     /// the gallery then keeps every thumbnail it was given.
