@@ -381,6 +381,34 @@ pub fn mtime_ns(modified: Option<SystemTime>) -> i64 {
     }
 }
 
+/// Fills in, from `index`, the thumbnails of the `needed` rows that `thumbnails` lacks: the
+/// index serves images without their thumbnails' bytes, and whoever needs pixels (keypoints
+/// for copies) asks for just those. `paths` are the rows' files as scanned. Returns the
+/// index's failure, if any, as a warning: the rows then stay without.
+pub fn read_back_thumbnails(
+    index: &mut dyn Store,
+    needed: &[bool],
+    paths: &[PathBuf],
+    thumbnails: &mut [Option<Thumbnail>],
+) -> Option<String> {
+    let rows: Vec<usize> = (0..needed.len())
+        .filter(|&row| needed[row] && thumbnails[row].is_none())
+        .collect();
+    let keys: Vec<PathBuf> = (rows.iter())
+        .map(|&row| std::fs::canonicalize(&paths[row]).unwrap_or_else(|_| paths[row].clone()))
+        .collect();
+    let keys: Vec<&Path> = keys.iter().map(PathBuf::as_path).collect();
+    match index.thumbnails(&keys) {
+        Ok(read) => {
+            (rows.into_iter().zip(read)).for_each(|(row, t)| thumbnails[row] = t);
+            None
+        }
+        Err(e) => Some(format!(
+            "thumbnails could not be read back from the index: {e}"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,33 +439,5 @@ mod tests {
             before,
             "a same-size edit in the middle"
         );
-    }
-}
-
-/// Fills in, from `index`, the thumbnails of the `needed` rows that `thumbnails` lacks: the
-/// index serves images without their thumbnails' bytes, and whoever needs pixels (keypoints
-/// for copies) asks for just those. `paths` are the rows' files as scanned. Returns the
-/// index's failure, if any, as a warning: the rows then stay without.
-pub fn read_back_thumbnails(
-    index: &mut dyn Store,
-    needed: &[bool],
-    paths: &[PathBuf],
-    thumbnails: &mut [Option<Thumbnail>],
-) -> Option<String> {
-    let rows: Vec<usize> = (0..needed.len())
-        .filter(|&row| needed[row] && thumbnails[row].is_none())
-        .collect();
-    let keys: Vec<PathBuf> = (rows.iter())
-        .map(|&row| std::fs::canonicalize(&paths[row]).unwrap_or_else(|_| paths[row].clone()))
-        .collect();
-    let keys: Vec<&Path> = keys.iter().map(PathBuf::as_path).collect();
-    match index.thumbnails(&keys) {
-        Ok(read) => {
-            (rows.into_iter().zip(read)).for_each(|(row, t)| thumbnails[row] = t);
-            None
-        }
-        Err(e) => Some(format!(
-            "thumbnails could not be read back from the index: {e}"
-        )),
     }
 }
