@@ -12,9 +12,10 @@ use super::texture_for;
 /// Rows above and below the visible ones whose textures are kept, so scrolling a little
 /// does not flash placeholders.
 const MARGIN_ROWS: usize = 2;
-/// New textures made per frame; the rest wait for the next frame, so a jump to the middle of
-/// a big folder never stalls one frame for long.
-const TEXTURES_PER_FRAME: usize = 24;
+/// Time one frame spends making textures (each decodes a JPEG thumbnail, about half a
+/// millisecond); the rest wait for the next frame, so a jump to the middle of a big folder, or
+/// a screenful of thumbnails arriving from the index, never stalls one frame for long.
+const TEXTURE_BUDGET: std::time::Duration = std::time::Duration::from_millis(6);
 const GAP: f32 = 8.0;
 
 /// What a click on a tile asks for; the app applies it after the grid is drawn.
@@ -127,7 +128,7 @@ impl Grid {
     fn load_textures(&mut self, ctx: &egui::Context, gallery: &Gallery, wanted: &[usize]) {
         let keep: HashSet<usize> = wanted.iter().copied().collect();
         self.textures.retain(|index, _| keep.contains(index));
-        let mut made = 0;
+        let started = std::time::Instant::now();
         for &index in wanted {
             if self.textures.contains_key(&index) {
                 continue;
@@ -135,14 +136,13 @@ impl Grid {
             let Some(thumbnail) = gallery.thumbnail(index) else {
                 continue;
             };
-            if made == TEXTURES_PER_FRAME {
+            if started.elapsed() >= TEXTURE_BUDGET {
                 ctx.request_repaint();
                 break;
             }
             if let Some(texture) = texture_for(ctx, &format!("thumb-{index}"), thumbnail) {
                 self.textures.insert(index, texture);
             }
-            made += 1;
         }
     }
 }
