@@ -116,14 +116,13 @@ fn copy_matches(
     neighbours: &Neighbours,
     threshold: f32,
     images: &[FolderImage],
-    index: Option<&mut (dyn Store + 'static)>,
+    mut index: Option<&mut (dyn Store + 'static)>,
 ) -> anyhow::Result<CopyMatches> {
     let pairs = copies::candidate_pairs(neighbours, threshold, copies::PAIRS_PER_IMAGE);
     let needed = copies::images_in(&pairs, images.len());
     let paths: Vec<PathBuf> = images.iter().map(|i| i.path.clone()).collect();
     let mut thumbnails: Vec<Option<Thumbnail>> =
         images.iter().map(|i| i.thumbnail.clone()).collect();
-    let mut index = index;
     let mut warnings = Vec::new();
     if let Some(index) = index.as_deref_mut() {
         warnings.extend(read_back_thumbnails(

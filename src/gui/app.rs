@@ -173,7 +173,6 @@ impl LookalikeApp {
         self.indexing.progress()
     }
 
-    /// True once the open folder has been fully indexed (or nothing is open).
     /// Nothing is under way: indexing is done, no folder picker is open, and every tile on
     /// screen has the thumbnail the index keeps for it.
     pub fn is_idle(&self) -> bool {

@@ -56,13 +56,12 @@ impl Item {
         }
     }
 
-    pub fn set_analysis(&mut self, analysis: Analysis) {
+    /// Takes the analysis's labels and size; its vector and thumbnail are the gallery's to
+    /// keep ([`Gallery::set_analysis`]).
+    fn set_analysis(&mut self, analysis: Analysis) {
         self.size = Some((analysis.width, analysis.height));
         self.top = analysis.top;
         self.analysed = true;
-        if analysis.thumbnail.is_some() {
-            self.thumbnail = analysis.thumbnail;
-        }
     }
 
     /// Takes `before`'s analysis if it describes the same file: same size and time.

@@ -4,8 +4,9 @@
 //! touched file is recognised without decoding it), the pixel size, a JPEG thumbnail, and per
 //! model the embedding and top-5 labels. Thumbnails have a table of their own: a file's row
 //! stays a few dozen bytes, so checking a 100,000-photo library against its scan reads a few
-//! megabytes, not every thumbnail, and the app reads thumbnails only for what is on screen. Rows carry the model's revision, so a change to a
-//! model or its preprocessing invalidates only that model's vectors. Writes go in short WAL
+//! megabytes, not every thumbnail, and the app reads thumbnails only for what is on screen.
+//! Rows carry the model's revision, so a change to a model or its preprocessing invalidates
+//! only that model's vectors. Writes go in short WAL
 //! transactions with a busy timeout, so a killed process loses at most the batch in flight and
 //! two processes can share the file. A damaged file is moved aside (with its `-wal` and `-shm`)
 //! and rebuilt. A file of a newer schema version belongs to a newer lookalike that is still
@@ -309,12 +310,9 @@ impl Store for SqliteIndex {
             let mut found = std::collections::HashMap::with_capacity(file_ids.len());
             for chunk in file_ids.chunks(BULK) {
                 let sql = format!(
-                    "SELECT f.id, f.path, f.width, f.height, {HAS_THUMBNAIL}, e.vector, e.top
-                     FROM files f JOIN embeddings e ON e.file_id = f.id
-                     LEFT JOIN thumbnails t ON t.file_id = f.id
-                     WHERE f.id IN ({}) AND e.model = ? AND e.revision = ? AND f.error IS NULL",
+                    "{} WHERE f.id IN ({}) AND e.model = ? AND e.revision = ? AND f.error IS NULL",
+                    select_images(),
                     placeholders(chunk.len()),
-                    HAS_THUMBNAIL = has_thumbnail(),
                 );
                 let mut stmt = self.conn.prepare_cached(&sql)?;
                 let ids = chunk.iter().map(|id| id as &dyn rusqlite::ToSql);
@@ -410,12 +408,9 @@ impl Store for SqliteIndex {
     fn images_under(&mut self, dir: &Path, model: ModelStamp<'_>) -> Result<Vec<CachedImage>> {
         let result = (|| -> Result<Vec<CachedImage>> {
             let mut stmt = self.conn.prepare_cached(&format!(
-                "SELECT f.id, f.path, f.width, f.height, {}, e.vector, e.top
-                 FROM files f JOIN embeddings e ON e.file_id = f.id
-                 LEFT JOIN thumbnails t ON t.file_id = f.id
-                 WHERE substr(f.path, 1, ?2) = ?1 AND e.model = ?3 AND e.revision = ?4 AND f.error IS NULL
+                "{} WHERE substr(f.path, 1, ?2) = ?1 AND e.model = ?3 AND e.revision = ?4 AND f.error IS NULL
                  ORDER BY f.path",
-                has_thumbnail()
+                select_images()
             ))?;
             let prefix = dir_prefix(dir);
             let rows = stmt.query_map(
@@ -483,11 +478,8 @@ impl Store for SqliteIndex {
     fn image(&mut self, file_id: i64, model: ModelStamp<'_>) -> Result<Option<CachedImage>> {
         let result = (|| -> Result<Option<CachedImage>> {
             let mut stmt = self.conn.prepare_cached(&format!(
-                "SELECT f.id, f.path, f.width, f.height, {}, e.vector, e.top
-                 FROM files f JOIN embeddings e ON e.file_id = f.id
-                 LEFT JOIN thumbnails t ON t.file_id = f.id
-                 WHERE f.id = ?1 AND e.model = ?2 AND e.revision = ?3 AND f.error IS NULL",
-                has_thumbnail()
+                "{} WHERE f.id = ?1 AND e.model = ?2 AND e.revision = ?3 AND f.error IS NULL",
+                select_images()
             ))?;
             let row = stmt
                 .query_row(params![file_id, model.model, model.revision], stored_image)
@@ -738,17 +730,23 @@ impl StoredImage {
     }
 }
 
-/// Whether the joined thumbnail `t` is one the app can show: its stored size is one lookalike
-/// makes. Only the blob's length is read, never its bytes.
-fn has_thumbnail() -> String {
+/// The images the index serves, as [`stored_image`] reads them (`f` a file, `e` its vector,
+/// `t` its thumbnail), for a `WHERE` to follow. Whether a thumbnail the app can show is kept
+/// is told from its stored size and the blob's length, never from its bytes.
+fn select_images() -> String {
     format!(
-        "(t.width BETWEEN 1 AND {side} AND t.height BETWEEN 1 AND {side} AND length(t.jpeg) <= {bytes})",
+        "SELECT f.id, f.path, f.width, f.height,
+             (t.width BETWEEN 1 AND {side} AND t.height BETWEEN 1 AND {side} AND length(t.jpeg) <= {bytes}),
+             e.vector, e.top
+         FROM files f JOIN embeddings e ON e.file_id = f.id
+         LEFT JOIN thumbnails t ON t.file_id = f.id",
         side = crate::decode::THUMBNAIL_SIDE,
         bytes = crate::decode::MAX_THUMBNAIL_BYTES,
     )
 }
 
-/// An image row: id, path, width, height, [`has_thumbnail`], vector, labels.
+/// An image row of [`select_images`]: id, path, width, height, whether it has a thumbnail,
+/// vector, labels.
 fn stored_image(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredImage> {
     let image = CachedImage {
         file_id: r.get(0)?,

@@ -1050,24 +1050,45 @@ mod sliding {
                         }
                     });
                 }
-                for (q, sum) in sums.iter().take(count).enumerate() {
-                    let v = match layer.act {
-                        Activation::None => *sum,
-                        Activation::Relu => _mm512_max_ps(*sum, _mm512_setzero_ps()),
-                        Activation::Relu6 => _mm512_min_ps(
-                            _mm512_max_ps(*sum, _mm512_setzero_ps()),
-                            _mm512_set1_ps(6.0),
-                        ),
-                    };
-                    let at = q * c + start;
-                    match BF16 {
-                        true => {
-                            let rounded =
-                                std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(v));
-                            _mm256_storeu_si256(pixels.add(2 * at) as *mut __m256i, rounded);
-                        }
-                        false => _mm512_storeu_ps(pixels.add(4 * at) as *mut f32, v),
+                let done = &sums[..count.min(P)];
+                store_pixels::<BF16>(layer, done, start, pixels);
+            }
+        }
+    }
+
+    /// Applies the layer's activation to `sums` and stores them as pixels `0..sums.len()` of
+    /// channel block `start` in `pixels`: rounded to bf16 with `BF16`, else f32.
+    ///
+    /// # Safety
+    /// As [`pixels_at`]: code compiled for AVX-512F (and AVX512_BF16 with `BF16`), `start` a
+    /// channel block of the layer, and `pixels` holding `sums.len()` pixels.
+    #[inline(always)]
+    unsafe fn store_pixels<const BF16: bool>(
+        layer: &Layer,
+        sums: &[__m512],
+        start: usize,
+        pixels: *mut u8,
+    ) {
+        // SAFETY: pixel `q < sums.len()`, channel block `start < c`: inside `pixels`, as the
+        // caller vouched.
+        unsafe {
+            for (q, sum) in sums.iter().enumerate() {
+                let v = match layer.act {
+                    Activation::None => *sum,
+                    Activation::Relu => _mm512_max_ps(*sum, _mm512_setzero_ps()),
+                    Activation::Relu6 => _mm512_min_ps(
+                        _mm512_max_ps(*sum, _mm512_setzero_ps()),
+                        _mm512_set1_ps(6.0),
+                    ),
+                };
+                let at = q * layer.c + start;
+                match BF16 {
+                    true => {
+                        let rounded =
+                            std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(v));
+                        _mm256_storeu_si256(pixels.add(2 * at) as *mut __m256i, rounded);
                     }
+                    false => _mm512_storeu_ps(pixels.add(4 * at) as *mut f32, v),
                 }
             }
         }

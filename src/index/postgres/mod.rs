@@ -288,6 +288,16 @@ impl PostgresIndex {
             .collect()
     }
 
+    /// Runs `sql` with this library's name as `$1` and the keys of `paths` (those inside its
+    /// folder) as `$2`.
+    fn query_by_paths(&mut self, sql: &str, paths: &[&Path]) -> Result<Vec<Row>> {
+        let library = self.library_or_err()?.name.clone();
+        let keys = self.keys_inside(paths)?;
+        (self.client)
+            .query(sql, &[&library, &keys])
+            .map_err(|e| self.fail(e))
+    }
+
     fn rows_to_images(
         &mut self,
         rows: Vec<Row>,
@@ -429,16 +439,11 @@ impl Store for PostgresIndex {
     }
 
     fn lookup_many(&mut self, paths: &[&Path]) -> Result<Vec<Option<FileRow>>> {
-        let library = self.library_or_err()?.name.clone();
-        let keys = self.keys_inside(paths)?;
-        let rows = self
-            .client
-            .query(
-                "SELECT id, path, size, mtime_ns, fingerprint, error FROM lookalike_files
-                 WHERE library = $1 AND path = ANY($2)",
-                &[&library, &keys],
-            )
-            .map_err(|e| self.fail(e))?;
+        let rows = self.query_by_paths(
+            "SELECT id, path, size, mtime_ns, fingerprint, error FROM lookalike_files
+             WHERE library = $1 AND path = ANY($2)",
+            paths,
+        )?;
         let mut found: HashMap<PathBuf, FileRow> = (self.rows_to_files(rows)?.into_iter())
             .map(|row| (row.path.clone(), row))
             .collect();
@@ -446,16 +451,11 @@ impl Store for PostgresIndex {
     }
 
     fn thumbnails(&mut self, paths: &[&Path]) -> Result<Vec<Option<Thumbnail>>> {
-        let library = self.library_or_err()?.name.clone();
-        let keys = self.keys_inside(paths)?;
-        let rows = self
-            .client
-            .query(
-                "SELECT path, thumbnail, thumb_width, thumb_height FROM lookalike_files
-                 WHERE library = $1 AND path = ANY($2) AND thumbnail IS NOT NULL",
-                &[&library, &keys],
-            )
-            .map_err(|e| self.fail(e))?;
+        let rows = self.query_by_paths(
+            "SELECT path, thumbnail, thumb_width, thumb_height FROM lookalike_files
+             WHERE library = $1 AND path = ANY($2) AND thumbnail IS NOT NULL",
+            paths,
+        )?;
         let mut found = HashMap::with_capacity(rows.len());
         for (row, path) in self.with_plain_paths(&rows, 0)? {
             let (width, height): (Option<i32>, Option<i32>) = (row.try_get(2)?, row.try_get(3)?);
