@@ -15,6 +15,7 @@ pub mod format;
 pub mod heif;
 pub mod jxl;
 pub mod raw;
+pub mod scaled_jpeg;
 
 use std::io::{BufRead, BufReader, Read, Seek};
 use std::path::Path;
@@ -30,6 +31,7 @@ use crate::model::{Normalisation, Preprocess};
 use budget::Reservation;
 pub use budget::DECODE_BUDGET_BYTES;
 pub use format::{sniff_format, Format};
+pub use scaled_jpeg::scale_eighths as jpeg_scale_eighths;
 
 /// The most memory one decode may ask for. A 12-megapixel photo needs 36 MB as RGB; this
 /// admits about 85 megapixels and refuses decompression bombs before they allocate.
@@ -198,72 +200,23 @@ pub fn decode_bytes_for(
     }
 }
 
-/// JPEG stores 8×8 blocks of frequencies, so it can be decoded straight to 1/2, 1/4 or 1/8 of
-/// its size by keeping only the low frequencies: most of the inverse transform, the colour
-/// conversion and the resize then work on a fraction of the pixels. Measured here, thumbnails
-/// of 12-megapixel photos come 1.4 times as fast this way (49 a second against 36 on two
-/// threads); reading the compressed data, which no scale avoids, is most of what is left.
-///
-/// The scale kept is the smallest whose shorter side is still at least twice `min_shorter`, so
-/// the antialiased resize that follows still shrinks by 2× or more and the model sees
-/// practically the same picture as from a full decode. Returns `None` when no reduction applies
-/// or this decoder cannot take the file (CMYK, 16-bit, damage): the full decoder then handles
-/// it and words any error.
+/// A large JPEG decoded straight at a half, a quarter or an eighth of its size (see
+/// [`scaled_jpeg`]), the smallest that still leaves `min_shorter` on the shorter side. Returns
+/// `None` when no reduction applies or this path cannot take the file (CMYK, 12-bit, damage):
+/// the full decoder then handles it and words any error.
 pub fn decode_jpeg_reduced(bytes: &[u8], min_shorter: u32) -> Option<DecodedImage> {
     if image::guess_format(bytes).ok() != Some(ImageFormat::Jpeg) || !jpeg_is_complete(bytes) {
         return None;
     }
-    let mut decoder = jpeg_decoder::Decoder::new(bytes);
-    decoder.read_info().ok()?;
-    let info = decoder.info()?;
-    let (width, height) = (u32::from(info.width), u32::from(info.height));
-    let eighths = jpeg_scale_eighths(width.min(height), min_shorter);
-    let full_bytes = u64::from(width) * u64::from(height) * 3;
-    let rgb_format = matches!(
-        info.pixel_format,
-        jpeg_decoder::PixelFormat::RGB24 | jpeg_decoder::PixelFormat::L8
-    );
-    if eighths == 8 || !rgb_format || full_bytes > MAX_DECODE_BYTES {
-        return None;
-    }
-    let scaled = |n: u32| ((n * eighths - 1) / 8 + 1) as u16;
-    let (w, h) = decoder.scale(scaled(width), scaled(height)).ok()?;
-    decoder.set_max_decoding_buffer_size(MAX_DECODE_BYTES as usize);
-    let pixels = decoder.decode().ok()?;
-    let (w, h) = (u32::from(w), u32::from(h));
-    let mut image = match info.pixel_format {
-        jpeg_decoder::PixelFormat::L8 => {
-            DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, pixels)?)
-        }
-        _ => DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, pixels)?),
-    };
-    let orientation = decoder
-        .exif_data()
-        .and_then(image::metadata::Orientation::from_exif_chunk)
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
-    image.apply_orientation(orientation);
-    let rgb = image.into_rgb8();
-    let turned = rgb.width() != w;
+    let scaled = scaled_jpeg::decode(bytes, min_shorter)?;
+    let orientation = scaled.orientation;
+    let (rgb, full_size) = scaled.upright(orientation);
     Some(DecodedImage {
         rgb,
         held: None,
         format: Format::Common(ImageFormat::Jpeg),
-        full_size: if turned {
-            (height, width)
-        } else {
-            (width, height)
-        },
+        full_size,
     })
-}
-
-/// How many eighths of its size a JPEG whose shorter side is `shorter` should be decoded at
-/// (8 means in full): the fewest that still leave twice `min_shorter`.
-pub fn jpeg_scale_eighths(shorter: u32, min_shorter: u32) -> u32 {
-    let wanted = u64::from(min_shorter) * 2;
-    [1, 2, 4]
-        .into_iter()
-        .find(|&e| u64::from(shorter) * u64::from(e) >= wanted * 8)
-        .unwrap_or(8)
 }
 
 /// Reads a whole file, refusing ones too large to be a photo.

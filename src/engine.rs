@@ -101,13 +101,23 @@ struct Prepared {
 impl Engine {
     /// Loads `kind` and starts its threads.
     pub fn new(kind: ModelKind, options: EngineOptions) -> Result<Self> {
-        let model = kind.load(options.weights.as_deref(), options.precision)?;
-        Self::with_model(model, options)
+        let pool = thread_pool(options.threads, "model")?;
+        // In the engine's own threads, so that `auto` measures the paths as they will run.
+        let model = pool.install(|| kind.load(options.weights.as_deref(), options.precision))?;
+        Self::assemble(model, pool, options)
     }
 
     /// An engine around a model that is already built.
     pub fn with_model(model: Box<dyn Backbone>, options: EngineOptions) -> Result<Self> {
         let pool = thread_pool(options.threads, "model")?;
+        Self::assemble(model, pool, options)
+    }
+
+    fn assemble(
+        model: Box<dyn Backbone>,
+        pool: rayon::ThreadPool,
+        options: EngineOptions,
+    ) -> Result<Self> {
         let decode_pool = thread_pool(options.threads, "decode")?;
         let options = EngineOptions {
             batch_size: options.batch_size.max(1),

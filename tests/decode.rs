@@ -279,3 +279,63 @@ fn the_reduction_keeps_at_least_twice_what_is_needed() {
     assert_eq!(jpeg_scale_eighths(1023, 256), 8); // in full
     assert_eq!(jpeg_scale_eighths(600, 256), 8); // the seed elephant: in full
 }
+
+#[test]
+fn damage_inside_a_complete_large_jpeg_is_never_papered_over() {
+    let mut bytes = large_red_blue_jpeg(2400, 1600);
+    // Overwrite a run of the compressed data (past the headers, before the end marker) with
+    // bytes that are no valid Huffman code: libjpeg would warn and fill grey; the reduced
+    // path must give the file up instead, and the full decoder then decides.
+    let middle = bytes.len() / 2;
+    bytes[middle..middle + 4000].fill(0xFF);
+    assert!(jpeg_is_complete(&bytes), "the end marker is still there");
+    assert!(
+        lookalike::decode::scaled_jpeg::decode(&bytes, 256).is_none(),
+        "the reduced decoder must not hand back a damaged picture"
+    );
+    // Whatever the full decoder makes of it, nothing panics and an error names the damage.
+    if let Err(reason) = decode_bytes_for(&bytes, 256) {
+        assert!(!reason.is_empty());
+    }
+}
+
+#[test]
+fn a_large_grey_jpeg_decodes_reduced_to_rgb() {
+    let grey = image::GrayImage::from_fn(2400, 1600, |x, _| {
+        image::Luma([if x < 1200 { 40 } else { 220 }])
+    });
+    let bytes = encode(&DynamicImage::ImageLuma8(grey), ImageFormat::Jpeg);
+    let scaled = lookalike::decode::scaled_jpeg::decode(&bytes, 256).expect("libjpeg takes grey");
+    assert_eq!(scaled.rgb.dimensions(), (1200, 800));
+    let dark = scaled.rgb.get_pixel(100, 400);
+    let light = scaled.rgb.get_pixel(1100, 400);
+    assert!(dark[0] < 60 && dark[0] == dark[2], "{dark:?}");
+    assert!(light[0] > 200 && light[0] == light[1], "{light:?}");
+}
+
+#[test]
+fn the_reduced_decode_agrees_with_a_full_decode_shrunk() {
+    // libjpeg's scaled decode against the full decode averaged over 2×2 blocks: the same
+    // picture, to within what JPEG's rounding allows.
+    let bytes = large_red_blue_jpeg(2400, 1600);
+    let reduced = lookalike::decode::scaled_jpeg::decode(&bytes, 256).unwrap();
+    let full = decode_file_bytes(&bytes);
+    let (w, h) = reduced.rgb.dimensions();
+    let mut worst = 0i32;
+    for y in (0..h).step_by(37) {
+        for x in (0..w).step_by(41) {
+            for c in 0..3 {
+                let block: i32 = (0..4)
+                    .map(|k| i32::from(full.get_pixel(2 * x + k % 2, 2 * y + k / 2)[c]))
+                    .sum();
+                let got = i32::from(reduced.rgb.get_pixel(x, y)[c]);
+                worst = worst.max((got - block / 4).abs());
+            }
+        }
+    }
+    assert!(worst <= 24, "largest difference {worst}");
+}
+
+fn decode_file_bytes(bytes: &[u8]) -> RgbImage {
+    lookalike::decode::decode_bytes(bytes).unwrap().rgb
+}

@@ -18,9 +18,10 @@ use lookalike::decode::{
 };
 use lookalike::duplicates::{groups, FileFacts, Level, Neighbours, NEIGHBOURS_PER_IMAGE, SLACK};
 use lookalike::engine::Engine;
+use lookalike::model::{auto, ModelKind, Precision};
 use lookalike::query::Query;
 use lookalike::scan::scan_folder;
-use lookalike::similarity::{l2_normalise, scores, similarity_order, Vectors};
+use lookalike::similarity::{cosine, l2_normalise, scores, similarity_order, Vectors};
 
 use super::ModelArgs;
 
@@ -73,6 +74,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     let id = engine.info().id;
     let precision = engine.precision().name();
     let side = engine.info().preprocess.crop as usize;
+    if Precision::from_name(&args.model.precision)? == Precision::Auto {
+        print_auto_choice(args.json, ModelKind::from_name(&args.model.model)?);
+    }
     let budget = Duration::from_secs_f64(args.seconds);
     for &batch in &args.batches {
         let input = Tensor::ones(
@@ -100,6 +104,31 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         bench_folder(args, &engine, dir)?;
     }
     Ok(0)
+}
+
+/// What `--precision auto` runs for `kind` here, and why.
+fn print_auto_choice(json: bool, kind: ModelKind) {
+    let choice = auto::kept(kind);
+    let why = match &choice {
+        Some(choice) => choice.explain(),
+        None => format!(
+            "{}, the only path this CPU has",
+            auto::available()[0].name()
+        ),
+    };
+    let kept_in = auto::kept_file().map(|p| p.display().to_string());
+    if json {
+        println!(
+            "{}",
+            json!({"what": "precision auto", "cpu": auto::cpu_name(), "choice": choice, "why": why, "kept_in": kept_in})
+        );
+    } else {
+        println!("CPU: {}", auto::cpu_name());
+        println!("precision auto: {why}");
+        if let (Some(_), Some(file)) = (&choice, kept_in) {
+            println!("  (kept in {file}; delete it to measure again)");
+        }
+    }
 }
 
 /// Times what the app does on a click: score every vector against one, then order them all.
@@ -310,6 +339,7 @@ fn bench_folder(args: &BenchArgs, engine: &Engine, dir: &Path) -> anyhow::Result
         elapsed,
         threads,
     );
+    report_reduced_fidelity(args.json, engine, &paths)?;
     let start = Instant::now();
     let never = AtomicBool::new(false);
     let bar = super::progress_bar(paths.len());
@@ -319,6 +349,51 @@ fn bench_folder(args: &BenchArgs, engine: &Engine, dir: &Path) -> anyhow::Result
     let ok = results.iter().filter(|r| r.is_ok()).count();
     let what = format!("end to end {} ({} images)", engine.info().id, paths.len());
     report(args.json, &what, ok, start.elapsed(), threads);
+    Ok(())
+}
+
+/// How close what the model sees from a JPEG decoded at reduced size (the engine's own path)
+/// comes to what it sees from a full decode: embedding cosine and top-1 agreement, over the
+/// files that the reduced decode applies to.
+fn report_reduced_fidelity(json: bool, engine: &Engine, paths: &[PathBuf]) -> anyhow::Result<()> {
+    let pre = engine.info().preprocess;
+    let mut cosines = Vec::new();
+    let mut same_top = 0;
+    for path in paths {
+        let Ok(full) = decode_file(path) else {
+            continue;
+        };
+        let Ok(reduced) = decode_file_for(path, pre.resize_shorter) else {
+            continue;
+        };
+        if reduced.rgb.dimensions() == full.rgb.dimensions() {
+            continue;
+        }
+        let inputs = [
+            model_input(&reduced.rgb, &pre)?,
+            model_input(&full.rgb, &pre)?,
+        ];
+        let outputs = engine.embed_inputs(&[&inputs[0], &inputs[1]])?;
+        cosines.push(cosine(&outputs[0].embedding, &outputs[1].embedding));
+        let top = |i: usize| outputs[i].top.first().map(|p| p.class);
+        same_top += usize::from(top(0) == top(1));
+    }
+    if cosines.is_empty() {
+        return Ok(());
+    }
+    let count = cosines.len();
+    let lowest = cosines.iter().copied().fold(f32::INFINITY, f32::min);
+    let mean = cosines.iter().sum::<f32>() / count as f32;
+    let agreement = same_top as f64 / count as f64;
+    let what = "reduced JPEG decode against full";
+    if json {
+        println!(
+            "{}",
+            json!({"what": what, "files": count, "cosine_min": lowest, "cosine_mean": mean, "top1_agreement": agreement})
+        );
+    } else {
+        println!("{what:<40} cosine min {lowest:.4} mean {mean:.4}, top-1 agreement {agreement:.3} ({count} files)");
+    }
     Ok(())
 }
 

@@ -208,41 +208,13 @@ pub fn decode_preview(preview: &Preview<'_>) -> Result<RgbImage, String> {
 /// orientation instead of the JPEG's own. Falls back to the full decode where no reduction
 /// applies or this decoder cannot take the JPEG (CMYK, 16-bit).
 pub fn decode_preview_for(preview: &Preview<'_>, min_shorter: u32) -> Result<RgbImage, String> {
-    let shorter = preview.width.min(preview.height);
-    let eighths = super::jpeg_scale_eighths(shorter, min_shorter);
-    let reduced = match eighths {
-        8 => None,
-        _ => decode_reduced(preview, eighths),
-    };
+    let reduced = check_size(preview.width, preview.height)
+        .ok()
+        .and_then(|()| super::scaled_jpeg::decode(preview.jpeg, min_shorter));
     match reduced {
-        Some(rgb) => Ok(rgb),
+        Some(scaled) => Ok(scaled.upright(preview.orientation).0),
         None => decode_preview(preview),
     }
-}
-
-fn decode_reduced(preview: &Preview<'_>, eighths: u32) -> Option<RgbImage> {
-    check_size(preview.width, preview.height).ok()?;
-    let mut decoder = jpeg_decoder::Decoder::new(preview.jpeg);
-    decoder.read_info().ok()?;
-    let format = decoder.info()?.pixel_format;
-    use jpeg_decoder::PixelFormat::{L8, RGB24};
-    if !matches!(format, L8 | RGB24) {
-        return None;
-    }
-    // Sides are at most 65535 and `eighths` at most 4: no overflow.
-    let scaled = |n: u32| ((n * eighths - 1) / 8 + 1) as u16;
-    let (w, h) = decoder
-        .scale(scaled(preview.width), scaled(preview.height))
-        .ok()?;
-    decoder.set_max_decoding_buffer_size(MAX_DECODE_BYTES as usize);
-    let pixels = decoder.decode().ok()?;
-    let (w, h) = (u32::from(w), u32::from(h));
-    let mut image = match format {
-        L8 => DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, pixels)?),
-        _ => DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, pixels)?),
-    };
-    image.apply_orientation(preview.orientation);
-    Some(image.into_rgb8())
 }
 
 fn limits() -> image::Limits {

@@ -3,6 +3,7 @@
 //! Each backbone is a plain struct with `new(vb)` and `forward(batch) -> (embeddings, logits)`.
 //! Callers pick one by [`ModelKind`] and never see which kernels run inside.
 
+pub mod auto;
 pub mod bf16;
 pub mod download;
 pub mod kernels;
@@ -79,7 +80,7 @@ pub trait Backbone: Send + Sync {
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
-    /// bf16 where the CPU multiplies it natively, f32 elsewhere.
+    /// The fastest path this CPU has for the model, measured the first time (see [`auto`]).
     #[default]
     Auto,
     Bf16,
@@ -110,8 +111,9 @@ impl Precision {
         }
     }
 
-    /// The precision that will run on this CPU: `Auto` becomes bf16 or f32, and bf16 asked
-    /// for on a CPU without it is an error that says so.
+    /// A precision this CPU can run: bf16 asked for on a CPU without it is an error that says
+    /// so. `Auto` becomes the path auto would try first, before any measurement (bf16 where
+    /// the CPU has it); [`ModelKind::load`] is what measures.
     pub fn resolve(self) -> Result<Precision> {
         match (self, bf16::supported()) {
             (Precision::Auto | Precision::Bf16, true) => Ok(Precision::Bf16),
@@ -163,7 +165,15 @@ impl ModelKind {
     /// Builds the model on the CPU in `precision`. `weights` names a weights file for models
     /// that are not bundled; without it the usual places are searched (see
     /// [`find_vgg16_weights`]).
+    /// `Auto` loads the fastest path this CPU has (see [`auto`]).
     pub fn load(self, weights: Option<&Path>, precision: Precision) -> Result<Box<dyn Backbone>> {
+        match precision {
+            Precision::Auto => auto::load_fastest(self, |exact| self.load_exact(weights, exact)),
+            exact => self.load_exact(weights, exact),
+        }
+    }
+
+    fn load_exact(self, weights: Option<&Path>, precision: Precision) -> Result<Box<dyn Backbone>> {
         let precision = precision.resolve()?;
         match self {
             ModelKind::Lite0 => Ok(Box::new(lite0::Lite0::bundled(precision)?)),
