@@ -253,3 +253,63 @@ fn an_unknown_model_is_refused_with_the_known_names() {
     let help = run(&["similar", "--help"]);
     assert!(String::from_utf8_lossy(&help.stdout).contains("lite0"));
 }
+
+#[test]
+fn bench_says_what_auto_precision_runs_and_keeps_the_measurement_for_this_cpu() {
+    let config = tempfile::tempdir().unwrap();
+    let bench = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_lookalike"))
+            .args(["bench", "--json", "--batches", "1", "--seconds", "0", "--sort-items", "0"])
+            .args(extra)
+            .env("XDG_CONFIG_HOME", config.path())
+            .output()
+            .expect("the binary runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        json_lines(&out)
+    };
+    let lines = bench(&[]);
+    let auto = lines
+        .iter()
+        .find(|l| l["what"] == "precision auto")
+        .expect("bench says what auto chose");
+    let forward = lines
+        .iter()
+        .find(|l| l["what"].as_str().is_some_and(|w| w.starts_with("forward lite0")))
+        .unwrap();
+    let file = config.path().join("lookalike/precision.json");
+    match auto["choice"].as_object() {
+        // A CPU with more than one path: each was timed, the fastest runs, and it is kept.
+        Some(choice) => {
+            let chosen = choice["precision"].as_str().unwrap();
+            let rates = choice["rates"].as_array().unwrap();
+            assert!(rates.len() >= 2, "{choice:?}");
+            let fastest = rates
+                .iter()
+                .max_by(|a, b| a[1].as_f64().unwrap().total_cmp(&b[1].as_f64().unwrap()))
+                .unwrap();
+            assert_eq!(fastest[0], chosen, "{choice:?}");
+            assert!(forward["what"].as_str().unwrap().contains(chosen), "{forward}");
+            let kept: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+            let cpu = auto["cpu"].as_str().unwrap();
+            let (key, models) = kept.as_object().unwrap().iter().next().unwrap();
+            assert!(key.starts_with(cpu), "{key} names {cpu}");
+            assert_eq!(models["lite0"]["precision"], chosen);
+            // The next run reads the choice back instead of measuring again.
+            let mut edited = kept.clone();
+            let other = rates.iter().find(|r| r[0] != chosen).unwrap()[0].clone();
+            edited[key]["lite0"]["precision"] = other.clone();
+            std::fs::write(&file, serde_json::to_vec(&edited).unwrap()).unwrap();
+            let again = bench(&[]);
+            let forward = again
+                .iter()
+                .find(|l| l["what"].as_str().is_some_and(|w| w.starts_with("forward lite0")))
+                .unwrap();
+            assert!(forward["what"].as_str().unwrap().contains(other.as_str().unwrap()));
+        }
+        // One path only: nothing to measure, nothing kept.
+        None => {
+            assert!(auto["why"].as_str().unwrap().contains("only path"), "{auto}");
+            assert!(!file.exists());
+        }
+    }
+}

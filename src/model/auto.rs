@@ -227,3 +227,42 @@ pub fn cpu_name() -> String {
     }
     std::env::consts::ARCH.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ModelInfo;
+
+    /// A stand-in network whose only property is how long it takes, to check the choice.
+    struct Takes(Duration, Precision);
+
+    impl Backbone for Takes {
+        fn info(&self) -> &ModelInfo {
+            &crate::model::lite0::INFO
+        }
+        fn precision(&self) -> Precision {
+            self.1
+        }
+        fn forward(&self, batch: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+            std::thread::sleep(self.0);
+            Ok((batch.clone(), None))
+        }
+    }
+
+    #[test]
+    fn the_fastest_path_is_chosen_and_returned_built() {
+        let build = |p: Precision| -> Result<Box<dyn Backbone>> {
+            let took = match p {
+                Precision::Bf16 => Duration::from_millis(2),
+                _ => Duration::from_millis(12),
+            };
+            Ok(Box::new(Takes(took, p)))
+        };
+        let (choice, model) = measure(&[Precision::F32, Precision::Bf16], &build).unwrap();
+        assert_eq!(choice.precision, Precision::Bf16);
+        assert_eq!(model.precision(), Precision::Bf16);
+        let rate = |p| choice.rates.iter().find(|(q, _)| *q == p).unwrap().1;
+        assert!(rate(Precision::Bf16) > 2.0 * rate(Precision::F32), "{choice:?}");
+        assert!(choice.explain().starts_with("bf16, the fastest"));
+    }
+}
