@@ -1,6 +1,7 @@
 //! The layering rules of ARCHITECTURE.md, checked on the source so that they stay true: the
 //! window toolkit only in `src/gui/`, the command-line crates only in the binary, no user
-//! interface in the engine, and models that know no files.
+//! interface in the engine, models that know no files, and matrix products that import each
+//! other in no circle.
 
 use std::path::{Path, PathBuf};
 
@@ -94,11 +95,16 @@ fn models_know_no_files() {
     let models = [
         "model/lite0.rs",
         "model/vgg16.rs",
-        "model/kernels.rs",
         "model/winograd.rs",
+        "model/bf16.rs",
+        "model/packed_f32.rs",
+        "model/tile.rs",
     ];
+    let mut kernels = 0;
     for (file, text) in sources() {
-        if !models.contains(&file.as_str()) {
+        let is_kernel = file.starts_with("model/kernels/");
+        kernels += is_kernel as usize;
+        if !is_kernel && !models.contains(&file.as_str()) {
             continue;
         }
         for (n, line) in text.lines().enumerate() {
@@ -110,6 +116,36 @@ fn models_know_no_files() {
                 code.starts_with("//") || !touches_files,
                 "src/{file}:{}: a model reaches for files: {}",
                 n + 1,
+                line.trim()
+            );
+        }
+    }
+    assert!(kernels >= 6, "the kernels' files were found");
+}
+
+/// `kernels` uses the bf16 and packed f32 products, and all three end their sums with what
+/// `tile` has; `tile` and the two products name no other of them, so none imports another in
+/// a circle.
+#[test]
+fn the_matrix_products_import_each_other_in_no_circle() {
+    let rules: [(&str, &[&str]); 3] = [
+        ("model/tile.rs", &["kernels", "bf16", "packed_f32"]),
+        ("model/bf16.rs", &["kernels", "packed_f32"]),
+        ("model/packed_f32.rs", &["kernels", "bf16"]),
+    ];
+    let files = sources();
+    for (file, forbidden) in rules {
+        let (_, text) = files
+            .iter()
+            .find(|(f, _)| f == file)
+            .unwrap_or_else(|| panic!("src/{file} was found"));
+        for (n, line) in text.lines().enumerate() {
+            let named = forbidden.iter().find(|m| names(line, m));
+            assert!(
+                named.is_none(),
+                "src/{file}:{}: names {}, which may not be imported here: {}",
+                n + 1,
+                named.unwrap_or(&""),
                 line.trim()
             );
         }

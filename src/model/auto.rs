@@ -262,7 +262,10 @@ mod tests {
         assert_eq!(choice.precision, Precision::Bf16);
         assert_eq!(model.precision(), Precision::Bf16);
         let rate = |p| choice.rates.iter().find(|(q, _)| *q == p).unwrap().1;
-        assert!(rate(Precision::Bf16) > 2.0 * rate(Precision::F32), "{choice:?}");
+        assert!(
+            rate(Precision::Bf16) > 2.0 * rate(Precision::F32),
+            "{choice:?}"
+        );
         assert!(choice.explain().starts_with("bf16, the fastest"));
     }
 }

@@ -14,7 +14,7 @@
 //! one is the proof that its products may run: no safe call reaches these instructions on a
 //! CPU without them.
 
-use super::kernels::Activation;
+use super::tile::Finish;
 
 /// Output columns one packed panel holds: four registers of 16 f32 sums.
 const PANEL: usize = 64;
@@ -224,23 +224,10 @@ pub fn round(x: &[f32], dst: &mut [u32]) {
     };
 }
 
-/// What follows a product: `act(sum + bias (+ residual))`.
-#[derive(Clone, Copy)]
-pub struct Finish {
-    /// `outputs` values.
-    pub bias: *const f32,
-    /// Rows laid out as `out`'s, or null.
-    pub residual: *const f32,
-    pub act: Activation,
-}
-
 /// Width of the panel that starts at output column `first`.
 fn panel_width(outputs: usize, first: usize) -> usize {
     (outputs - first).min(PANEL).div_ceil(LANES) * LANES
 }
-
-#[cfg(target_arch = "x86_64")]
-pub(crate) use avx512::{first_sums, store_tile};
 
 thread_local! {
     /// A thread's activations rounded to bf16, reused between products.
@@ -251,7 +238,8 @@ thread_local! {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{panel_width, Activation, Finish, PackedBf16, LANES, PANEL, ROWS};
+    use super::{panel_width, Finish, PackedBf16, LANES, PANEL, ROWS};
+    use crate::model::tile::{first_sums, store_tile};
 
     /// Rows of activations rounded at once: enough to reuse each weight panel many times,
     /// few enough that they stay in cache while every panel passes over them.
@@ -489,102 +477,6 @@ mod avx512 {
         }
     }
 
-    /// The sums a tile starts from: the bias of its columns (`columns` of them valid) when
-    /// there is a `finish`, else zeros. Starting from the bias spares an addition per value
-    /// at the end, where the narrow layers (16 to 40 inputs) spend a good part of their time.
-    ///
-    /// # Safety
-    /// As for [`store_tile`]: only from code compiled for AVX-512F, and `finish`'s bias holds
-    /// `columns` values, `columns > (V - 1) * 16`.
-    #[inline(always)]
-    pub(crate) unsafe fn first_sums<const R: usize, const V: usize>(
-        finish: Option<Finish>,
-        columns: usize,
-    ) -> [[__m512; V]; R] {
-        // SAFETY: the caller compiles this for AVX-512F; register `v < V` starts at column
-        // `16 v < columns`, inside the bias, and its mask reads only the valid columns.
-        unsafe {
-            let mut bias = [_mm512_setzero_ps(); V];
-            if let Some(f) = finish {
-                for (v, reg) in bias.iter_mut().enumerate() {
-                    *reg = _mm512_maskz_loadu_ps(column_mask(columns, v), f.bias.add(v * LANES));
-                }
-            }
-            [bias; R]
-        }
-    }
-
-    /// The lanes of register `v` of a tile that hold one of its `columns` valid columns.
-    #[inline(always)]
-    fn column_mask(columns: usize, v: usize) -> __mmask16 {
-        let valid = columns.saturating_sub(v * LANES).min(LANES);
-        match valid >= LANES {
-            true => 0xffff,
-            false => (1u16 << valid) - 1,
-        }
-    }
-
-    /// Stores (and finishes, with `finish`) a tile of sums that started from the bias (see
-    /// [`first_sums`]): rows `stride` apart from `out`, of which `columns` are written.
-    ///
-    /// Always inlined, into tile kernels compiled for AVX-512, so that the sums go from
-    /// registers to `out`. Left to the optimiser it was a call: every tile zeroed its sums on
-    /// the stack with `memset`, and stored and reloaded them around the call (7% of Lite0's
-    /// time, the layers with few inputs paying the most).
-    ///
-    /// # Safety
-    /// Only from code compiled for AVX-512F; `R` rows of `columns` values from `out`, `stride`
-    /// apart, lie inside one allocation, and so do those of `finish`'s residual (if any);
-    /// `columns > (V - 1) * 16`.
-    #[inline(always)]
-    pub(crate) unsafe fn store_tile<const R: usize, const V: usize>(
-        sums: &[[__m512; V]; R],
-        out: *mut f32,
-        stride: usize,
-        columns: usize,
-        finish: Option<Finish>,
-    ) {
-        // SAFETY: register `v < V` of row `r < R` starts at column `16 v < columns` of a row
-        // the caller vouched for, and its mask touches only the valid columns.
-        unsafe {
-            for (r, row_sums) in sums.iter().enumerate() {
-                let row = out.add(r * stride);
-                for (v, s) in row_sums.iter().enumerate() {
-                    let mask = column_mask(columns, v);
-                    let value = match finish {
-                        Some(f) => finished(*s, f, mask, r * stride + v * LANES),
-                        None => *s,
-                    };
-                    _mm512_mask_storeu_ps(row.add(v * LANES), mask, value);
-                }
-            }
-        }
-    }
-
-    /// `act(sums (+ residual))` for the lanes in `mask`, at `at` in the residual's rows (the
-    /// bias is in the sums already). Inlined as [`store_tile`] is.
-    ///
-    /// # Safety
-    /// Only from code compiled for AVX-512F; a residual holds the lanes of `mask` from `at`.
-    #[inline(always)]
-    unsafe fn finished(sums: __m512, f: Finish, mask: __mmask16, at: usize) -> __m512 {
-        // SAFETY: the caller compiles this for AVX-512F and vouches for the residual's lanes
-        // in `mask`; the others are not read.
-        unsafe {
-            let mut v = sums;
-            if !f.residual.is_null() {
-                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, f.residual.add(at)));
-            }
-            match f.act {
-                Activation::None => v,
-                Activation::Relu => _mm512_max_ps(v, _mm512_setzero_ps()),
-                Activation::Relu6 => {
-                    _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(6.0))
-                }
-            }
-        }
-    }
-
     #[inline(always)]
     fn as_bf16(v: __m512i) -> __m512bh {
         // SAFETY: both are 512-bit plain-data vectors; every bit pattern is valid for either.
@@ -650,6 +542,7 @@ mod avx512 {
 mod tests {
     use super::*;
     use crate::model::test_noise as noise;
+    use crate::model::tile::Activation;
 
     #[test]
     fn rounding_is_to_nearest_even() {

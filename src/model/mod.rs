@@ -10,6 +10,7 @@ pub mod kernels;
 pub mod labels;
 pub mod lite0;
 pub mod packed_f32;
+pub mod tile;
 pub mod vgg16;
 pub mod weights;
 pub mod winograd;

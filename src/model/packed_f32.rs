@@ -9,7 +9,7 @@
 //! A [`PackedF32`] is only made where the CPU has AVX-512 ([`PackedF32::new`] checks), so
 //! holding one is the proof that its products may run.
 
-use super::bf16::Finish;
+use super::tile::Finish;
 
 /// Output columns one packed panel holds: four registers of 16 f32 sums.
 const PANEL: usize = 64;
@@ -125,7 +125,7 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     use super::{panel_width, Finish, PackedF32, LANES, PANEL, ROWS};
-    use crate::model::bf16::{first_sums, store_tile};
+    use crate::model::tile::{first_sums, store_tile};
 
     /// Where a tile reads and writes: `rows` rows of `x` from `x`, of `out` from `out`, and
     /// `columns` valid columns.
@@ -252,8 +252,8 @@ mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::kernels::Activation;
     use crate::model::test_noise as noise;
+    use crate::model::tile::Activation;
 
     /// Every way the kernel splits a product (row tails, column tails inside and across
     /// panels, one input) against an f64 product, with and without finishing; nothing
