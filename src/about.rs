@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::index::default_cache_dir;
-use crate::model::{models_dir, ModelKind, Precision};
+use crate::model::{auto, models_dir, ModelKind, Precision};
 
 /// The program's version, from Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -36,16 +36,19 @@ pub fn lines(kind: ModelKind, precision: Precision, index: &str) -> Vec<(&'stati
         ("Version", VERSION.to_string()),
         ("Model", model.to_string()),
         ("Model weights", weights.to_string()),
-        ("Precision", precision_text(precision)),
+        ("Precision", precision_text(kind, precision)),
         ("Index", index.to_string()),
         ("Model files", shown(models_dir().as_deref())),
         ("Licence", LICENCE.to_string()),
     ]
 }
 
-/// The precision and why: `bf16` says that f32 is there for the asking, `f32` whether this
-/// CPU could do bf16.
-fn precision_text(precision: Precision) -> String {
+/// The precision and why: what auto measured, when that is what runs; else `bf16` says that
+/// f32 is there for the asking, `f32` whether this CPU could do bf16.
+fn precision_text(kind: ModelKind, precision: Precision) -> String {
+    if let Some(choice) = auto::kept(kind).filter(|c| c.precision == precision) {
+        return format!("{} (auto)", choice.explain());
+    }
     match (precision, crate::model::bf16::supported()) {
         (Precision::Bf16, _) => "bf16 (this CPU has AVX512_BF16; --precision f32 for f32)".into(),
         (_, true) => "f32 (bf16 available: --precision bf16)".into(),
@@ -57,7 +60,10 @@ fn precision_text(precision: Precision) -> String {
 pub fn version_text() -> String {
     let cache = default_cache_dir().map_or("none".to_string(), |d| d.display().to_string());
     let mut text = format!("lookalike {VERSION}\n");
-    let precision = Precision::Auto.resolve().unwrap_or(Precision::F32);
+    // What auto runs, as far as it is known without loading the model to measure it.
+    let precision = auto::kept(ModelKind::Lite0)
+        .map(|choice| choice.precision)
+        .unwrap_or_else(|| Precision::Auto.resolve().unwrap_or(Precision::F32));
     for (label, value) in lines(ModelKind::Lite0, precision, &cache)
         .into_iter()
         .skip(1)

@@ -259,12 +259,25 @@ fn bench_says_what_auto_precision_runs_and_keeps_the_measurement_for_this_cpu() 
     let config = tempfile::tempdir().unwrap();
     let bench = |extra: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_lookalike"))
-            .args(["bench", "--json", "--batches", "1", "--seconds", "0", "--sort-items", "0"])
+            .args([
+                "bench",
+                "--json",
+                "--batches",
+                "1",
+                "--seconds",
+                "0",
+                "--sort-items",
+                "0",
+            ])
             .args(extra)
             .env("XDG_CONFIG_HOME", config.path())
             .output()
             .expect("the binary runs");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         json_lines(&out)
     };
     let lines = bench(&[]);
@@ -274,7 +287,11 @@ fn bench_says_what_auto_precision_runs_and_keeps_the_measurement_for_this_cpu() 
         .expect("bench says what auto chose");
     let forward = lines
         .iter()
-        .find(|l| l["what"].as_str().is_some_and(|w| w.starts_with("forward lite0")))
+        .find(|l| {
+            l["what"]
+                .as_str()
+                .is_some_and(|w| w.starts_with("forward lite0"))
+        })
         .unwrap();
     let file = config.path().join("lookalike/precision.json");
     match auto["choice"].as_object() {
@@ -288,7 +305,10 @@ fn bench_says_what_auto_precision_runs_and_keeps_the_measurement_for_this_cpu() 
                 .max_by(|a, b| a[1].as_f64().unwrap().total_cmp(&b[1].as_f64().unwrap()))
                 .unwrap();
             assert_eq!(fastest[0], chosen, "{choice:?}");
-            assert!(forward["what"].as_str().unwrap().contains(chosen), "{forward}");
+            assert!(
+                forward["what"].as_str().unwrap().contains(chosen),
+                "{forward}"
+            );
             let kept: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
             let cpu = auto["cpu"].as_str().unwrap();
             let (key, models) = kept.as_object().unwrap().iter().next().unwrap();
@@ -302,13 +322,23 @@ fn bench_says_what_auto_precision_runs_and_keeps_the_measurement_for_this_cpu() 
             let again = bench(&[]);
             let forward = again
                 .iter()
-                .find(|l| l["what"].as_str().is_some_and(|w| w.starts_with("forward lite0")))
+                .find(|l| {
+                    l["what"]
+                        .as_str()
+                        .is_some_and(|w| w.starts_with("forward lite0"))
+                })
                 .unwrap();
-            assert!(forward["what"].as_str().unwrap().contains(other.as_str().unwrap()));
+            assert!(forward["what"]
+                .as_str()
+                .unwrap()
+                .contains(other.as_str().unwrap()));
         }
         // One path only: nothing to measure, nothing kept.
         None => {
-            assert!(auto["why"].as_str().unwrap().contains("only path"), "{auto}");
+            assert!(
+                auto["why"].as_str().unwrap().contains("only path"),
+                "{auto}"
+            );
             assert!(!file.exists());
         }
     }

