@@ -16,14 +16,20 @@ dozens of Pad nodes that the runtimes cannot fuse, which would make them look sl
 are.) With --vgg16, VGG16's convolutional features (what lookalike embeds with, mean-pooled to
 512) from that safetensors file; speed does not depend on the values, so any VGG16 file will do.
 
-lookalike runs at its default precision (bf16 where the CPU has it) and at f32. The script
-prints images per second for every runtime and batch size, the ratio of lookalike to each, and
-how far each runtime's embeddings are from ONNX Runtime's f32 ones (cosine, on random input).
+The first lines name the CPU and the flags that decide which paths exist (AVX-512, bf16, AMX).
+lookalike runs at `auto` (the fastest path it measured on this CPU, see the README's
+"Precision"), at f32 and, where the CPU has it, at bf16; on a CPU with AMX, OpenVINO's bf16 is
+also timed with AMX kept off (ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16). The script prints images
+per second for every runtime and batch size, the ratio of lookalike to each, the goals (auto at
+least 1.25× OpenVINO's default, and at least 0.95× lookalike's own fastest path), and how far
+each runtime's embeddings are from ONNX Runtime's f32 ones (cosine, on random input).
 
 With DIR (a folder of photos), it also times the whole job end to end: `lookalike index
 --no-cache DIR` from outside, against a Python pipeline that decodes with PIL on a thread pool
 (resize the shorter side to 256, crop 224, as lookalike does) overlapped with ONNX Runtime on
-batches of 32, and the same feeding OpenVINO at its default precision.
+batches of 32; the same with PIL's `draft` (libjpeg-turbo decoding a large JPEG at the smallest
+of 1/2, 1/4 or 1/8 of its size that still covers 256, as PIL users do, or 512, the scale
+lookalike keeps for fidelity); and the first feeding OpenVINO at its default precision. For camera-sized photos: `scripts/make_test_images.py --photos SEEDS DIR 200`.
 """
 import argparse
 import json
@@ -239,9 +245,13 @@ def time_peers(path, args, batches, probe, lookalike_extra=()):
     results = {b: {} for b in batches}
     fidelity = {}
     if os.path.exists(args.lookalike):
-        for precision in ["auto", "f32"]:
-            rates, ran = lookalike_rates(args.lookalike, args.threads, batches, args.seconds,
-                                         precision, lookalike_extra)
+        # Every path this CPU has: bf16 is refused (and skipped) where it is missing.
+        for precision in ["auto", "f32", "bf16"]:
+            try:
+                rates, ran = lookalike_rates(args.lookalike, args.threads, batches, args.seconds,
+                                             precision, lookalike_extra)
+            except subprocess.CalledProcessError:
+                continue
             for b, rate in rates.items():
                 results[b][f"lookalike {precision} ({ran})"] = rate
     else:
@@ -256,7 +266,59 @@ def time_peers(path, args, batches, probe, lookalike_extra=()):
             results[b][f"{label} ({chosen})"] = time_runs(run, b, args.seconds)
         run, chosen = openvino_runner(path, args.threads, len(probe), precision)
         fidelity[f"{label} ({chosen})"] = cosine_to(reference, run(probe))
+    if "amx_bf16" in cpu_flags():
+        # OpenVINO's bf16 kept off AMX, to show what the tiles are worth. oneDNN reads the
+        # limit once per process, so each batch is timed in a child.
+        for b in batches:
+            results[b]["OpenVINO bf16 without AMX"] = openvino_in_child(path, args, b)
     return results, fidelity
+
+
+def openvino_in_child(path, args, batch):
+    env = dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX512_CORE_BF16")
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--openvino-child", path,
+                          str(args.threads), str(batch), str(args.seconds)],
+                         env=env, check=True, capture_output=True, text=True).stdout
+    return float(out.split()[-1])
+
+
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def print_machine():
+    """The CPU's name and the flags that decide which paths exist, as the first lines."""
+    name = "unknown CPU"
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        name = next(l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name"))
+    except (OSError, StopIteration):
+        pass
+    wanted = ["avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",
+              "amx_bf16", "amx_int8"]
+    flags = cpu_flags()
+    print(f"CPU: {name}, {os.cpu_count()} cores")
+    print("flags: " + " ".join(f if f in flags else f"-{f}" for f in wanted) + "  (- = missing)")
+
+
+def print_goals(results):
+    """The goals lookalike holds itself to: auto at least 1.25× OpenVINO's default, and never
+    below 0.95× its own fastest path."""
+    for b, row in results.items():
+        auto = next((r for n, r in row.items() if n.startswith("lookalike auto")), None)
+        own = [r for n, r in row.items() if n.startswith("lookalike")]
+        openvino = next((r for n, r in row.items() if n.startswith("OpenVINO default")), None)
+        if auto is None or openvino is None:
+            continue
+        print(f"  batch {b:<3} auto / OpenVINO default {auto / openvino:.2f}× (goal 1.25×), "
+              f"auto / lookalike's fastest path {auto / max(own):.2f}× (goal 0.95×)")
 
 
 def print_table(title, results, fidelity):
@@ -267,6 +329,8 @@ def print_table(title, results, fidelity):
             ratios = "" if name.startswith("lookalike") else "   " + "  ".join(
                 f"{m.split()[1]}: {r / rate:.2f}×" for m, r in mine.items())
             print(f"  batch {b:<3} {name:<28} {rate:8.1f}{ratios}")
+    print("goals:")
+    print_goals(results)
     print("cosine of each runtime's embeddings to ONNX Runtime f32 (random inputs):")
     for name, cosines in fidelity.items():
         print(f"  {name:<28} min {cosines.min():.5f}  median {np.median(cosines):.5f}")
@@ -303,15 +367,16 @@ def vgg16_table(args, tmp):
                 results, fidelity)
 
 
-def photo_input(path, draft=False):
+def photo_input(path, draft=None):
     """One photo as lookalike's Lite0 wants it: shorter side to 256 (antialiased bilinear),
-    centre 224 crop, (x - 127) / 128, CHW. With `draft`, a JPEG is decoded by libjpeg-turbo at
-    the smallest of 1/2, 1/4 or 1/8 of its size that still covers that (PIL's `draft`), as
-    lookalike does."""
+    centre 224 crop, (x - 127) / 128, CHW. With `draft` (a shorter side), a JPEG is decoded by
+    libjpeg-turbo at the smallest of 1/2, 1/4 or 1/8 of its size that still covers it (PIL's
+    `draft`): 256 is what PIL users do, 512 what lookalike does (twice what the resize needs,
+    for fidelity)."""
     from PIL import Image, ImageOps
     with Image.open(path) as image:
         if draft:
-            scale = 256 / min(image.size)
+            scale = draft / min(image.size)
             image.draft("RGB", (math.ceil(image.width * scale), math.ceil(image.height * scale)))
         image = ImageOps.exif_transpose(image).convert("RGB")
         scale = 256 / min(image.size)
@@ -322,7 +387,7 @@ def photo_input(path, draft=False):
         return ((np.asarray(image, dtype=np.float32) - 127.0) / 128.0).transpose(2, 0, 1)
 
 
-def python_pipeline(files, run, threads, batch=32, draft=False):
+def python_pipeline(files, run, threads, batch=32, draft=None):
     """Decodes on a pool of `threads` while the runtime works on the previous batch."""
     start = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
@@ -365,12 +430,14 @@ def end_to_end(args, lite0_path, times):
           "(best of two runs):")
     ort = onnxruntime_runner(lite0_path, args.threads)
     times["PIL + ONNX Runtime f32"] = best_of(2, lambda: python_pipeline(files, ort, args.threads))
-    times["PIL draft + ONNX Runtime f32"] = best_of(
-        2, lambda: python_pipeline(files, ort, args.threads, draft=True))
+    times["PIL draft 256 + ONNX Runtime f32"] = best_of(
+        2, lambda: python_pipeline(files, ort, args.threads, draft=256))
+    times["PIL draft 512 + ONNX Runtime f32"] = best_of(
+        2, lambda: python_pipeline(files, ort, args.threads, draft=512))
     openvino = openvino_runner(lite0_path, args.threads, 32, None)[0]
     padded = lambda x: openvino(np.concatenate([x, np.zeros((32 - len(x), *x.shape[1:]), np.float32)]))
-    times["PIL draft + OpenVINO default"] = best_of(
-        2, lambda: python_pipeline(files, padded, args.threads, draft=True))
+    times["PIL draft 256 + OpenVINO default"] = best_of(
+        2, lambda: python_pipeline(files, padded, args.threads, draft=256))
     mine = {name: t for name, t in times.items() if name.startswith("lookalike")}
     for name, seconds in times.items():
         ratios = "" if name.startswith("lookalike") else "   " + "  ".join(
@@ -378,7 +445,15 @@ def end_to_end(args, lite0_path, times):
         print(f"  {name:<40} {seconds:7.2f} s  ({len(files) / seconds:6.1f} img/s){ratios}")
 
 
+def openvino_child(path, threads, batch, seconds):
+    run, _ = openvino_runner(path, int(threads), int(batch), "bf16")
+    print(time_runs(run, int(batch), float(seconds)))
+
+
 def main():
+    if sys.argv[1:2] == ["--openvino-child"]:
+        return openvino_child(*sys.argv[2:6])
+    print_machine()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=5.0)
