@@ -253,6 +253,8 @@ pub fn cache(action: &CacheAction, cache_dir: Option<PathBuf>, db: &DbArgs) -> a
 /// `cache info --db`: the whole database, or one library with --library. Clearing a shared
 /// index is left to its administrator.
 fn database_cache(action: &CacheAction, location: &CacheLocation) -> anyhow::Result<i32> {
+    #[cfg(not(feature = "postgres"))]
+    let _ = action;
     #[cfg(feature = "postgres")]
     if let (CacheAction::Info { json }, CacheLocation::Database(target)) = (action, location) {
         let mut index = lookalike::index::postgres::PostgresIndex::connect(target)?;

@@ -128,7 +128,10 @@ impl Quantised {
             tile_vnni(rows, panel, self.padded_dim)
         }
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("Quantised::available() is false off x86-64")
+        {
+            let _ = (rows, panel);
+            unreachable!("Quantised::available() is false off x86-64")
+        }
     }
 }
 

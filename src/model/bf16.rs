@@ -21,6 +21,7 @@ const PANEL: usize = 64;
 /// Columns per register.
 const LANES: usize = 16;
 /// Rows one call of the inner kernel computes: 6 rows × 4 registers is 24 sums in registers.
+#[cfg(target_arch = "x86_64")]
 const ROWS: usize = 6;
 
 /// Whether this CPU runs the bf16 kernels.
@@ -170,7 +171,10 @@ impl PackedBf16 {
             cell.replace(rounded);
         });
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("bf16 kernels exist only on x86_64; `supported()` is false elsewhere");
+        {
+            let _ = (rows, x, x_stride, out, out_stride, finish);
+            unreachable!("bf16 kernels exist only on x86_64; `supported()` is false elsewhere");
+        }
     }
 
     /// `out = a · w` on the calling thread, for `rows` rows of activations already rounded
@@ -208,7 +212,10 @@ impl PackedBf16 {
             unsafe { avx512::multiply_rounded(self, rows, (a, a_stride), ends) };
         }
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("bf16 kernels exist only on x86_64; `supported()` is false elsewhere");
+        {
+            let _ = (rows, a, a_stride, out, out_stride, finish);
+            unreachable!("bf16 kernels exist only on x86_64; `supported()` is false elsewhere");
+        }
     }
 }
 

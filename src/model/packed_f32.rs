@@ -16,6 +16,7 @@ const PANEL: usize = 64;
 /// Columns per register.
 const LANES: usize = 16;
 /// Rows one call of the inner kernel computes.
+#[cfg(target_arch = "x86_64")]
 const ROWS: usize = 6;
 
 /// Whether this CPU runs the packed f32 kernel.
@@ -111,7 +112,12 @@ impl PackedF32 {
             avx512::multiply(self, rows, (x, x_stride), (out, out_stride), finish)
         };
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("packed f32 kernels exist only on x86_64; `supported()` is false elsewhere");
+        {
+            let _ = (rows, x, x_stride, out, out_stride, finish);
+            unreachable!(
+                "packed f32 kernels exist only on x86_64; `supported()` is false elsewhere"
+            );
+        }
     }
 }
 
