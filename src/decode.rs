@@ -201,7 +201,8 @@ pub fn decode_bytes_for(
 }
 
 /// A large JPEG decoded straight at a half, a quarter or an eighth of its size (see
-/// [`scaled_jpeg`]), the smallest that still leaves `min_shorter` on the shorter side. Returns
+/// [`scaled_jpeg`]), the smallest that still leaves twice `min_shorter` on the shorter side
+/// ([`jpeg_scale_eighths`]). Returns
 /// `None` when no reduction applies or this path cannot take the file (CMYK, 12-bit, damage):
 /// the full decoder then handles it and words any error.
 pub fn decode_jpeg_reduced(bytes: &[u8], min_shorter: u32) -> Option<DecodedImage> {
