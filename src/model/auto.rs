@@ -253,8 +253,8 @@ mod tests {
     fn the_fastest_path_is_chosen_and_returned_built() {
         let build = |p: Precision| -> Result<Box<dyn Backbone>> {
             let took = match p {
-                Precision::Bf16 => Duration::from_millis(2),
-                _ => Duration::from_millis(12),
+                Precision::Bf16 => Duration::from_millis(1),
+                _ => Duration::from_millis(20),
             };
             Ok(Box::new(Takes(took, p)))
         };
