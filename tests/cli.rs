@@ -285,14 +285,16 @@ fn bench_says_what_auto_precision_runs_and_keeps_the_measurement_for_this_cpu() 
         .iter()
         .find(|l| l["what"] == "precision auto")
         .expect("bench says what auto chose");
-    let forward = lines
-        .iter()
-        .find(|l| {
-            l["what"]
-                .as_str()
-                .is_some_and(|w| w.starts_with("forward lite0"))
-        })
-        .unwrap();
+    // The line of the forward pass, which names the precision that ran.
+    let forward_of = |lines: &[Value]| -> String {
+        lines
+            .iter()
+            .filter_map(|l| l["what"].as_str())
+            .find(|w| w.starts_with("forward lite0"))
+            .expect("bench times the forward pass")
+            .to_string()
+    };
+    let forward = forward_of(&lines);
     let file = config.path().join("lookalike/precision.json");
     match auto["choice"].as_object() {
         // A CPU with more than one path: each was timed, the fastest runs, and it is kept.
@@ -305,10 +307,7 @@ fn bench_says_what_auto_precision_runs_and_keeps_the_measurement_for_this_cpu() 
                 .max_by(|a, b| a[1].as_f64().unwrap().total_cmp(&b[1].as_f64().unwrap()))
                 .unwrap();
             assert_eq!(fastest[0], chosen, "{choice:?}");
-            assert!(
-                forward["what"].as_str().unwrap().contains(chosen),
-                "{forward}"
-            );
+            assert!(forward.contains(chosen), "{forward}");
             let kept: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
             let cpu = auto["cpu"].as_str().unwrap();
             let (key, models) = kept.as_object().unwrap().iter().next().unwrap();
@@ -319,19 +318,8 @@ fn bench_says_what_auto_precision_runs_and_keeps_the_measurement_for_this_cpu() 
             let other = rates.iter().find(|r| r[0] != chosen).unwrap()[0].clone();
             edited[key]["lite0"]["precision"] = other.clone();
             std::fs::write(&file, serde_json::to_vec(&edited).unwrap()).unwrap();
-            let again = bench(&[]);
-            let forward = again
-                .iter()
-                .find(|l| {
-                    l["what"]
-                        .as_str()
-                        .is_some_and(|w| w.starts_with("forward lite0"))
-                })
-                .unwrap();
-            assert!(forward["what"]
-                .as_str()
-                .unwrap()
-                .contains(other.as_str().unwrap()));
+            let forward = forward_of(&bench(&[]));
+            assert!(forward.contains(other.as_str().unwrap()), "{forward}");
         }
         // One path only: nothing to measure, nothing kept.
         None => {
