@@ -61,10 +61,11 @@ cli_checks() {
   local name=$1; shift
   local out="$work/$name"
   mkdir -p "$out"
-  "$@" classify --json "$seeds"/* >"$out/classify.json"
+  # The network runs twice (the first index and classify): `similar` ranks what the index holds.
+  "$@" index --json --cache-dir "$out/index" "$seeds" >"$out/index-first.json"
+  "$@" index --json --cache-dir "$out/index" "$seeds" >"$out/index-second.json"
   "$@" similar --json --cache-dir "$out/index" "$seeds/Tiger.jpg" --in "$seeds" >"$out/similar.json"
-  "$@" index --json --cache-dir "$out/index2" "$seeds" >"$out/index-first.json"
-  "$@" index --json --cache-dir "$out/index2" "$seeds" >"$out/index-second.json"
+  "$@" classify --json "$seeds"/* >"$out/classify.json"
   python3 - "$work" "$name" <<'PY'
 import json, os, sys
 work, name = sys.argv[1], sys.argv[2]
