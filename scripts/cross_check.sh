@@ -2,8 +2,8 @@
 # Proves lookalike on machines unlike the one it is developed on, with Debian's emulators:
 #
 #   1. x86-64 without AVX-512 (qemu-x86_64 -cpu Haswell: AVX2 and FMA; -cpu Nehalem: SSE4
-#      only): every kernel test on both, a subset of the model parity tests and the
-#      command-line checks, so that every dispatch branch of the kernels runs somewhere (the
+#      only): every kernel test and the command-line checks on both, a share of the model
+#      parity tests, so that every dispatch branch of the kernels runs somewhere (the
 #      AVX-512 and bf16 ones run natively);
 #   2. ARM64 Linux (aarch64-unknown-linux-gnu, run by qemu-aarch64): built, then the
 #      command-line checks;
@@ -105,10 +105,12 @@ for l in sys.stdin:
   local kernels model_parity
   kernels=$(awk '$1 == "kernels" {print $2}' <<<"$bins")
   model_parity=$(awk '$1 == "model_parity" {print $2}' <<<"$bins")
-  # qemu emulates AVX2 slowly (a first `index` of the 9 images: 249 s as Haswell, 42 s as
-  # Nehalem; all of model_parity: over 7 minutes as Haswell, 164 s as Nehalem), so each CPU
-  # runs every kernel test and a share of the rest: Haswell the reference's own input through
-  # the whole network, Nehalem every tutorial image and the command-line checks.
+  # How fast qemu emulates AVX2 depends on the host: all of model_parity took over 7 minutes
+  # as Haswell on an Intel Xeon host and 56 s on an AMD EPYC one (Nehalem: 164 s and 113 s),
+  # a first `index` of the 9 images 249 s and 11 s. So that a cold CI run stays under an hour
+  # on either, each CPU runs every kernel test and the command-line checks, and a share of the
+  # parity tests: Haswell the reference's own input through the whole network, Nehalem every
+  # tutorial image's label and embedding.
   for cpu in Haswell Nehalem; do
     step "x86-64 as $cpu: kernel tests (every test)"
     emulate "$cpu" "$kernels" --test-threads 2 -q
@@ -122,9 +124,11 @@ for l in sys.stdin:
   emulate Nehalem "$model_parity" --test-threads 2 -q \
     every_seed_image_matches_reference_label_and_embedding
   done_step
-  step "x86-64 as Nehalem: command line"
-  cli_checks x86-Nehalem emulate Nehalem target/debug/lookalike
-  done_step
+  for cpu in Haswell Nehalem; do
+    step "x86-64 as $cpu: command line"
+    cli_checks "x86-$cpu" emulate "$cpu" target/debug/lookalike
+    done_step
+  done
 }
 
 # Runs an x86-64 program on an emulated CPU, without qemu's notes on CPU features it cannot
@@ -136,11 +140,11 @@ emulate() {
 
 # ---- 2. ARM64 Linux -----------------------------------------------------------------------
 arm64() {
-  step "ARM64: build (the command line)"
+  step "ARM64: build with the window and the command line (no HEIC/AVIF: no libheif for ARM64 here)"
   CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
   CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
   CXX_aarch64_unknown_linux_gnu=aarch64-linux-gnu-g++ \
-    cargo build --profile cross --target aarch64-unknown-linux-gnu --no-default-features --features cli
+    cargo build --profile cross --target aarch64-unknown-linux-gnu --no-default-features --features gui,cli,postgres
   done_step
   step "ARM64 under qemu: command line"
   cli_checks arm64 qemu-aarch64-static -L /usr/aarch64-linux-gnu \
