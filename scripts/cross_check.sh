@@ -9,7 +9,7 @@
 #      command-line checks;
 #   3. Windows (x86_64-pc-windows-gnu, built with MinGW-w64, run by wine): built with the app's
 #      window and the command line, then the command-line checks, the index in the folder the
-#      README names, and a file named 太陽花.jpg.
+#      README names, a file named 太陽花.jpg, and the window itself on a virtual screen (Xvfb).
 #
 # The command-line checks compare each build with the native one on the tutorial's images:
 # `classify` gives every image the same top-1 label, `similar` the same order, and `index` run
@@ -38,6 +38,7 @@ command -v aarch64-linux-gnu-gcc >/dev/null || need_packages+=(gcc-aarch64-linux
 command -v x86_64-w64-mingw32-gcc >/dev/null || need_packages+=(gcc-mingw-w64-x86-64)
 [ -x /usr/lib/wine/wine64 ] || command -v wine64 >/dev/null || need_packages+=(wine64)
 command -v nasm >/dev/null || need_packages+=(nasm)
+command -v xvfb-run >/dev/null || need_packages+=(xvfb xauth)
 if [ ${#need_packages[@]} -gt 0 ]; then
   apt-get update -q && apt-get install -y -q "${need_packages[@]}"
 fi
@@ -177,6 +178,53 @@ windows() {
   cache=$(find "$WINEPREFIX/drive_c/users" -path '*AppData/Local/lookalike/cache' -type d | head -n 1)
   [ -n "$cache" ] && [ -n "$(ls -A "$cache")" ] || { echo "no index under %LOCALAPPDATA%\\lookalike\\cache" >&2; exit 1; }
   echo "   the index is in ${cache#"$WINEPREFIX/"}"
+  done_step
+  step "Windows under wine: the window, on a virtual screen (Xvfb)"
+  # The app's own screenshot mode: it opens the window, waits until all 9 are indexed,
+  # searches by Tiger3.jpg, saves what the window shows and quits. The wine session the
+  # command line started has no screen, so it ends first and a new one starts on Xvfb's.
+  "$(command -v wineserver || echo /usr/lib/wine/wineserver64)" -k 2>/dev/null || true
+  timeout 300 xvfb-run -a -s "-screen 0 1400x900x24" "$wine" "$exe" "$seeds" --select Tiger3.jpg \
+    --screenshot "$work/windows-window.png" 2>"$work/windows-window.log" \
+    || { cat "$work/windows-window.log" >&2; exit 1; }
+  grep -q "saved screenshot" "$work/windows-window.log" || { cat "$work/windows-window.log" >&2; exit 1; }
+  python3 - "$work/windows-window.png" <<'PY'
+import struct, sys, zlib
+# The app saves 8-bit RGBA without interlacing; read it with the standard library alone.
+data = open(sys.argv[1], "rb").read()
+assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+pos, idat = 8, b""
+while pos < len(data):
+    length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+    body = data[pos + 8:pos + 8 + length]
+    if kind == b"IHDR":
+        w, h, depth, colour = struct.unpack(">IIBB", body[:10])
+    elif kind == b"IDAT":
+        idat += body
+    pos += 12 + length
+assert (depth, colour) == (8, 6), f"expected 8-bit RGBA, got depth {depth}, colour type {colour}"
+assert w >= 800 and h >= 600, f"the window is {w}x{h}"
+raw, stride, rows, prev = zlib.decompress(idat), w * 4, [], bytearray(w * 4)
+for y in range(h):
+    kind, row = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+    for x in range(stride):
+        a = row[x - 4] if x >= 4 else 0
+        b, c = prev[x], (prev[x - 4] if x >= 4 else 0)
+        if kind == 1: row[x] = (row[x] + a) & 255
+        elif kind == 2: row[x] = (row[x] + b) & 255
+        elif kind == 3: row[x] = (row[x] + (a + b) // 2) & 255
+        elif kind == 4:
+            p = a + b - c
+            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+            row[x] = (row[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+    rows.append(bytes(row))
+    prev = row
+# The thumbnails are photographs: a window that drew only its frame, or nothing, has a few
+# dozen colours; this one has tens of thousands.
+colours = len({r[x:x + 3] for r in rows for x in range(0, stride, 4)})
+assert colours > 5000, f"the window shows {colours} colours: no thumbnails"
+print(f"   the window drew {w}x{h} pixels with {colours} colours (thumbnails shown)")
+PY
   done_step
 }
 
