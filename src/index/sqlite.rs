@@ -13,7 +13,7 @@
 //! using it: it is refused and left alone, never rebuilt.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 
@@ -51,6 +51,24 @@ const FILE_NAME: &str = "index.sqlite3";
 const BULK: usize = 500;
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Switches the file to write-ahead logging. SQLite answers "busy" at once, without its busy
+/// handler, when another process holds the file while it is switched; that happens when two
+/// lookalikes open a new index together, so the switch is tried again until `BUSY_TIMEOUT`.
+fn enter_wal_mode(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(e)
+                if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            done => return done,
+        }
+    }
+}
 
 /// The platform's cache folder for lookalike.
 pub fn default_cache_dir() -> Option<PathBuf> {
@@ -111,7 +129,7 @@ impl SqliteIndex {
     fn open_file(path: &Path) -> rusqlite::Result<Opened> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        enter_wal_mode(&conn)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let index = SqliteIndex {
