@@ -226,7 +226,7 @@ impl PostgresIndex {
     /// A query's failure, named after the database (never with its password).
     fn fail(&self, e: postgres::Error) -> Error {
         let reason = target::describe(&e);
-        match e.is_closed() {
+        match target::lost_connection(&e) {
             true => Error::Index(format!("lost the connection to {}: {reason}", self.shown)),
             false => Error::Index(format!("{}: {reason}", self.shown)),
         }
@@ -989,10 +989,11 @@ fn checked_model_row(
 /// A row that does not hold what lookalike wrote (a table altered by hand, say).
 impl From<postgres::Error> for Error {
     fn from(e: postgres::Error) -> Self {
-        Error::Index(format!(
-            "unexpected data in the index: {}",
-            target::describe(&e)
-        ))
+        let what = match target::lost_connection(&e) {
+            true => "lost the connection to the index",
+            false => "unexpected data in the index",
+        };
+        Error::Index(format!("{what}: {}", target::describe(&e)))
     }
 }
 

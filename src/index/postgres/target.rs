@@ -414,6 +414,18 @@ fn default_root() -> Option<PathBuf> {
     root.is_file().then_some(root)
 }
 
+/// Whether `e` means the connection is gone: closed, broken at the socket (a reset when the
+/// server or the network drops it mid-query), or ended by the server (an administrator, a
+/// shutdown or a crash: SQLSTATE class 57P).
+pub fn lost_connection(e: &postgres::Error) -> bool {
+    let at_the_socket = std::iter::successors(std::error::Error::source(e), |c| c.source())
+        .any(|cause| cause.is::<std::io::Error>());
+    let ended_by_the_server = e
+        .code()
+        .is_some_and(|state| state.code().starts_with("57P"));
+    e.is_closed() || at_the_socket || ended_by_the_server
+}
+
 /// A client error with its cause (the `postgres` crate shows "db error" alone otherwise).
 pub fn describe(e: &postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
