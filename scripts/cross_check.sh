@@ -5,8 +5,9 @@
 #      only): every kernel test and the command-line checks on both, a share of the model
 #      parity tests, so that every dispatch branch of the kernels runs somewhere (the
 #      AVX-512 and bf16 ones run natively);
-#   2. ARM64 Linux (aarch64-unknown-linux-gnu, run by qemu-aarch64): built, then the
-#      command-line checks;
+#   2. ARM64 Linux (aarch64-unknown-linux-gnu, run by qemu-aarch64): built with the app's
+#      window and the command line, then the command-line checks and the window itself on a
+#      virtual screen (Xvfb), drawn by Debian's arm64 Mesa;
 #   3. Windows (x86_64-pc-windows-gnu, built with MinGW-w64, run by wine): built with the app's
 #      window and the command line, then the command-line checks, the index in the folder the
 #      README names, a file named 太陽花.jpg, and the window itself on a virtual screen (Xvfb).
@@ -41,12 +42,28 @@ command -v nasm >/dev/null || need_packages+=(nasm)
 command -v xvfb-run >/dev/null || need_packages+=(xvfb xauth)
 # Reads the Windows window's screenshot; Debian's own Python, whatever python3 is on PATH.
 /usr/bin/python3 -c 'import PIL' 2>/dev/null || need_packages+=(python3-pil)
+# The ARM64 window runs on Debian's own arm64 libraries (multiarch): its loader and C library,
+# X11 and Mesa's software OpenGL.
+arm64_window_packages=(libc6:arm64 libgl1:arm64 libegl1:arm64 libgl1-mesa-dri:arm64
+  libx11-6:arm64 libx11-xcb1:arm64 libxcursor1:arm64 libxrandr2:arm64 libxi6:arm64
+  libxkbcommon-x11-0:arm64)
+if [[ " ${parts[*]} " == *" arm64 "* ]]; then
+  dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
+  for package in "${arm64_window_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" \
+      || need_packages+=("$package")
+  done
+fi
 if [ ${#need_packages[@]} -gt 0 ]; then
   apt-get update -q && apt-get install -y -q "${need_packages[@]}"
 fi
 for target in aarch64-unknown-linux-gnu x86_64-pc-windows-gnu; do
   rustup target list --installed | grep -q "^$target\$" || rustup target add "$target"
 done
+
+# Any one emulated run: seconds to a few minutes here (7 minutes at most seen, on the slowest
+# host); the limit turns a hang into a failure that names the step, not CI's own timeout.
+emulated_limit=1200
 
 step() { echo "== $*"; step_start=$(date +%s); }
 done_step() { echo "   ok ($(( $(date +%s) - step_start )) s)"; }
@@ -95,6 +112,31 @@ print(f"   {name}: 9 top-1 labels, the similar order and a second index served f
 PY
 }
 
+# Opens the window of a build on a virtual screen (Xvfb) in the app's own screenshot mode: it
+# indexes the tutorial's images, searches by Tiger3.jpg, saves what the window shows and
+# quits. The picture must be a whole window with the thumbnails in it. $1: a name for
+# messages; the rest: how to run that build.
+window_check() {
+  local name=$1; shift
+  local png="$work/$name-window.png" log="$work/$name-window.log"
+  timeout 600 xvfb-run -a -s "-screen 0 1400x900x24" "$@" "$seeds" --select Tiger3.jpg \
+    --screenshot "$png" 2>"$log" || { cat "$log" >&2; exit 1; }
+  grep -q "saved screenshot" "$log" || { cat "$log" >&2; exit 1; }
+  /usr/bin/python3 - "$png" <<'PY'
+import sys
+from PIL import Image
+window = Image.open(sys.argv[1])
+assert window.mode == "RGBA", f"expected 8-bit RGBA, got {window.mode}"
+w, h = window.size
+assert w >= 800 and h >= 600, f"the window is {w}x{h}"
+# The thumbnails are photographs: a window that drew only its frame, or nothing, has a few
+# dozen colours; this one has tens of thousands.
+colours = len(set(window.convert("RGB").getdata()))
+assert colours > 5000, f"the window shows {colours} colours: no thumbnails"
+print(f"   the window drew {w}x{h} pixels with {colours} colours (thumbnails shown)")
+PY
+}
+
 # ---- 1. x86-64 without AVX-512 ------------------------------------------------------------
 x86() {
   # The test build `cargo test` makes, listed without building anything new where it exists.
@@ -135,7 +177,7 @@ for l in sys.stdin:
 # emulate (hle, rtm, …, which nothing here uses).
 emulate() {
   local cpu=$1; shift
-  qemu-x86_64-static -cpu "$cpu" "$@" 2> >(grep -v "TCG doesn't support" >&2)
+  timeout "$emulated_limit" qemu-x86_64-static -cpu "$cpu" "$@" 2> >(grep -v "TCG doesn't support" >&2)
 }
 
 # ---- 2. ARM64 Linux -----------------------------------------------------------------------
@@ -147,8 +189,17 @@ arm64() {
     cargo build --profile cross --target aarch64-unknown-linux-gnu --no-default-features --features gui,cli,postgres
   done_step
   step "ARM64 under qemu: command line"
-  cli_checks arm64 qemu-aarch64-static -L /usr/aarch64-linux-gnu \
+  # The C library the program was linked against. Without LD_LIBRARY_PATH the loader from
+  # /usr/aarch64-linux-gnu would find the host's own arm64 libc in /lib/aarch64-linux-gnu
+  # first where one is installed (multiarch), and a loader and libc of two builds hang.
+  cli_checks arm64 timeout "$emulated_limit" qemu-aarch64-static -L /usr/aarch64-linux-gnu \
+    -E LD_LIBRARY_PATH=/usr/aarch64-linux-gnu/lib \
     target/aarch64-unknown-linux-gnu/cross/lookalike
+  done_step
+  step "ARM64 under qemu: the window, on a virtual screen (Xvfb)"
+  # Here the loader and every library are the host's arm64 ones (-L /), Mesa's among them.
+  window_check arm64 qemu-aarch64-static -L / -E LIBGL_ALWAYS_SOFTWARE=1 \
+    target/aarch64-unknown-linux-gnu/cross/lookalike --cache-dir "$work/arm64-window-index"
   done_step
 }
 
@@ -169,37 +220,20 @@ windows() {
   local wine
   wine=$(command -v wine64 || echo /usr/lib/wine/wine64)
   step "Windows under wine: command line"
-  cli_checks windows "$wine" "$exe"
+  cli_checks windows timeout "$emulated_limit" "$wine" "$exe"
   done_step
   step "Windows under wine: the index where the README says (%LOCALAPPDATA%\\lookalike\\cache)"
-  "$wine" "$exe" index "$seeds" >/dev/null
+  timeout "$emulated_limit" "$wine" "$exe" index "$seeds" >/dev/null
   local cache
   cache=$(find "$WINEPREFIX/drive_c/users" -path '*AppData/Local/lookalike/cache' -type d | head -n 1)
   [ -n "$cache" ] && [ -n "$(ls -A "$cache")" ] || { echo "no index under %LOCALAPPDATA%\\lookalike\\cache" >&2; exit 1; }
   echo "   the index is in ${cache#"$WINEPREFIX/"}"
   done_step
   step "Windows under wine: the window, on a virtual screen (Xvfb)"
-  # The app's own screenshot mode: it opens the window, waits until all 9 are indexed,
-  # searches by Tiger3.jpg, saves what the window shows and quits. The wine session the
-  # command line started has no screen, so it ends first and a new one starts on Xvfb's.
+  # The wine session the command line started has no screen, so it ends first and a new one
+  # starts on Xvfb's.
   "$(command -v wineserver || echo /usr/lib/wine/wineserver64)" -k 2>/dev/null || true
-  timeout 300 xvfb-run -a -s "-screen 0 1400x900x24" "$wine" "$exe" "$seeds" --select Tiger3.jpg \
-    --screenshot "$work/windows-window.png" 2>"$work/windows-window.log" \
-    || { cat "$work/windows-window.log" >&2; exit 1; }
-  grep -q "saved screenshot" "$work/windows-window.log" || { cat "$work/windows-window.log" >&2; exit 1; }
-  /usr/bin/python3 - "$work/windows-window.png" <<'PY'
-import sys
-from PIL import Image
-window = Image.open(sys.argv[1])
-assert window.mode == "RGBA", f"expected 8-bit RGBA, got {window.mode}"
-w, h = window.size
-assert w >= 800 and h >= 600, f"the window is {w}x{h}"
-# The thumbnails are photographs: a window that drew only its frame, or nothing, has a few
-# dozen colours; this one has tens of thousands.
-colours = len(set(window.convert("RGB").getdata()))
-assert colours > 5000, f"the window shows {colours} colours: no thumbnails"
-print(f"   the window drew {w}x{h} pixels with {colours} colours (thumbnails shown)")
-PY
+  window_check windows "$wine" "$exe"
   done_step
 }
 
