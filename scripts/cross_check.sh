@@ -43,10 +43,11 @@ command -v xvfb-run >/dev/null || need_packages+=(xvfb xauth)
 # Reads the Windows window's screenshot; Debian's own Python, whatever python3 is on PATH.
 /usr/bin/python3 -c 'import PIL' 2>/dev/null || need_packages+=(python3-pil)
 # The ARM64 window runs on Debian's own arm64 libraries (multiarch): its loader and C library,
-# X11 and Mesa's software OpenGL.
+# X11, Mesa's software OpenGL, and fontconfig, through which it finds the system's fonts (for
+# names in scripts its own fonts lack).
 arm64_window_packages=(libc6:arm64 libgl1:arm64 libegl1:arm64 libgl1-mesa-dri:arm64
   libx11-6:arm64 libx11-xcb1:arm64 libxcursor1:arm64 libxrandr2:arm64 libxi6:arm64
-  libxkbcommon-x11-0:arm64)
+  libxkbcommon-x11-0:arm64 libfontconfig1:arm64)
 if [[ " ${parts[*]} " == *" arm64 "* ]]; then
   dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
   for package in "${arm64_window_packages[@]}"; do
