@@ -399,18 +399,44 @@ fn a_dropped_connection_stops_the_run_cleanly_and_the_next_run_carries_on() {
     let Backend::Postgres(db) = &backend else {
         unreachable!()
     };
-    let dir = tempfile::tempdir().unwrap();
-    for i in 0..40u32 {
-        let img = image::RgbImage::from_fn(80, 60, |x, y| {
-            image::Rgb([(x * 3 + i * 7) as u8, (y * 4 + i * 11) as u8, i as u8])
-        });
-        img.save(dir.path().join(format!("photo{i:02}.jpg")))
+    connection_lost_mid_run(&backend, &db.url, || {
+        db.client()
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE application_name = 'lookalike' AND datname = current_database()",
+                &[],
+            )
             .unwrap();
-    }
+    });
+}
+
+/// The network drops the indexer's connection mid-run, so that its socket is reset rather than
+/// closed by the server: the run stops saying it lost the connection, nothing half-written is
+/// left, and the next run carries on.
+#[test]
+fn a_connection_reset_mid_run_stops_the_run_cleanly_and_the_next_run_carries_on() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let Backend::Postgres(db) = &backend else {
+        unreachable!()
+    };
+    let relay = Relay::to(&db.url);
+    connection_lost_mid_run(&backend, &relay.url, || relay.reset_all());
+}
+
+/// Indexes 40 pictures into `backend`'s database through `url`, calls `cut` once the first
+/// batch is committed, and checks that the run fails saying it lost the connection (never
+/// showing the password), that nothing half-written is left, and that the next run, straight
+/// to the database, finishes the folder.
+fn connection_lost_mid_run(backend: &Backend, url: &str, cut: impl FnOnce()) {
+    let Backend::Postgres(db) = backend else {
+        unreachable!()
+    };
+    let dir = forty_pictures();
     let child = lookalike()
-        .args(["index", "--batch", "2"])
+        .args(["index", "--batch", "2", "--db", url])
         .arg(dir.path())
-        .args(backend.args())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -423,19 +449,12 @@ fn a_dropped_connection_stops_the_run_cleanly_and_the_next_run_carries_on() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let mut admin = db.client();
-    admin
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE application_name = 'lookalike' AND datname = current_database()",
-            &[],
-        )
-        .unwrap();
+    cut();
     let out = child.wait_with_output().unwrap();
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),
-        "the run does not pretend it stored everything"
+        "the run does not pretend it stored everything: {said}"
     );
     // However the drop reaches it (the server's farewell, a closed socket or a reset one).
     assert!(
@@ -451,56 +470,18 @@ fn a_dropped_connection_stops_the_run_cleanly_and_the_next_run_carries_on() {
     backend.assert_sound();
 }
 
-/// The network drops the indexer's connection mid-run, so that its socket is reset rather than
-/// closed by the server: the run stops saying it lost the connection, nothing half-written is
-/// left, and the next run carries on.
-#[test]
-fn a_connection_reset_mid_run_stops_the_run_cleanly_and_the_next_run_carries_on() {
-    let Some(backend) = Backend::postgres() else {
-        return;
-    };
-    let Backend::Postgres(db) = &backend else {
-        unreachable!()
-    };
+/// A folder of 40 small JPEGs, each different: enough batches of 2 for a run to be stopped
+/// midway.
+fn forty_pictures() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for i in 0..40u32 {
         let img = image::RgbImage::from_fn(80, 60, |x, y| {
-            image::Rgb([(x * 7 + i * 5) as u8, (y * 3 + i * 9) as u8, (i * 3) as u8])
+            image::Rgb([(x * 3 + i * 7) as u8, (y * 4 + i * 11) as u8, i as u8])
         });
-        img.save(dir.path().join(format!("frame{i:02}.jpg")))
+        img.save(dir.path().join(format!("photo{i:02}.jpg")))
             .unwrap();
     }
-    let relay = Relay::to(&db.url);
-    let child = lookalike()
-        .args(["index", "--batch", "2", "--db", &relay.url])
-        .arg(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while backend.vectors() == 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "nothing was committed"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    relay.reset_all();
-    let out = child.wait_with_output().unwrap();
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{said}");
-    assert!(
-        said.contains("lost the connection to postgres://")
-            && !said.contains(&password_of(&db.url))
-            && !said.contains("panicked"),
-        "{said}"
-    );
-    backend.assert_sound();
-    let next = report(&index_with(dir.path(), &db.url, &[]));
-    assert_eq!(next["images"], 40);
-    assert_eq!(backend.rows(), 40);
-    backend.assert_sound();
+    dir
 }
 
 /// Forwards connections to the test server, and resets them on demand as a broken network
@@ -564,14 +545,7 @@ fn when_one_of_two_indexers_is_killed_the_other_carries_on() {
     let Some(backend) = Backend::postgres() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    for i in 0..40u32 {
-        let img = image::RgbImage::from_fn(80, 60, |x, y| {
-            image::Rgb([(x * 5 + i * 3) as u8, (y * 2 + i * 13) as u8, (i * 5) as u8])
-        });
-        img.save(dir.path().join(format!("shot{i:02}.jpg")))
-            .unwrap();
-    }
+    let dir = forty_pictures();
     let spawn = || {
         lookalike()
             .args(["index", "--json", "--batch", "2"])
